@@ -1,0 +1,46 @@
+# Entry points a newcomer types; each installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo run test lint deps-system deps-node bench clean
+
+$(BIN)/meshalert: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The demo: sidecar + embedded store + engine + simulated Linkerd traffic with incidents.
+demo: $(BIN)/meshalert
+	$(BIN)/meshalert demo
+
+# The main job on the embedded default (sidecar on 127.0.0.1:8125, sqlite:///./meshalert.db).
+run: $(BIN)/meshalert
+	$(BIN)/meshalert run
+
+# Debian's influxd 1.x for the real-server tests.
+deps-system:
+	@command -v influxd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq influxdb >/dev/null; }
+	@# the Debian package starts a system influxd on 8086; tests start their own
+	-@$(SUDO) systemctl stop influxdb >/dev/null 2>&1 || true
+
+# Node tools: the Flux language server (query validation) and osls (serverless packaging).
+deps-node:
+	@if [ -f tools/package.json ]; then npm ci --prefix tools --no-audit --no-fund --silent; fi
+
+test: $(BIN)/meshalert deps-system deps-node
+	$(BIN)/pytest
+
+lint: $(BIN)/meshalert
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(BIN)/meshalert deps-system deps-node
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache

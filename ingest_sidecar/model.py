@@ -1,0 +1,40 @@
+"""Values shared by the sidecar's pure stages: parse -> map -> aggregate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class MetricKind(StrEnum):
+    COUNTER = "c"
+    TIMER = "ms"
+    HISTOGRAM = "h"
+    GAUGE = "g"
+    SET = "s"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsdSample:
+    """One statsd line, parsed.
+
+    ``value`` is the numeric value (for sets, 0.0 and the member is in ``set_member``).
+    ``rate`` is the sample rate in (0, 1]; 1.0 when the line had none. ``tags`` are the
+    DogStatsD ``|#k:v`` tags, in the order sent (a tag without ``:`` has value "").
+    """
+
+    name: str
+    value: float
+    kind: MetricKind
+    rate: float = 1.0
+    tags: tuple[tuple[str, str], ...] = ()
+    set_member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """A statsd name mapped onto the series schema: measurement plus sorted tags (without
+    ``host``, which the sidecar adds at output)."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
