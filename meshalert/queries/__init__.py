@@ -1,0 +1,1 @@
+"""Window queries: dialect-free query values (``model``) and their renderers."""
