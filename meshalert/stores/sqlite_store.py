@@ -1,0 +1,233 @@
+"""The embedded store: line protocol into SQLite (schema in :mod:`sqlite_schema`).
+
+Threads: connections are opened with ``check_same_thread=False`` so a writer built in one
+thread may be used from another (the sidecar's flush thread), but a connection must never be
+used by two threads at once. :class:`SqliteWriter` serialises its own calls with a lock;
+readers should open their own connection (WAL lets them read while the writer writes).
+
+String fields are not stored: the ``points`` table holds numbers only and the series schema
+has no string fields. Booleans are stored as 1.0/0.0. Blank lines are ignored, as InfluxDB
+does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshalert.lineprotocol import LineProtocolError, Point, decode, escape_key
+from meshalert.stores.protocols import LineWriter, StoreWriteError
+from meshalert.stores.sqlite_schema import DDL, TAG_COLUMNS
+
+_BUSY_TIMEOUT_S = 10.0
+_MAX_SHOWN_LINE = 300
+
+SeriesKey = tuple[str, str]  # (measurement, tagset)
+PointRow = tuple[int, int, str, float]  # (series_id, ts, field, value)
+
+_SERIES_INSERT = (
+    "INSERT OR IGNORE INTO series (measurement, tagset, "
+    + ", ".join(TAG_COLUMNS)
+    + ", tags_json) VALUES ("
+    + ", ".join("?" * (len(TAG_COLUMNS) + 3))
+    + ")"
+)
+_SERIES_SELECT = "SELECT id FROM series WHERE measurement = ? AND tagset = ?"
+_POINT_UPSERT = "INSERT OR REPLACE INTO points (series_id, ts, field, value) VALUES (?, ?, ?, ?)"
+
+
+def open_database(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and, when writable, create and migrate) the embedded store at ``path``.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers that need a
+    transaction issue ``BEGIN`` themselves, as :class:`SqliteWriter` does.
+    """
+    if readonly:
+        if path != ":memory:" and not Path(path).exists():
+            raise FileNotFoundError(f"sqlite store {path!r} does not exist (nothing written yet?)")
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    for statement in DDL:
+        conn.execute(statement)
+    return conn
+
+
+def tagset_of(tags: Iterable[tuple[str, str]]) -> str:
+    """Canonical tag section: sorted ``k=v`` pairs, escaped as in line protocol, joined by ``,``."""
+    return ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags))
+
+
+def prune(conn: sqlite3.Connection, older_than_ms: int) -> int:
+    """Delete points with ``ts < older_than_ms`` and series left without points.
+
+    Returns the number of point rows deleted. One transaction.
+    """
+    with _transaction(conn):
+        deleted = conn.execute("DELETE FROM points WHERE ts < ?", (older_than_ms,)).rowcount
+        conn.execute(
+            "DELETE FROM series WHERE NOT EXISTS "
+            "(SELECT 1 FROM points WHERE points.series_id = series.id)"
+        )
+    return int(deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    key: SeriesKey
+    point: Point
+
+
+class SqliteWriter(LineWriter):
+    """Writes line-protocol batches into the embedded store; one transaction per batch.
+
+    Series ids are cached in memory. The cache is dropped whenever another connection has
+    committed since our last write (``PRAGMA data_version``), because a :func:`prune` there
+    may have deleted series we remember.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, close_connection: bool = True) -> None:
+        self._conn = conn
+        self._close_connection = close_connection
+        self._series_ids: dict[SeriesKey, int] = {}
+        self._data_version: int | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str) -> SqliteWriter:
+        return cls(open_database(path))
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    def write(self, lines: Sequence[str]) -> None:
+        decoded = _decode_batch(lines)
+        if not decoded:
+            return
+        with self._lock:
+            try:
+                self._write_decoded(decoded)
+            except sqlite3.OperationalError as err:
+                # "database is locked" and disk-full style problems may clear up.
+                raise StoreWriteError(f"sqlite write failed: {err}", retryable=True) from err
+            except sqlite3.DatabaseError as err:
+                raise StoreWriteError(f"sqlite write failed: {err}", retryable=False) from err
+
+    def prune(self, older_than_ms: int) -> int:
+        """:func:`prune` on this writer's connection, keeping the series cache honest."""
+        with self._lock:
+            self._series_ids.clear()
+            return prune(self._conn, older_than_ms)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._close_connection:
+                self._conn.close()
+
+    def _write_decoded(self, decoded: list[_Decoded]) -> None:
+        fresh: dict[SeriesKey, int] = {}
+        with _transaction(self._conn, immediate=True):
+            self._drop_cache_if_others_wrote()
+            rows: list[PointRow] = []
+            for item in decoded:
+                values = _numeric_fields(item.point)
+                if not values:
+                    continue
+                sid = self._series_ids.get(item.key)
+                if sid is None:
+                    sid = fresh.get(item.key)
+                if sid is None:
+                    sid = self._upsert_series(item.key, item.point)
+                    fresh[item.key] = sid
+                ts = item.point.timestamp_ms
+                rows.extend((sid, ts, name, value) for name, value in values)
+            self._conn.executemany(_POINT_UPSERT, rows)
+        # Only ids that were committed may be remembered; a rolled-back insert is gone.
+        self._series_ids.update(fresh)
+        self._data_version = self._read_data_version()
+
+    def _drop_cache_if_others_wrote(self) -> None:
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._series_ids.clear()
+            self._data_version = version
+
+    def _read_data_version(self) -> int:
+        row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def _upsert_series(self, key: SeriesKey, point: Point) -> int:
+        tags = point.tag_dict()
+        params = (
+            key[0],
+            key[1],
+            *(tags.get(column) for column in TAG_COLUMNS),
+            json.dumps(tags, sort_keys=True, separators=(",", ":")),
+        )
+        self._conn.execute(_SERIES_INSERT, params)
+        row = self._conn.execute(_SERIES_SELECT, key).fetchone()
+        return int(row[0])
+
+
+class _transaction:  # noqa: N801 - used like a function: ``with _transaction(conn):``
+    def __init__(self, conn: sqlite3.Connection, *, immediate: bool = False) -> None:
+        self._conn = conn
+        self._begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    def __enter__(self) -> None:
+        self._conn.execute(self._begin)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+
+def _decode_batch(lines: Sequence[str]) -> list[_Decoded]:
+    """Decode every line before anything is written, so a bad line rejects the whole batch."""
+    out: list[_Decoded] = []
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            point = decode(line)
+        except LineProtocolError as err:
+            shown = line if len(line) <= _MAX_SHOWN_LINE else line[:_MAX_SHOWN_LINE] + "..."
+            raise StoreWriteError(
+                f"line {index} rejected, batch not written: {err} (line: {shown!r})",
+                retryable=False,
+            ) from err
+        out.append(_Decoded((point.measurement, tagset_of(point.tags)), point))
+    return out
+
+
+def _numeric_fields(point: Point) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for name, value in point.fields:
+        if isinstance(value, bool):
+            out.append((name, 1.0 if value else 0.0))
+        elif isinstance(value, int | float):
+            out.append((name, float(value)))
+    return out
