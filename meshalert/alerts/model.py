@@ -98,6 +98,12 @@ class AlertRecord:
     threshold: ThresholdInForce | None = None
     flaps: int = 0
     """Recent FIRING->OK->PENDING turns, used to damp flapping."""
+    reminder_seq: int = 0
+    """Reminders sent in the current FIRING episode (the last REMINDER's sequence number)."""
+    recovering_since_ms: int | None = None
+    """While a damped (flapping) alert is FIRING: when ``recovered`` began to hold."""
+    last_resolved_ms: int | None = None
+    """When the last episode was RESOLVED; a re-fire soon after it counts as a flap."""
 
 
 @dataclass(frozen=True)
