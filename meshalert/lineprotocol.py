@@ -6,6 +6,7 @@ Points are encoded with millisecond timestamps (writers send ``precision=ms``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,12 +45,23 @@ class LineProtocolError(ValueError):
     """A line that is not valid line protocol; the message names the line and the problem."""
 
 
+def sanitize(text: str) -> str:
+    """Make a name or tag value representable the same way on every InfluxDB version.
+
+    Line protocol cannot carry a newline in a name, and InfluxDB 1.x and 2.x disagree on
+    backslashes (1.x keeps ``\\\\`` as two characters, 2.x as one; a trailing backslash
+    breaks 1.x parsing), so backslashes become ``/`` and line breaks become spaces.
+    """
+    if "\\" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "/").replace("\n", " ").replace("\r", " ")
+    return text
+
+
 def _escape(text: str, specials: str) -> str:
-    out = text.replace("\\", "\\\\") if "\\" in specials else text
+    out = sanitize(text)
     for ch in specials:
-        if ch != "\\":
-            out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", "\\n")
+        out = out.replace(ch, "\\" + ch)
+    return out
 
 
 def escape_measurement(name: str) -> str:
@@ -85,8 +97,9 @@ def encode(point: Point) -> str:
     return f"{head} {body} {point.timestamp_ms}"
 
 
-def _split_unescaped(text: str, sep: str, limit: int = -1) -> list[str]:
-    """Split on ``sep`` outside backslash escapes and double-quoted strings."""
+def _split_unescaped(text: str, sep: str, limit: int = -1, *, quotes: bool = False) -> list[str]:
+    """Split on ``sep`` outside backslash escapes (and outside double-quoted strings when
+    ``quotes``: only field values are quoted; a quote in a tag is an ordinary character)."""
     parts: list[str] = []
     buf: list[str] = []
     in_quotes = False
@@ -97,7 +110,7 @@ def _split_unescaped(text: str, sep: str, limit: int = -1) -> list[str]:
             buf.append(text[i : i + 2])
             i += 2
             continue
-        if ch == '"':
+        if quotes and ch == '"' and (in_quotes or (i > 0 and text[i - 1] == "=")):
             in_quotes = not in_quotes
         if ch == sep and not in_quotes and (limit < 0 or len(parts) < limit):
             parts.append("".join(buf))
@@ -110,18 +123,9 @@ def _split_unescaped(text: str, sep: str, limit: int = -1) -> list[str]:
 
 
 def _unescape(text: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            out.append("\n" if nxt == "n" else nxt)
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([,= \"])", r"\1", text)
 
 
 def _parse_field(raw: str, line: str) -> FieldValue:
@@ -140,8 +144,12 @@ def _parse_field(raw: str, line: str) -> FieldValue:
 
 
 def decode(line: str) -> Point:
-    """Parse one line written by :func:`encode` (or any ms-precision line protocol)."""
-    sections = _split_unescaped(line.strip(), " ")
+    """Parse one line written by :func:`encode` (or any ms-precision line protocol).
+
+    ``decode(encode(p))`` equals ``p`` with names and tag values passed through
+    :func:`sanitize`.
+    """
+    sections = _split_unescaped(line.strip(), " ", quotes=True)
     if len(sections) != 3:
         raise LineProtocolError(f"expected 'series fields timestamp' in line {line!r}")
     series, fields_text, ts_text = sections
@@ -156,8 +164,8 @@ def decode(line: str) -> Point:
             raise LineProtocolError(f"bad tag {pair!r} in line {line!r}")
         tags.append((_unescape(kv[0]), _unescape(kv[1])))
     fields: list[tuple[str, FieldValue]] = []
-    for pair in _split_unescaped(fields_text, ","):
-        kv = _split_unescaped(pair, "=", 1)
+    for pair in _split_unescaped(fields_text, ",", quotes=True):
+        kv = _split_unescaped(pair, "=", 1, quotes=True)
         if len(kv) != 2:
             raise LineProtocolError(f"bad field {pair!r} in line {line!r}")
         fields.append((_unescape(kv[0]), _parse_field(kv[1], line)))

@@ -25,7 +25,9 @@ class InfluxDB2Store:
     token: str | None
 
     def __repr__(self) -> str:  # the token never reaches logs
-        return f"InfluxDB2Store(base_url={self.base_url!r}, org={self.org!r}, bucket={self.bucket!r})"
+        return (
+            f"InfluxDB2Store(base_url={self.base_url!r}, org={self.org!r}, bucket={self.bucket!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ def parse_store_url(
         path = unquote(parts.path)
         if parts.netloc not in ("",):
             raise StoreUrlError(f"sqlite URL must be sqlite:///path, got host {parts.netloc!r}")
-        path = path[1:] if path.startswith("/./") or path.startswith("/../") else path
+        # sqlite:///./rel.db is relative; sqlite:///abs.db and sqlite:////abs.db are absolute
+        path = path[1:] if path.startswith(("/./", "/../")) else "/" + path.lstrip("/")
         if not path or path == "/":
             raise StoreUrlError("sqlite URL has no database path (write sqlite:///./meshalert.db)")
         return SqliteStore(path=path)
