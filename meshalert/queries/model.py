@@ -294,6 +294,10 @@ class ClassAggregates:
     queries_issued: int = 1
 
 
+class WindowQueryError(Exception):
+    """A store could not answer a window query; the message names the store and reason."""
+
+
 class WindowReader(Protocol):
     """Runs a class query against one store (adapters in ``meshalert.stores``)."""
 
@@ -308,7 +312,10 @@ def assemble(
     for row in rows:
         if not math.isfinite(row.value):
             continue
-        key = service_key(row.tags.get("namespace", ""), row.tags.get("service", ""))
+        service = row.tags.get("service", "")
+        if not service:
+            continue  # series without a service tag cannot be attributed
+        key = service_key(row.tags.get("namespace", ""), service)
         by_service.setdefault(key, []).append(row)
     build = _BUILDERS[query.alert_class]
     services: dict[str, ServiceAggregate] = {

@@ -1,0 +1,104 @@
+"""Render a :class:`ClassQuery` to one SQLite statement over the embedded store's layout.
+
+One statement per class query: each select becomes a grouped ``SELECT`` and the parts are
+joined with ``UNION ALL``, so a cycle costs one statement per class whatever the number of
+services. Every value (measurement, scopes, tag values, window bounds, service filter) is a
+bound ``?`` parameter; only whitelisted tag column names are written into the text.
+
+Result columns, in order: ``sel`` (the select's name), one ``g_<tag>`` column per tag that
+any select groups by (``''`` where absent or not grouped), ``value``, ``last_ts`` (the
+timestamp behind a ``last`` value, NULL for sums).
+"""
+
+from __future__ import annotations
+
+from meshalert.queries.escaping import sql_identifier, sql_literal
+from meshalert.queries.model import Aggregate, ClassQuery, SeriesSelect
+from meshalert.stores.sqlite_schema import TAG_COLUMNS
+
+SqlParam = str | int | float
+RESULT_PREFIX = "g_"
+
+
+def result_tags(query: ClassQuery) -> tuple[str, ...]:
+    """The ``g_<tag>`` columns of :func:`render_sql`'s result, in order (without prefix)."""
+    seen: list[str] = []
+    for sel in query.selects:
+        for tag in sel.group_by:
+            if tag not in seen:
+                seen.append(tag)
+    return tuple(seen)
+
+
+def _column(tag: str) -> str:
+    if tag not in TAG_COLUMNS:
+        raise ValueError(f"tag {tag!r} is not a column of the embedded store's series table")
+    return "s." + sql_identifier(tag)
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _select_sql(
+    sel: SeriesSelect, query: ClassQuery, tags: tuple[str, ...], params: list[SqlParam]
+) -> str:
+    params.append(sel.name)
+    cols = ["? AS sel"]
+    for tag in tags:
+        expr = f"COALESCE({_column(tag)}, '')" if tag in sel.group_by else "''"
+        cols.append(f"{expr} AS {sql_identifier(RESULT_PREFIX + tag)}")
+    if sel.aggregate is Aggregate.SUM:
+        cols += ["SUM(p.value) AS value", "NULL AS last_ts"]
+    else:
+        # SQLite fills a bare column from the row that holds MAX(): the latest point's value.
+        cols += ["p.value AS value", "MAX(p.ts) AS last_ts"]
+    where = ["s.measurement = ?", f"s.scope IN ({_placeholders(len(sel.scopes))})"]
+    params.append(sel.measurement)
+    params.extend(sel.scopes)
+    for tag, value in sel.tag_equals:
+        where.append(f"{_column(tag)} = ?")
+        params.append(value)
+    where.extend(f"{_column(tag)} IS NULL" for tag in sel.tags_absent)
+    if query.services:
+        where.append(
+            f"(COALESCE({_column('namespace')}, ''), {_column('service')})"
+            " IN (SELECT namespace, service FROM wanted)"
+        )
+    where += ["p.field = ?", "p.ts >= ?", "p.ts < ?"]
+    params += [sel.field, query.start_ms, query.end_ms]
+    group = ", ".join(f"COALESCE({_column(t)}, '')" for t in sel.group_by)
+    # CROSS JOIN keeps series as the outer loop: few series rows per measurement, then a
+    # primary-key range scan of each series' points in the window.
+    return (
+        f"SELECT {', '.join(cols)}\n"
+        "FROM series AS s CROSS JOIN points AS p ON p.series_id = s.id\n"
+        f"WHERE {' AND '.join(where)}\n"
+        f"GROUP BY {group}"
+    )
+
+
+def render_sql(query: ClassQuery) -> tuple[str, tuple[SqlParam, ...]]:
+    """One statement with ``?`` placeholders, and its parameters in order."""
+    params: list[SqlParam] = []
+    head = ""
+    if query.services:
+        rows = ", ".join("(?, ?)" for _ in query.services)
+        head = f"WITH wanted(namespace, service) AS (VALUES {rows})\n"
+        for ref in query.services:
+            params += [ref.namespace, ref.service]
+    tags = result_tags(query)
+    parts = [_select_sql(sel, query, tags, params) for sel in query.selects]
+    return head + "\nUNION ALL\n".join(parts), tuple(params)
+
+
+def render_sql_inline(query: ClassQuery) -> str:
+    """The statement with its parameters spelled as literals, for evidence and replay."""
+    text, params = render_sql(query)
+    pieces = text.split("?")
+    if len(pieces) != len(params) + 1:
+        raise AssertionError("placeholder count does not match parameters")
+    out = [pieces[0]]
+    for param, piece in zip(params, pieces[1:], strict=True):
+        out += [sql_literal(param), piece]
+    return "".join(out)

@@ -1,0 +1,40 @@
+"""Window queries against the embedded SQLite store (a thin adapter over ``render_sql``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+from meshalert.queries.model import ClassAggregates, ClassQuery, SelectRow, assemble
+from meshalert.queries.sql import RESULT_PREFIX, render_sql, render_sql_inline, result_tags
+
+
+class SqliteWindowReader:
+    """Runs each class query as one statement on ``connection`` (any thread that owns it)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = connection
+
+    def fetch(self, query: ClassQuery) -> ClassAggregates:
+        text, params = render_sql(query)
+        cursor = self._conn.execute(text, params)
+        try:
+            rows = list(_select_rows(cursor, result_tags(query)))
+        finally:
+            cursor.close()
+        return assemble(query, rows, query_text=render_sql_inline(query), queries_issued=1)
+
+
+def _select_rows(cursor: sqlite3.Cursor, tags: tuple[str, ...]) -> Iterator[SelectRow]:
+    names = [d[0] for d in cursor.description]
+    tag_index = [(t, names.index(RESULT_PREFIX + t)) for t in tags]
+    value_index = names.index("value")
+    for record in cursor:
+        value = record[value_index]
+        if value is None:
+            continue
+        yield SelectRow(
+            select=record[0],
+            tags={t: record[i] for t, i in tag_index},
+            value=float(value),
+        )
