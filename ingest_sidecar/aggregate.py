@@ -27,7 +27,7 @@ What one flush writes, per series seen (timestamp = interval start, tags = key t
   again with its last value; at the flush of its ``gauge_expiry_intervals``-th consecutive
   unseen interval it is dropped from output and forgotten (with the default 3: re-emitted
   in the first two unseen intervals, gone from the third).
-* set (``s``): ``count`` = number of distinct members.
+* set (``s``): ``count`` = number of distinct members (a float, like every ``count``).
 
 Counters, timers and sets are forgotten at every flush; only gauges outlive an interval. The
 cardinality guard refuses a sample that would create a series when ``max_series`` series
@@ -42,6 +42,7 @@ import bisect
 import math
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ingest_sidecar.model import MetricKind, SeriesKey
@@ -81,7 +82,7 @@ class FlushResult:
     rejected_samples: int
     """Samples refused by the cardinality guard this interval."""
     rejected_series: int
-    """Distinct keys refused by the guard this interval (saturates at ``max_series``)."""
+    """Distinct keys refused by the guard this interval (saturates at max(max_series, 1024))."""
     invalid_samples: int = 0
     """Samples skipped because the value was not finite or the rate not in (0, 1]."""
     nonfinite_series: int = 0
@@ -179,6 +180,8 @@ class IntervalAggregator:
         self._max_series = max_series
         self._gauge_expiry = gauge_expiry_intervals
         self._max_samples = max_samples_per_series
+        # The refused keys are remembered only to count them: bounded like the series.
+        self._max_rejected_tracked = max(max_series, 1024)
         self._rng = random.Random(seed)
         self._counters: dict[SeriesKey, _Counter] = {}
         self._timers: dict[SeriesKey, _Timer] = {}
@@ -267,7 +270,7 @@ class IntervalAggregator:
             self._held += 1
             return True
         self._rejected_samples += 1
-        if len(self._rejected_keys) < self._max_series:
+        if len(self._rejected_keys) < self._max_rejected_tracked:
             self._rejected_keys.add(key)
         return False
 
@@ -294,7 +297,7 @@ class IntervalAggregator:
             points.extend(_bucket_points(key.measurement, tags, stats.buckets, interval_start_ms))
             series += 1
         for key, members in self._sets.items():
-            fields = {"count": len(members)}
+            fields = {"count": float(len(members))}
             points.append(_point(key.measurement, _tags(key, host), fields, interval_start_ms))
             series += 1
         expired = self._flush_gauges(points, interval_start_ms, host)
@@ -345,9 +348,7 @@ def _point(measurement: str, tags: Tags, fields: dict[str, FieldValue], ts: int)
     return Point(measurement, tags, tuple(fields.items()), ts)
 
 
-def _bucket_points(
-    measurement: str, tags: Tags, buckets: dict[int, float], ts: int
-) -> list[Point]:
+def _bucket_points(measurement: str, tags: Tags, buckets: dict[int, float], ts: int) -> list[Point]:
     name = measurement + BUCKET_SUFFIX
     cut = bisect.bisect_left(tags, ("le",))
     head, tail = tags[:cut], tags[cut:]
@@ -367,8 +368,8 @@ def _timer_stats(timer: _Timer) -> _TimerStats | None:
         minimum, maximum, buckets = acc.minimum, acc.maximum, acc.buckets
     else:
         values = sorted(v for group in timer.groups.values() for v in group)
-        count = math.fsum(len(group) / rate for rate, group in timer.groups.items())
-        total = math.fsum(math.fsum(group) / rate for rate, group in timer.groups.items())
+        count = _fsum(len(group) / rate for rate, group in timer.groups.items())
+        total = _fsum(_fsum(group) / rate for rate, group in timer.groups.items())
         minimum, maximum = values[0], values[-1]
         buckets = _bucket_counts(timer.groups)
     # float() throughout: an int from the parser must not become an integer field, which
@@ -380,6 +381,14 @@ def _timer_stats(timer: _Timer) -> _TimerStats | None:
     if not all(_isfinite(v) for v in numbers.values()):
         return None
     return _TimerStats(dict(numbers), buckets)
+
+
+def _fsum(values: Iterable[float]) -> float:
+    """Exact-rounded sum; inf instead of fsum's OverflowError (the caller drops the series)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
 
 
 def _bucket_counts(groups: dict[float, list[float]]) -> dict[int, float]:

@@ -1,0 +1,537 @@
+"""IntervalAggregator against straightforward reference computations (numpy, plain sums)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest_sidecar.aggregate import (
+    PERCENTILES,
+    FlushResult,
+    IntervalAggregator,
+    align_interval,
+)
+from ingest_sidecar.model import MetricKind, SeriesKey
+from meshalert.histogram import (
+    BOUNDS,
+    LE_LABELS,
+    RELATIVE_WIDTH,
+    bucket_index,
+    parse_le,
+    percentile_from_buckets,
+)
+from meshalert.lineprotocol import Point, decode, encode
+
+HOST = "node-a"
+T0 = 1_700_000_000_000
+LATENCY = SeriesKey("linkerd_request_latency_ms", (("scope", "service"), ("service", "nginx")))
+REQUESTS = SeriesKey("linkerd_requests", (("scope", "service"), ("service", "nginx")))
+KEYS = [SeriesKey(f"linkerd_m{i}", (("service", f"svc{i % 3}"),)) for i in range(5)]
+
+RATES = st.sampled_from([1.0, 0.5, 0.25, 0.1, 0.01, 0.3])
+LATENCIES = st.one_of(
+    st.integers(min_value=0, max_value=600_000).map(float),  # Linkerd sends truncated ints
+    st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+)
+FAST = settings(max_examples=150, deadline=None)
+
+
+def main_points(result: FlushResult, measurement: str) -> list[Point]:
+    return [p for p in result.points if p.measurement == measurement]
+
+
+def only_point(result: FlushResult, measurement: str) -> Point:
+    points = main_points(result, measurement)
+    assert len(points) == 1, points
+    return points[0]
+
+
+def bucket_counts(result: FlushResult, measurement: str) -> dict[float, float]:
+    """Per-bucket counts of one interval keyed by the parsed ``le`` bound."""
+    counts: dict[float, float] = {}
+    for point in main_points(result, measurement + "_bucket"):
+        le = parse_le(point.tag_dict()["le"])
+        assert le not in counts, "one point per bucket"
+        counts[le] = float(point.field_dict()["count"])
+    return counts
+
+
+# --- counters -----------------------------------------------------------------------------
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(KEYS) - 1),
+            st.one_of(st.integers(0, 10**6).map(float), st.floats(0.0, 1e6)),
+            RATES,
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_counter_count_and_samples_match_reference(
+    samples: list[tuple[int, float, float]],
+) -> None:
+    agg = IntervalAggregator()
+    expected_terms: dict[SeriesKey, list[float]] = defaultdict(list)
+    for idx, delta, rate in samples:
+        assert agg.add(KEYS[idx], MetricKind.COUNTER, delta, rate)
+        expected_terms[KEYS[idx]].append(delta / rate)
+
+    result = agg.flush(T0, HOST)
+
+    assert result.series == len(expected_terms)
+    for key, terms in expected_terms.items():
+        fields = only_point(result, key.measurement).field_dict()
+        assert fields["samples"] == len(terms)
+        assert isinstance(fields["samples"], int)
+        assert isinstance(fields["count"], float)
+        assert fields["count"] == pytest.approx(math.fsum(terms), rel=1e-12, abs=1e-9)
+
+
+def test_counter_mixed_rates_in_one_series() -> None:
+    agg = IntervalAggregator()
+    agg.add(REQUESTS, MetricKind.COUNTER, 1, 0.01)
+    agg.add(REQUESTS, MetricKind.COUNTER, 3, 0.5)
+    agg.add(REQUESTS, MetricKind.COUNTER, 2, 1.0)
+    fields = only_point(agg.flush(T0, HOST), "linkerd_requests").field_dict()
+    assert fields["count"] == pytest.approx(100 + 6 + 2)
+    assert fields["samples"] == 3
+
+
+def test_counters_and_timers_are_only_written_for_the_interval_they_were_seen_in() -> None:
+    agg = IntervalAggregator()
+    agg.add(REQUESTS, MetricKind.COUNTER, 1)
+    agg.add(LATENCY, MetricKind.TIMER, 12)
+    first = agg.flush(T0, HOST)
+    assert {p.measurement for p in first.points} >= {"linkerd_requests", LATENCY.measurement}
+
+    second = agg.flush(T0 + 10_000, HOST)
+    assert second.points == []
+    assert second.series == 0
+    assert agg.held_series == 0
+
+
+# --- timers: per-interval fields -----------------------------------------------------------
+
+
+@FAST
+@given(
+    st.lists(st.tuples(LATENCIES, RATES), min_size=1, max_size=80),
+    st.sampled_from([MetricKind.TIMER, MetricKind.HISTOGRAM]),
+)
+def test_timer_fields_match_numpy(samples: list[tuple[float, float]], kind: MetricKind) -> None:
+    agg = IntervalAggregator()
+    for value, rate in samples:
+        assert agg.add(LATENCY, kind, value, rate)
+    fields = only_point(agg.flush(T0, HOST), LATENCY.measurement).field_dict()
+
+    raw = np.array([v for v, _ in samples])
+    weights = np.array([1.0 / r for _, r in samples])
+    assert fields["count"] == pytest.approx(weights.sum(), rel=1e-12)
+    # `sum` is scaled by 1/rate like `count`, so mean == sum / count (rate-weighted mean).
+    assert fields["sum"] == pytest.approx(float((raw * weights).sum()), rel=1e-9, abs=1e-9)
+    assert fields["mean"] == pytest.approx(float(np.average(raw, weights=weights)), rel=1e-9)
+    assert fields["mean"] == pytest.approx(float(fields["sum"]) / float(fields["count"]))
+    assert fields["min"] == raw.min()
+    assert fields["max"] == raw.max()
+    # Percentiles: unweighted over the kept raw samples, numpy's default linear method.
+    for name, q in PERCENTILES:
+        assert fields[name] == pytest.approx(float(np.percentile(raw, q)), rel=1e-9, abs=1e-9)
+    assert all(isinstance(v, float) for v in fields.values())
+
+
+@FAST
+@given(st.lists(st.tuples(LATENCIES, RATES), min_size=1, max_size=80))
+def test_bucket_points_are_per_bucket_scaled_counts_for_non_empty_buckets(
+    samples: list[tuple[float, float]],
+) -> None:
+    agg = IntervalAggregator()
+    for value, rate in samples:
+        agg.add(LATENCY, MetricKind.TIMER, value, rate)
+    result = agg.flush(T0, HOST)
+
+    expected: dict[str, float] = defaultdict(float)
+    for value, rate in samples:
+        expected[LE_LABELS[bucket_index(value)]] += 1.0 / rate
+    buckets = main_points(result, LATENCY.measurement + "_bucket")
+    got = {p.tag_dict()["le"]: p.field_dict()["count"] for p in buckets}
+    assert got.keys() == expected.keys()  # non-empty buckets only, each once
+    for label, count in expected.items():
+        assert got[label] == pytest.approx(count, rel=1e-12)
+    total = only_point(result, LATENCY.measurement).field_dict()["count"]
+    assert math.fsum(float(c) for c in got.values()) == pytest.approx(total, rel=1e-12)
+    for point in buckets:
+        assert point.tag_dict() == {
+            **dict(LATENCY.tags),
+            "host": HOST,
+            "le": point.tag_dict()["le"],
+        }
+        assert list(point.tags) == sorted(point.tags)
+        assert point.timestamp_ms == T0
+
+
+# --- timers: percentiles from merged buckets ------------------------------------------------
+
+SIDECAR_RATES = st.sampled_from([1.0, 0.5, 0.25, 0.125])  # 1/rate exact: weights are integers
+
+
+def reference_candidates(expanded: np.ndarray, q: float) -> list[float]:
+    """The order statistic a bucket estimate must land near: numpy's inverted CDF at ``q``.
+
+    Linear interpolation between two order statistics in different buckets can land anywhere
+    between them, so the bucket estimator is held to the order statistic it targets. When
+    ``q * n / 100`` is an exact integer k, float rounding of the summed counts may pick the
+    (k+1)-th sample instead; both are accepted then.
+    """
+    ordered = np.sort(expanded)
+    n = len(ordered)
+    rank = Fraction(str(q)) * n / 100
+    candidates = [float(np.percentile(expanded, q, method="inverted_cdf"))]
+    if rank.denominator == 1 and int(rank) < n:
+        candidates.append(float(ordered[int(rank)]))
+    return candidates
+
+
+def within_bucket_width(estimate: float, truth: float) -> bool:
+    # truth lies in (upper * (1 - RELATIVE_WIDTH), upper]; so does a correct estimate, hence
+    # |estimate - truth| < RELATIVE_WIDTH * upper <= RELATIVE_WIDTH * truth / (1 - RW).
+    # The first bucket (0, 1] is a whole unit wide: that is the absolute slack.
+    if truth <= 1.0:
+        return bool(abs(estimate - truth) <= 1.0 + 1e-9)
+    upper = truth / (1.0 - RELATIVE_WIDTH)
+    return bool(abs(estimate - truth) <= RELATIVE_WIDTH * upper * (1 + 1e-9))
+
+
+@FAST
+@given(
+    st.lists(  # sidecars
+        st.tuples(
+            SIDECAR_RATES,
+            st.lists(st.lists(LATENCIES, max_size=25), min_size=1, max_size=4),  # intervals
+        ),
+        min_size=1,
+        max_size=4,
+    ).filter(lambda hosts: any(any(iv) for _, ivs in hosts for iv in ivs))
+)
+def test_percentile_from_merged_buckets_across_hosts_and_intervals(
+    hosts: list[tuple[float, list[list[float]]]],
+) -> None:
+    merged: dict[float, float] = defaultdict(float)
+    expanded: list[float] = []  # each raw sample repeated 1/rate times: the weighted truth
+    for host_no, (rate, intervals) in enumerate(hosts):
+        agg = IntervalAggregator()
+        for i, values in enumerate(intervals):
+            for value in values:
+                agg.add(LATENCY, MetricKind.TIMER, value, rate)
+                expanded.extend([value] * round(1.0 / rate))
+            result = agg.flush(T0 + i * 10_000, f"host{host_no}")
+            for le, count in bucket_counts(result, LATENCY.measurement).items():
+                merged[le] += count
+
+    assert math.fsum(merged.values()) == pytest.approx(len(expanded))
+    data = np.array(expanded)
+    for _, q in PERCENTILES:
+        estimate = percentile_from_buckets(merged, q)
+        assert estimate is not None
+        truths = reference_candidates(data, q)
+        assert any(within_bucket_width(estimate, t) for t in truths), (q, estimate, truths)
+
+
+def test_merged_percentile_on_a_realistic_latency_distribution() -> None:
+    rng = np.random.default_rng(7)
+    merged: dict[float, float] = defaultdict(float)
+    raw: list[float] = []
+    for host in range(3):
+        agg = IntervalAggregator()
+        for interval in range(6):
+            values = np.floor(rng.lognormal(mean=3.0, sigma=0.8, size=400))
+            for v in values:
+                agg.add(LATENCY, MetricKind.TIMER, float(v), 0.01)
+            raw.extend(values.tolist())
+            result = agg.flush(T0 + interval * 10_000, f"h{host}")
+            for le, count in bucket_counts(result, LATENCY.measurement).items():
+                merged[le] += count
+    for _, q in PERCENTILES:
+        estimate = percentile_from_buckets(merged, q)
+        assert estimate is not None
+        truth = float(np.percentile(raw, q))
+        assert abs(estimate - truth) <= RELATIVE_WIDTH / (1 - RELATIVE_WIDTH) * truth + 1.0
+
+
+# --- timers: bounded memory ---------------------------------------------------------------
+
+
+@FAST
+@given(st.lists(st.tuples(LATENCIES, RATES), min_size=1, max_size=120), st.integers(1, 20))
+def test_timer_beyond_sample_cap_keeps_exact_aggregates(
+    samples: list[tuple[float, float]], cap: int
+) -> None:
+    agg = IntervalAggregator(max_samples_per_series=cap)
+    for value, rate in samples:
+        agg.add(LATENCY, MetricKind.TIMER, value, rate)
+    result = agg.flush(T0, HOST)
+    fields = only_point(result, LATENCY.measurement).field_dict()
+
+    raw = [v for v, _ in samples]
+    assert fields["count"] == pytest.approx(math.fsum(1 / r for _, r in samples), rel=1e-9)
+    assert fields["sum"] == pytest.approx(math.fsum(v / r for v, r in samples), rel=1e-9, abs=1e-9)
+    assert (fields["min"], fields["max"]) == (min(raw), max(raw))
+    expected: dict[float, float] = defaultdict(float)
+    for value, rate in samples:
+        expected[parse_le(LE_LABELS[bucket_index(value)])] += 1 / rate
+    got = bucket_counts(result, LATENCY.measurement)
+    assert got.keys() == expected.keys()
+    for le, count in expected.items():
+        assert got[le] == pytest.approx(count, rel=1e-9)
+    for name, _ in PERCENTILES:
+        assert min(raw) <= float(fields[name]) <= max(raw)
+
+
+def test_reservoir_is_reproducible_and_samples_the_whole_interval() -> None:
+    def run(seed: int) -> dict[str, object]:
+        agg = IntervalAggregator(max_samples_per_series=100, seed=seed)
+        for v in range(10_000):  # a late-biased cap would report p50 ~ 50
+            agg.add(LATENCY, MetricKind.TIMER, float(v))
+        return dict(only_point(agg.flush(T0, HOST), LATENCY.measurement).fields)
+
+    first = run(1)
+    assert first == run(1)
+    assert first["count"] == 10_000.0
+    assert 3_000 < float(first["p50"]) < 7_000  # type: ignore[arg-type]
+
+
+# --- gauges -------------------------------------------------------------------------------
+
+
+@FAST
+@given(
+    st.lists(
+        st.one_of(st.none(), st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=3)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 5),
+)
+def test_gauge_last_value_carry_forward_and_expiry(
+    schedule: list[list[float] | None], expiry: int
+) -> None:
+    key = SeriesKey("linkerd_loadbalancer_available", (("client", "nginx"),))
+    agg = IntervalAggregator(gauge_expiry_intervals=expiry)
+    last: float | None = None
+    unseen = 0
+    for i, values in enumerate(schedule):
+        for v in values or []:
+            agg.add(key, MetricKind.GAUGE, v)
+        if values:
+            last, unseen = values[-1], 0
+        elif last is not None:
+            unseen += 1
+            if unseen >= expiry:  # dropped at the flush of its expiry-th unseen interval
+                last = None
+        result = agg.flush(T0 + i * 10_000, HOST)
+        points = main_points(result, key.measurement)
+        if last is None:
+            assert points == []
+            assert agg.held_series == 0  # forgotten, not just hidden
+        else:
+            assert [p.field_dict() for p in points] == [{"value": last}]
+            assert points[0].timestamp_ms == T0 + i * 10_000
+            assert agg.held_series == 1
+
+
+def test_gauge_default_expiry_is_three_unseen_intervals() -> None:
+    key = SeriesKey("linkerd_retries_budget", ())
+    agg = IntervalAggregator()
+    agg.add(key, MetricKind.GAUGE, 5)
+    agg.add(key, MetricKind.GAUGE, 7)
+    emitted = [
+        bool(main_points(agg.flush(T0 + i * 10_000, HOST), key.measurement)) for i in range(5)
+    ]
+    assert emitted == [True, True, True, False, False]
+    agg.add(key, MetricKind.GAUGE, 1)
+    assert only_point(agg.flush(T0 + 50_000, HOST), key.measurement).field_dict() == {"value": 1.0}
+
+
+# --- sets ---------------------------------------------------------------------------------
+
+
+@FAST
+@given(st.lists(st.text(max_size=4), max_size=40))
+def test_set_counts_distinct_members_per_interval(members: list[str]) -> None:
+    key = SeriesKey("linkerd_users", ())
+    agg = IntervalAggregator()
+    for m in members:
+        agg.add(key, MetricKind.SET, 0.0, set_member=m)
+    points = main_points(agg.flush(T0, HOST), key.measurement)
+    if members:
+        assert [p.field_dict() for p in points] == [{"count": float(len(set(members)))}]
+    else:
+        assert points == []
+    assert main_points(agg.flush(T0 + 1, HOST), key.measurement) == []
+
+
+# --- cardinality guard --------------------------------------------------------------------
+
+
+@FAST
+@given(st.integers(0, 8), st.lists(st.integers(0, 15), min_size=1, max_size=60))
+def test_cardinality_guard(limit: int, key_ids: list[int]) -> None:
+    keys = [SeriesKey(f"linkerd_k{i}", ()) for i in range(16)]
+    agg = IntervalAggregator(max_series=limit)
+    admitted: list[int] = []
+    refused_samples = 0
+    for i in key_ids:
+        accepted = agg.add(keys[i], MetricKind.COUNTER, 1)
+        if i in admitted:
+            assert accepted  # an existing series is always accepted
+        elif len(admitted) < limit:
+            assert accepted
+            admitted.append(i)
+        else:
+            assert not accepted
+            refused_samples += 1
+    result = agg.flush(T0, HOST)
+    assert result.series == len(admitted)
+    assert {p.measurement for p in result.points} == {keys[i].measurement for i in admitted}
+    assert result.rejected_samples == refused_samples
+    assert result.rejected_series == len(set(key_ids) - set(admitted))
+    for i in admitted:
+        assert only_point(result, keys[i].measurement).field_dict()["samples"] == key_ids.count(i)
+    # Counters are forgotten at flush: the next interval starts with an empty guard.
+    assert agg.held_series == 0
+    nxt = agg.flush(T0 + 1, HOST)
+    assert (nxt.rejected_samples, nxt.rejected_series) == (0, 0)
+
+
+def test_live_gauges_count_against_the_guard_until_they_expire() -> None:
+    agg = IntervalAggregator(max_series=1, gauge_expiry_intervals=1)
+    gauge, counter = SeriesKey("g", ()), SeriesKey("c", ())
+    assert agg.add(gauge, MetricKind.GAUGE, 1)
+    assert not agg.add(counter, MetricKind.COUNTER, 1)
+    assert agg.add(gauge, MetricKind.GAUGE, 2)
+    agg.flush(T0, HOST)
+    assert agg.held_series == 1
+    assert not agg.add(counter, MetricKind.COUNTER, 1)
+    result = agg.flush(T0 + 1, HOST)  # gauge unseen for 1 interval: expires
+    assert result.expired_gauges == 1
+    assert agg.held_series == 0
+    assert agg.add(counter, MetricKind.COUNTER, 1)
+
+
+# --- odd values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(MetricKind))
+@pytest.mark.parametrize(
+    ("value", "rate"),
+    [
+        (math.nan, 1.0),
+        (math.inf, 1.0),
+        (-math.inf, 0.5),
+        (1.0, 0.0),
+        (1.0, -0.5),
+        (1.0, 1.5),
+        (1.0, math.nan),
+        (1.0, math.inf),
+    ],
+)
+def test_unusable_samples_are_skipped_and_counted(
+    kind: MetricKind, value: float, rate: float
+) -> None:
+    agg = IntervalAggregator()
+    assert not agg.add(REQUESTS, kind, value, rate)
+    assert agg.add(LATENCY, MetricKind.TIMER, 5.0)
+    result = agg.flush(T0, HOST)
+    assert result.invalid_samples == 1
+    assert {p.measurement for p in result.points} == {
+        LATENCY.measurement,
+        LATENCY.measurement + "_bucket",
+    }
+    assert agg.flush(T0 + 1, HOST).invalid_samples == 0
+
+
+def test_aggregates_overflowing_to_infinity_drop_only_that_series() -> None:
+    agg = IntervalAggregator()
+    agg.add(REQUESTS, MetricKind.COUNTER, 1e308, 0.001)
+    agg.add(LATENCY, MetricKind.TIMER, 1e308)
+    agg.add(LATENCY, MetricKind.TIMER, 1e308)
+    ok = SeriesKey("linkerd_ok", ())
+    agg.add(ok, MetricKind.COUNTER, 1)
+    result = agg.flush(T0, HOST)
+    assert result.nonfinite_series == 2
+    assert [p.measurement for p in result.points] == ["linkerd_ok"]
+    for point in result.points:
+        encode(point)
+
+
+def test_plain_string_kind_is_normalised() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(REQUESTS, "c", 2)  # type: ignore[arg-type]
+    assert only_point(agg.flush(T0, HOST), REQUESTS.measurement).field_dict()["count"] == 2.0
+    with pytest.raises(ValueError):
+        agg.add(REQUESTS, "x", 2)  # type: ignore[arg-type]
+
+
+# --- points: tags, timestamps, encoding -----------------------------------------------------
+
+
+@FAST
+@given(
+    st.dictionaries(
+        st.sampled_from(["router", "scope", "service", "namespace", "le_x", "a", "zz", "host"]),
+        st.text(alphabet="abc-_ =,", max_size=5),
+        max_size=6,
+    ),
+    st.integers(-(2**40), 2**42),
+)
+def test_points_carry_host_tag_interval_timestamp_and_round_trip(
+    tags: dict[str, str], start: int
+) -> None:
+    key = SeriesKey("linkerd_x", tuple(sorted(tags.items())))
+    agg = IntervalAggregator()
+    agg.add(key, MetricKind.COUNTER, 1)
+    agg.add(SeriesKey("linkerd_t", key.tags), MetricKind.TIMER, 3)
+    agg.add(SeriesKey("linkerd_g", key.tags), MetricKind.GAUGE, 0.5)
+    agg.add(SeriesKey("linkerd_s", key.tags), MetricKind.SET, 0, set_member="m")
+    result = agg.flush(start, HOST)
+    expected = {k: v for k, v in tags.items() if v != "" and k != "host"} | {"host": HOST}
+    assert result.series == 4
+    for point in result.points:
+        assert point.timestamp_ms == start
+        extra = {"le"} if point.measurement.endswith("_bucket") else set()
+        assert {k: v for k, v in point.tag_dict().items() if k not in extra} == expected
+        assert point == Point.make(point.measurement, point.tag_dict(), point.field_dict(), start)
+        assert decode(encode(point)) == point
+
+
+# --- align_interval -----------------------------------------------------------------------
+
+
+@FAST
+@given(st.integers(-(2**45), 2**45), st.integers(1, 10**8))
+def test_align_interval(now: int, interval: int) -> None:
+    start = align_interval(now, interval)
+    assert start % interval == 0
+    assert start <= now < start + interval
+    assert align_interval(start, interval) == start
+    assert align_interval(start + interval, interval) == start + interval
+
+
+@pytest.mark.parametrize("interval", [0, -10_000])
+def test_align_interval_rejects_non_positive_intervals(interval: int) -> None:
+    with pytest.raises(ValueError, match="interval_ms"):
+        align_interval(1, interval)
+
+
+def test_bucket_bounds_cover_test_values() -> None:
+    # The merged-percentile tolerance assumes test values stay below the +Inf bucket.
+    assert BOUNDS[-1] > 1e6
