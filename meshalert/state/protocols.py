@@ -1,0 +1,98 @@
+"""The port between the engine and durable alert state: records, history, notification claims.
+
+Claims make notifications exactly-once per dedup key *per lease*: ``claim`` succeeds for one
+caller; that caller sends and calls ``mark_sent``. If it dies between the claim and a
+successful ``mark_sent``, the key can be claimed again once ``lease_ms`` has passed, so a
+retried cycle still delivers. The trade-off: a sender slower than its lease may be joined by a
+second one (a duplicate), and a crashed sender delays delivery by up to the lease. Choose a
+lease longer than the slowest send (all channels with their timeouts), e.g. 2-5 minutes.
+A claim with at least one successful delivery is final and is never handed out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Notification
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One state transition with the evidence that caused it (a JSON-able dict)."""
+
+    at_ms: int
+    alert_class: AlertClass
+    service: str
+    from_state: AlertState
+    to_state: AlertState
+    evidence: Mapping[str, Any]
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of sending one claimed notification on one channel."""
+
+    channel: str
+    ok: bool
+    detail: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    dedup_key: str
+    claimed_ms: int
+    lease_until_ms: int
+    attempts: int
+    """How many times the key was claimed (more than 1 after a lease expired)."""
+    sent_ms: int | None
+    """When the first channel reported success; None while unsent."""
+    deliveries: tuple[Delivery, ...]
+
+
+class UnknownClaimError(KeyError):
+    """``mark_sent`` for a dedup key that was never claimed."""
+
+
+class StateStore(Protocol):
+    def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
+        """Records of one class, by service."""
+        ...
+
+    def load_all(self) -> list[AlertRecord]: ...
+
+    def save(self, records: Sequence[AlertRecord]) -> None:
+        """Upsert records by (class, service)."""
+        ...
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None:
+        """Idempotent: the same (at, class, service, from, to) written twice is kept once."""
+        ...
+
+    def history(
+        self,
+        *,
+        since_ms: int,
+        service: str | None = None,
+        alert_class: AlertClass | None = None,
+    ) -> list[HistoryEntry]:
+        """Entries with ``at_ms >= since_ms``, oldest first."""
+        ...
+
+    def claim(self, notification: Notification, *, now_ms: int, lease_ms: int) -> bool:
+        """True for exactly one caller per dedup key (per lease; see the module docstring)."""
+        ...
+
+    def mark_sent(
+        self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
+    ) -> None:
+        """Record one channel's outcome; ``ok`` makes the claim final.
+        Raises UnknownClaimError for a key never claimed. ``detail`` must hold no secrets."""
+        ...
+
+    def claim_info(self, dedup_key: str) -> ClaimInfo | None: ...
+
+    def close(self) -> None: ...

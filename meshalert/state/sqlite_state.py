@@ -1,0 +1,258 @@
+"""Alert state in an embedded SQLite file (``sqlite:///path``).
+
+WAL mode lets ``meshalert status``/``history`` read while ``run`` writes; every connection
+waits up to ``busy_timeout_ms`` for the write lock, so several writers (threads or processes)
+are safe. A connection is opened per operation: cheap next to an evaluation cycle, and it
+keeps the store usable from any thread and across ``fork``. Claims take the write lock up
+front (``BEGIN IMMEDIATE``) so the read-then-insert of a dedup key is one atomic step.
+The tables are prefixed (``alert_``, ``notification_``) so they may share a file with the
+embedded metrics store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.serialization import (
+    history_entry_from_dict,
+    history_entry_to_dict,
+    notification_to_dict,
+    record_from_dict,
+    record_to_dict,
+)
+
+MAX_DETAIL_CHARS = 2000
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS alert_state (
+        alert_class TEXT NOT NULL,
+        service TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (alert_class, service)
+    )""",
+    """CREATE TABLE IF NOT EXISTS alert_history (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        alert_class TEXT NOT NULL,
+        service TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        dedup_key TEXT,
+        entry_json TEXT NOT NULL,
+        UNIQUE (at_ms, alert_class, service, from_state, to_state)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alert_history_service ON alert_history (service, at_ms)",
+    """CREATE TABLE IF NOT EXISTS notification_claims (
+        dedup_key TEXT PRIMARY KEY,
+        claimed_ms INTEGER NOT NULL,
+        lease_until_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        sent_ms INTEGER,
+        notification_json TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS notification_deliveries (
+        dedup_key TEXT NOT NULL REFERENCES notification_claims (dedup_key),
+        channel TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (dedup_key, channel)
+    )""",
+)
+
+
+class SqliteStateStore:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self._path = str(path)
+        self._timeout_s = busy_timeout_ms / 1000
+        if self._path == ":memory:" or self._path.startswith("file:"):
+            # Every operation opens its own connection; a private in-memory DB would vanish.
+            raise ValueError(f"SqliteStateStore needs a file path, got {self._path!r}")
+        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            # journal_mode is persistent in the file; setting it needs no transaction.
+            conn.execute("PRAGMA journal_mode=WAL")
+            with _write(conn):
+                for ddl in _DDL:
+                    conn.execute(ddl)
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({self._path!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self._path, timeout=self._timeout_s, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._timeout_s * 1000)}")
+            yield conn
+        finally:
+            conn.close()
+
+    def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT record_json FROM alert_state WHERE alert_class = ?", (alert_class.value,)
+            ).fetchall()
+        records = (record_from_dict(json.loads(row[0])) for row in rows)
+        return {r.service: r for r in records}
+
+    def load_all(self) -> list[AlertRecord]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT record_json FROM alert_state ORDER BY alert_class, service"
+            ).fetchall()
+        return [record_from_dict(json.loads(row[0])) for row in rows]
+
+    def save(self, records: Sequence[AlertRecord]) -> None:
+        rows = [
+            (
+                r.alert_class.value,
+                r.service,
+                r.state.value,
+                r.since_ms,
+                json.dumps(record_to_dict(r)),
+            )
+            for r in records
+        ]
+        with self._connect() as conn, _write(conn):
+            conn.executemany(
+                "INSERT OR REPLACE INTO alert_state "
+                "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None:
+        rows = [
+            (
+                e.at_ms,
+                e.alert_class.value,
+                e.service,
+                e.from_state.value,
+                e.to_state.value,
+                e.dedup_key,
+                json.dumps(history_entry_to_dict(e)),
+            )
+            for e in entries
+        ]
+        with self._connect() as conn, _write(conn):
+            conn.executemany(
+                "INSERT OR IGNORE INTO alert_history (at_ms, alert_class, service, from_state, "
+                "to_state, dedup_key, entry_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def history(
+        self,
+        *,
+        since_ms: int,
+        service: str | None = None,
+        alert_class: AlertClass | None = None,
+    ) -> list[HistoryEntry]:
+        sql = "SELECT entry_json FROM alert_history WHERE at_ms >= ?"
+        params: list[object] = [since_ms]
+        if service is not None:
+            sql += " AND service = ?"
+            params.append(service)
+        if alert_class is not None:
+            sql += " AND alert_class = ?"
+            params.append(alert_class.value)
+        sql += " ORDER BY at_ms, id"
+        with self._connect() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [history_entry_from_dict(json.loads(row[0])) for row in rows]
+
+    def claim(self, notification: Notification, *, now_ms: int, lease_ms: int) -> bool:
+        if lease_ms <= 0:
+            raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
+        key = notification.dedup_key
+        doc = json.dumps(notification_to_dict(notification))
+        with self._connect() as conn, _write(conn):
+            row = conn.execute(
+                "SELECT lease_until_ms, sent_ms FROM notification_claims WHERE dedup_key = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO notification_claims (dedup_key, claimed_ms, lease_until_ms, "
+                    "attempts, sent_ms, notification_json) VALUES (?, ?, ?, 1, NULL, ?)",
+                    (key, now_ms, now_ms + lease_ms, doc),
+                )
+                return True
+            lease_until, sent = row
+            if sent is not None or now_ms < lease_until:
+                return False
+            conn.execute(
+                "UPDATE notification_claims SET claimed_ms = ?, lease_until_ms = ?, "
+                "attempts = attempts + 1, notification_json = ? WHERE dedup_key = ?",
+                (now_ms, now_ms + lease_ms, doc, key),
+            )
+            return True
+
+    def mark_sent(
+        self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
+    ) -> None:
+        with self._connect() as conn, _write(conn):
+            found = conn.execute(
+                "SELECT 1 FROM notification_claims WHERE dedup_key = ?", (dedup_key,)
+            ).fetchone()
+            if found is None:
+                raise UnknownClaimError(dedup_key)
+            conn.execute(
+                "INSERT OR REPLACE INTO notification_deliveries "
+                "(dedup_key, channel, ok, detail, at_ms) VALUES (?, ?, ?, ?, ?)",
+                (dedup_key, channel, int(ok), detail[:MAX_DETAIL_CHARS], now_ms),
+            )
+            if ok:
+                conn.execute(
+                    "UPDATE notification_claims SET sent_ms = ? "
+                    "WHERE dedup_key = ? AND sent_ms IS NULL",
+                    (now_ms, dedup_key),
+                )
+
+    def claim_info(self, dedup_key: str) -> ClaimInfo | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT claimed_ms, lease_until_ms, attempts, sent_ms FROM notification_claims "
+                "WHERE dedup_key = ?",
+                (dedup_key,),
+            ).fetchone()
+            deliveries = conn.execute(
+                "SELECT channel, ok, detail, at_ms FROM notification_deliveries "
+                "WHERE dedup_key = ? ORDER BY channel",
+                (dedup_key,),
+            ).fetchall()
+        if row is None:
+            return None
+        return ClaimInfo(
+            dedup_key=dedup_key,
+            claimed_ms=row[0],
+            lease_until_ms=row[1],
+            attempts=row[2],
+            sent_ms=row[3],
+            deliveries=tuple(
+                Delivery(channel=c, ok=bool(o), detail=d, at_ms=a) for c, o, d, a in deliveries
+            ),
+        )
+
+    def close(self) -> None:
+        """Nothing is held open between operations."""
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction holding the lock from its start (no upgrade deadlocks)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
