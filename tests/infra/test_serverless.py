@@ -32,7 +32,7 @@ ALERT_CLASSES = ("latency", "failures", "endpoints", "retries")
 LAMBDA_RUNTIME_PROVIDED = {"boto3", "botocore"}
 # EventBridge accepts rate(1 minute) (singular) or rate(N minutes|hours|days) with N > 1.
 # moto has no AWS::S3::BucketPolicy; the bucket policy (TLS-only) is not what these tests check.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.S3.BucketPolicy")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy")
 RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$")
 
 
