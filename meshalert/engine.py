@@ -1,0 +1,264 @@
+"""One evaluation cycle of one alert class: query, judge, step, claim, notify, persist.
+
+The same code runs in Lambda (one class per scheduled function), in ``meshalert run`` and in
+``meshalert backtest``. Everything it touches is injected: the window reader (store), the
+state store, the dispatcher (notification channels) and the rules in force.
+
+Cycle time: callers pass ``cycle_ms``, the scheduled time of the cycle aligned to the
+evaluation interval. A duplicated or retried scheduler run of the same cycle computes the same
+transitions, hence the same dedup keys, and the state store's claim lets exactly one of them
+send each notification.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from meshalert.alerts.model import (
+    AlertClass,
+    AlertRecord,
+    AlertState,
+    Evidence,
+    NoDataPolicy,
+    Notification,
+    Observation,
+    Severity,
+    ThresholdInForce,
+    Verdict,
+)
+from meshalert.alerts.observe import observe
+from meshalert.alerts.state_machine import StepPolicy, StepResult, step
+from meshalert.durations import format_duration_ms
+from meshalert.queries.model import ClassAggregates, WindowReader, class_query
+from meshalert.state.protocols import HistoryEntry, StateStore
+from meshalert.state.serialization import evidence_to_dict
+
+
+class ClassRule(Protocol):
+    """What the engine needs from one class rule (``meshalert.rules.models``)."""
+
+    @property
+    def window_ms(self) -> int: ...
+    @property
+    def for_ms(self) -> int: ...
+    @property
+    def renotify_ms(self) -> int: ...
+    @property
+    def no_data(self) -> NoDataPolicy: ...
+    @property
+    def severity(self) -> Severity: ...
+
+    def judge(
+        self,
+        value: float | None,
+        samples: float,
+        detail: Mapping[str, float | str | None] | None = None,
+    ) -> Verdict: ...
+    def primary_threshold(self) -> ThresholdInForce: ...
+
+
+RuleLookup = Callable[[AlertClass, str], ClassRule | None]
+"""(class, service key) -> the rule in force, or None when disabled for that service."""
+
+
+class DeliveryOutcome(Protocol):
+    @property
+    def channel(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class Dispatcher(Protocol):
+    def dispatch(
+        self, notification: Notification, *, deadline_s: float
+    ) -> Sequence[DeliveryOutcome]: ...
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did; logged as the canonical line of an invocation."""
+
+    alert_class: AlertClass
+    cycle_ms: int
+    services_evaluated: int = 0
+    queries_issued: int = 0
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)
+    duplicates_skipped: int = 0
+    send_failures: int = 0
+    states: dict[str, AlertState] = field(default_factory=dict)
+    observations: dict[str, Observation] = field(default_factory=dict)
+
+    def as_log(self) -> dict[str, object]:
+        return {
+            "alert_class": self.alert_class.value,
+            "cycle_ms": self.cycle_ms,
+            "services_evaluated": self.services_evaluated,
+            "queries_issued": self.queries_issued,
+            "transitions": len(self.transitions),
+            "notifications": len(self.notifications),
+            "duplicates_skipped": self.duplicates_skipped,
+            "send_failures": self.send_failures,
+            "firing": sum(1 for s in self.states.values() if s is AlertState.FIRING),
+        }
+
+
+def align_cycle(now_ms: int, interval_ms: int) -> int:
+    return now_ms - now_ms % interval_ms
+
+
+def replay_command(alert_class: AlertClass, service: str, cycle_ms: int, window_ms: int) -> str:
+    since = format_duration_ms(max(window_ms * 2, 3_600_000))
+    return (
+        f"meshalert backtest --class {alert_class.value} --service '{service}' "
+        f"--until {cycle_ms} --since {since}"
+    )
+
+
+@dataclass
+class Engine:
+    reader: WindowReader
+    state: StateStore
+    dispatcher: Dispatcher | None
+    lease_ms: int = 300_000
+    clock: Callable[[], float] = time.monotonic
+
+    def evaluate(
+        self,
+        alert_class: AlertClass,
+        rules: RuleLookup,
+        default_window_ms: int,
+        cycle_ms: int,
+        *,
+        extra_windows: Iterable[int] = (),
+        deadline_s: float | None = None,
+        percentile_of: Callable[[str], float] | None = None,
+    ) -> CycleReport:
+        """Evaluate every service of one class at ``cycle_ms``.
+
+        ``extra_windows`` are the window lengths of per-service overrides: one query per
+        distinct window, whatever the number of services.
+        """
+        report = CycleReport(alert_class, cycle_ms)
+        deadline = deadline_s if deadline_s is not None else self.clock() + 30.0
+        previous = self.state.load(alert_class)
+        fetched = self._fetch(alert_class, {default_window_ms, *extra_windows}, cycle_ms, report)
+        records: list[AlertRecord] = []
+        history: list[HistoryEntry] = []
+        keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
+        for key in keys:
+            rule = rules(alert_class, key)
+            if rule is None:
+                continue
+            aggregates = fetched.get(rule.window_ms)
+            if aggregates is None:
+                continue
+            percentile = percentile_of(key) if percentile_of else 99.0
+            obs = _observation(aggregates, key, alert_class, percentile)
+            report.observations[key] = obs
+            result, evidence = self._step(rule, obs, previous.get(key), aggregates, cycle_ms)
+            report.services_evaluated += 1
+            report.states[key] = result.record.state
+            records.append(result.record)
+            if result.transition is not None:
+                src, dst = result.transition
+                report.transitions.append((key, src.value, dst.value))
+                history.append(_history(result, src, dst, evidence, cycle_ms))
+            for note in result.notifications:
+                self._deliver(note, cycle_ms, deadline, report)
+        self.state.save(records)
+        if history:
+            self.state.append_history(history)
+        return report
+
+    def _fetch(
+        self, alert_class: AlertClass, windows: set[int], cycle_ms: int, report: CycleReport
+    ) -> dict[int, ClassAggregates]:
+        out: dict[int, ClassAggregates] = {}
+        for window in sorted(windows):
+            aggregates = self.reader.fetch(
+                class_query(alert_class, window_ms=window, end_ms=cycle_ms)
+            )
+            report.queries_issued += aggregates.queries_issued
+            out[window] = aggregates
+        return out
+
+    def _step(
+        self,
+        rule: ClassRule,
+        obs: Observation,
+        prev: AlertRecord | None,
+        aggregates: ClassAggregates,
+        cycle_ms: int,
+    ) -> tuple[StepResult, Evidence]:
+        verdict = rule.judge(obs.value, obs.samples, obs.detail)
+        evidence = Evidence(
+            alert_class=obs.alert_class,
+            service=obs.service,
+            observed=obs.value,
+            threshold=rule.primary_threshold(),
+            window=format_duration_ms(rule.window_ms),
+            query=aggregates.query_text,
+            samples=obs.samples,
+            detail=dict(obs.detail),
+            previous_state=prev.state if prev else AlertState.OK,
+            replay=replay_command(obs.alert_class, obs.service, cycle_ms, rule.window_ms),
+        )
+        policy = StepPolicy(
+            for_ms=rule.for_ms,
+            renotify_ms=rule.renotify_ms,
+            no_data=rule.no_data,
+            severity=rule.severity,
+        )
+        return step(prev, obs, verdict, evidence, policy, cycle_ms), evidence
+
+    def _deliver(
+        self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
+    ) -> None:
+        if not self.state.claim(note, now_ms=cycle_ms, lease_ms=self.lease_ms):
+            report.duplicates_skipped += 1
+            return
+        report.notifications.append(note.dedup_key)
+        if self.dispatcher is None:
+            self.state.mark_sent(
+                note.dedup_key, "none", ok=True, detail="no channel", now_ms=cycle_ms
+            )
+            return
+        for outcome in self.dispatcher.dispatch(note, deadline_s=deadline):
+            if not outcome.ok:
+                report.send_failures += 1
+            self.state.mark_sent(
+                note.dedup_key,
+                outcome.channel,
+                ok=outcome.ok,
+                detail=outcome.detail,
+                now_ms=cycle_ms,
+            )
+
+
+def _observation(
+    aggregates: ClassAggregates, key: str, alert_class: AlertClass, percentile: float
+) -> Observation:
+    if key not in aggregates.services:
+        return Observation(alert_class, key, None)
+    sub = replace(aggregates, services={key: aggregates.services[key]})
+    return observe(sub, percentile=percentile)[key]
+
+
+def _history(
+    result: StepResult, src: AlertState, dst: AlertState, evidence: Evidence, cycle_ms: int
+) -> HistoryEntry:
+    return HistoryEntry(
+        at_ms=cycle_ms,
+        alert_class=result.record.alert_class,
+        service=result.record.service,
+        from_state=src,
+        to_state=dst,
+        evidence=evidence_to_dict(evidence),
+        dedup_key=result.notifications[0].dedup_key if result.notifications else None,
+    )
