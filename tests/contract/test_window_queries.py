@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
 from meshalert.alerts.observe import observe
 from meshalert.histogram import LE_LABELS, parse_le, percentile_from_buckets
-from meshalert.lineprotocol import Point, decode, encode
+from meshalert.lineprotocol import Point, decode, encode, sanitize
 from meshalert.queries.model import (
     EndpointHost,
     EndpointsAggregate,
@@ -206,3 +209,35 @@ def test_empty_window_gives_no_observation(backend: Backend) -> None:
         assert result.services == {}
         assert observe(result) == {}
         assert result.query_text
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=st.text(
+        alphabet=st.sampled_from(list("'\"\\\n /=,.*+?()[]{}|^$ab"))
+        | st.characters(blacklist_categories=("Cs", "Cc")),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_service_name_is_an_exact_filter_match(backend: Backend, name: str) -> None:
+    namespace = "ns" + uuid.uuid4().hex[:8]  # isolates examples sharing one store
+    target = counter("linkerd_requests", START, 3, **svc("h", namespace, name))
+    sibling = counter("linkerd_requests", START, 5, **svc("h", namespace, name + "x"))
+    # lineprotocol.decode (used by SqliteWriter) splits a tag value with an odd number of
+    # double quotes: reported to the lead; until fixed such names are left out here.
+    assume(name.count('"') % 2 == 0)
+    stored_name = sanitize(name)
+    assume(stored_name.strip() != "")
+    backend.write([target, sibling])
+    ref = ServiceRef(namespace, stored_name)
+
+    result = backend.reader.fetch(
+        class_query(AlertClass.FAILURES, window_ms=WINDOW, end_ms=END, services=[ref])
+    )
+
+    assert result.services == {ref.key: FailuresAggregate(requests=3.0)}
