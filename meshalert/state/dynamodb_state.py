@@ -1,0 +1,352 @@
+"""Alert state in one DynamoDB table (``dynamodb://TABLE``), single-table design.
+
+Keys (``pk``/``sk``, both strings):
+
+=========================  ===========================  ==========================  ========
+item                       pk                           sk                          TTL
+=========================  ===========================  ==========================  ========
+alert record               ``alert#<class>``            ``svc#<service>``           no
+notification claim         ``notif#<dedup key>``        ``claim``                   30 days
+history entry              ``hist#<YYYY-MM-DD>`` (UTC)  ``<at_ms:015>#<class>#...``  30 days
+=========================  ===========================  ==========================  ========
+
+Records of one class share a partition so ``load`` is one Query, not a Scan. History is
+partitioned by day so no partition grows without bound; ``history`` queries the days from
+``since_ms`` to tomorrow, clamped to the retention (older items are expired anyway).
+The history sort key ends in ``<from>#<to>``, so a duplicated cycle overwrites its own entry.
+A claim is one conditional UpdateItem (an upsert): it succeeds only if the item does not exist
+or its lease has lapsed without a successful delivery. Channel outcomes live in the claim
+item's ``deliveries`` map. Numbers go over the wire as DynamoDB ``N`` strings built from
+``Decimal(repr(float))``; values DynamoDB cannot hold (NaN, infinities, magnitudes outside
+1e-130..1e126) are stored as ``{"__float__": "<repr>"}`` and read back as floats.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.serialization import (
+    history_entry_from_dict,
+    history_entry_to_dict,
+    notification_to_dict,
+    record_from_dict,
+    record_to_dict,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+TTL_ATTRIBUTE = "expires_at"
+RETENTION_DAYS = 30
+MAX_DETAIL_CHARS = 2000
+_DAY_MS = 86_400_000
+_BATCH = 25
+_FLOAT_TAG = "__float__"
+
+AttributeValue = dict[str, Any]
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """The table as CloudFormation ``AWS::DynamoDB::Table`` Properties (also used by
+    :func:`create_table`, which drops the TTL part that CreateTable does not accept)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+    }
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the table and enable TTL (for tests and `meshalert` without CloudFormation)."""
+    definition = table_definition(table_name)
+    ttl = definition.pop("TimeToLiveSpecification")
+    client.create_table(**definition)
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+
+def to_attribute(value: Any) -> AttributeValue:
+    """A JSON-able value as a DynamoDB attribute value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return _float_attribute(value)
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB: {value!r}")
+
+
+def _float_attribute(value: float) -> AttributeValue:
+    if math.isfinite(value):
+        number = Decimal(repr(value))
+        if number.is_zero() or -130 <= number.adjusted() <= 125:
+            return {"N": str(number)}
+    return {"M": {_FLOAT_TAG: {"S": repr(value)}}}
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    """The JSON-able value of a DynamoDB attribute value (numbers: int when integral)."""
+    ((kind, raw),) = attribute.items()
+    if kind == "NULL":
+        return None
+    if kind in ("S", "BOOL"):
+        return raw
+    if kind == "N":
+        text = str(raw)
+        number = Decimal(text)
+        integral = number == number.to_integral_value() and not any(c in text for c in ".eE")
+        return int(number) if integral else float(number)
+    if kind == "M":
+        if set(raw) == {_FLOAT_TAG}:
+            return float(raw[_FLOAT_TAG]["S"])
+        return {k: from_attribute(v) for k, v in raw.items()}
+    if kind == "L":
+        return [from_attribute(v) for v in raw]
+    raise ValueError(f"unsupported DynamoDB attribute type {kind!r}")
+
+
+def _day(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _expires_at(now_ms: int) -> int:
+    return now_ms // 1000 + RETENTION_DAYS * 86_400
+
+
+class DynamoDBStateStore:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        *,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._table = table_name
+        self._client = client
+        self._clock_ms = clock_ms
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"DynamoDBStateStore({self._table!r})"
+
+    # records
+
+    def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"alert#{alert_class.value}"}},
+        )
+        records = (record_from_dict(from_attribute({"M": i})["record"]) for i in items)
+        return {r.service: r for r in records}
+
+    def load_all(self) -> list[AlertRecord]:
+        out: list[AlertRecord] = []
+        for alert_class in AlertClass:
+            out.extend(sorted(self.load(alert_class).values(), key=lambda r: r.service))
+        return out
+
+    def save(self, records: Sequence[AlertRecord]) -> None:
+        items = {
+            (f"alert#{r.alert_class.value}", f"svc#{r.service}"): {
+                "state": r.state.value,
+                "since_ms": r.since_ms,
+                "record": record_to_dict(r),
+            }
+            for r in records
+        }
+        self._batch_put(items)
+
+    # history
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None:
+        items = {
+            (
+                f"hist#{_day(e.at_ms)}",
+                f"{e.at_ms:015d}#{e.alert_class.value}#{e.service}#"
+                f"{e.from_state.value}#{e.to_state.value}",
+            ): {
+                "alert_class": e.alert_class.value,
+                "service": e.service,
+                "at_ms": e.at_ms,
+                "entry": history_entry_to_dict(e),
+                TTL_ATTRIBUTE: _expires_at(e.at_ms),
+            }
+            for e in entries
+        }
+        self._batch_put(items)
+
+    def history(
+        self,
+        *,
+        since_ms: int,
+        service: str | None = None,
+        alert_class: AlertClass | None = None,
+    ) -> list[HistoryEntry]:
+        now_ms = self._clock_ms()
+        start = max(since_ms, now_ms - (RETENTION_DAYS + 2) * _DAY_MS)
+        filters: list[str] = []
+        values: dict[str, AttributeValue] = {":since": {"S": f"{max(since_ms, 0):015d}"}}
+        names: dict[str, str] = {}
+        if service is not None:
+            filters.append("#svc = :svc")
+            names["#svc"] = "service"
+            values[":svc"] = {"S": service}
+        if alert_class is not None:
+            filters.append("#cls = :cls")
+            names["#cls"] = "alert_class"
+            values[":cls"] = {"S": alert_class.value}
+        out: list[HistoryEntry] = []
+        day_ms = start - start % _DAY_MS
+        while day_ms <= now_ms + _DAY_MS:
+            query: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk AND sk >= :since",
+                "ExpressionAttributeValues": {**values, ":pk": {"S": f"hist#{_day(day_ms)}"}},
+            }
+            if filters:
+                query["FilterExpression"] = " AND ".join(filters)
+                query["ExpressionAttributeNames"] = names
+            for item in self._query(**query):
+                out.append(history_entry_from_dict(from_attribute({"M": item})["entry"]))
+            day_ms += _DAY_MS
+        return out
+
+    # notification claims
+
+    def claim(self, notification: Notification, *, now_ms: int, lease_ms: int) -> bool:
+        if lease_ms <= 0:
+            raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
+        errors = self._client.exceptions
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._claim_key(notification.dedup_key),
+                UpdateExpression=(
+                    "SET claimed_ms = :now, lease_until_ms = :until, notification = :n, "
+                    "deliveries = if_not_exists(deliveries, :empty), #ttl = :exp "
+                    "ADD attempts :one"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR "
+                    "(attribute_not_exists(sent_ms) AND lease_until_ms <= :now)"
+                ),
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":now": to_attribute(now_ms),
+                    ":until": to_attribute(now_ms + lease_ms),
+                    ":n": to_attribute(notification_to_dict(notification)),
+                    ":empty": {"M": {}},
+                    ":exp": to_attribute(_expires_at(now_ms)),
+                    ":one": {"N": "1"},
+                },
+            )
+        except errors.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def mark_sent(
+        self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
+    ) -> None:
+        update = "SET deliveries.#ch = :d"
+        if ok:
+            update += ", sent_ms = if_not_exists(sent_ms, :now)"
+        values: dict[str, AttributeValue] = {
+            ":d": to_attribute({"ok": ok, "detail": detail[:MAX_DETAIL_CHARS], "at_ms": now_ms})
+        }
+        if ok:
+            values[":now"] = to_attribute(now_ms)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._claim_key(dedup_key),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#ch": channel},
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise UnknownClaimError(dedup_key) from None
+
+    def claim_info(self, dedup_key: str) -> ClaimInfo | None:
+        found = self._client.get_item(
+            TableName=self._table, Key=self._claim_key(dedup_key), ConsistentRead=True
+        )
+        if "Item" not in found:
+            return None
+        item = from_attribute({"M": found["Item"]})
+        deliveries = sorted(item.get("deliveries", {}).items())
+        return ClaimInfo(
+            dedup_key=dedup_key,
+            claimed_ms=item["claimed_ms"],
+            lease_until_ms=item["lease_until_ms"],
+            attempts=item["attempts"],
+            sent_ms=item.get("sent_ms"),
+            deliveries=tuple(
+                Delivery(channel=ch, ok=d["ok"], detail=d["detail"], at_ms=d["at_ms"])
+                for ch, d in deliveries
+            ),
+        )
+
+    def close(self) -> None:
+        """The client belongs to the caller."""
+
+    # plumbing
+
+    @staticmethod
+    def _claim_key(dedup_key: str) -> dict[str, AttributeValue]:
+        return {"pk": {"S": f"notif#{dedup_key}"}, "sk": {"S": "claim"}}
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True, **kwargs}
+        while True:
+            page = self._client.query(**request)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    def _batch_put(self, items: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        requests = [
+            {"PutRequest": {"Item": {**to_attribute(doc)["M"], "pk": {"S": pk}, "sk": {"S": sk}}}}
+            for (pk, sk), doc in items.items()
+        ]
+        for start in range(0, len(requests), _BATCH):
+            self._write_batch(requests[start : start + _BATCH])
+
+    def _write_batch(self, batch: list[Any]) -> None:
+        pending: list[Any] = batch
+        for attempt in range(8):
+            result = self._client.batch_write_item(RequestItems={self._table: pending})
+            pending = list(result.get("UnprocessedItems", {}).get(self._table, []))
+            if not pending:
+                return
+            self._sleep(min(0.05 * 2**attempt, 2.0))
+        raise RuntimeError(
+            f"DynamoDB table {self._table}: {len(pending)} items still unprocessed after retries"
+        )
