@@ -1,0 +1,13 @@
+"""Subcommands; each module exposes ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from meshalert_cli.commands import history, simulate, status
+
+Register = Callable[["argparse._SubParsersAction[Any]"], None]
+
+REGISTRY: tuple[Register, ...] = (simulate.register, status.register, history.register)
