@@ -4,6 +4,11 @@
 //   node tools/flux_check.mjs < queries.json      JSON list of query texts, or of
 //                                                  {"name": ..., "text": ...} objects
 //   node tools/flux_check.mjs a.flux b.flux       one query per file, named by its path
+//   node tools/flux_check.mjs --serve             many batches, one JSON request per line
+//   node tools/flux_check.mjs --strings ...       parse only (no type check) and report,
+//                                                  per query, the values of its string
+//                                                  literals, how many string interpolations
+//                                                  it has and the parse errors
 //
 // Prints one JSON document on stdout:
 //   {"lsp_version": "0.8.40", "results": [{"name": ..., "diagnostics": [
@@ -14,6 +19,7 @@
 // The server parses and type-checks against the Flux stdlib; it never runs a query.
 import { readFile } from "node:fs/promises";
 import { register } from "node:module";
+import { createInterface } from "node:readline";
 
 const PACKAGE = "@influxdata/flux-lsp-browser";
 const REPLY_TIMEOUT_MS = 20000;
@@ -41,8 +47,11 @@ async function readQueries(argv) {
   }
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
-  const parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  if (!Array.isArray(parsed)) throw new Error("stdin must hold a JSON list of queries");
+  return normalize(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+}
+
+function normalize(parsed) {
+  if (!Array.isArray(parsed)) throw new Error("queries must be a JSON list");
   return parsed.map((item, i) => {
     if (typeof item === "string") return { name: `query ${i}`, text: item };
     if (item && typeof item.text === "string") return { name: String(item.name ?? `query ${i}`), text: item.text };
@@ -55,6 +64,7 @@ class Client {
   constructor(glue) {
     this.lsp = new glue.Lsp();
     this.nextId = 1;
+    this.documents = 0;
     this.waiters = new Map(); // uri -> resolve, for the next publishDiagnostics of that uri
     this.lsp.onMessage((raw) => this.onMessage(raw));
     this.stopped = this.lsp.run().then(
@@ -115,20 +125,81 @@ function toDiagnostic(d) {
   };
 }
 
+// What the parser made of each string in a query: tests compare these values with the
+// text that was escaped into it, which catches escaping that yields valid but wrong Flux.
+function stringReport(glue, text) {
+  const strings = [];
+  const errors = [];
+  let interpolations = 0;
+  const visit = (node) => {
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
+    if (node === null || typeof node !== "object") return;
+    if (node.type === "StringLiteral") strings.push(node.value);
+    if (node.type === "StringExpression") interpolations += 1;
+    if (Array.isArray(node.errors)) errors.push(...node.errors.map((e) => e.msg ?? String(e)));
+    for (const [key, child] of Object.entries(node)) {
+      if (key !== "location") visit(child);
+    }
+  };
+  visit(glue.parse(text));
+  return { strings, interpolations, parse_errors: errors };
+}
+
+async function checkAll(client, queries) {
+  const results = [];
+  for (const query of queries) {
+    const raw = await client.check(`file:///meshalert/query-${client.documents++}.flux`, query.text);
+    results.push({ name: query.name, diagnostics: raw.map(toDiagnostic) });
+  }
+  return results;
+}
+
+const hasError = (r) => r.diagnostics.some((d) => d.severity === "error");
+
+// --serve: one long-lived process answers many batches (a test session sends all its
+// queries through one process). Each stdin line is {"mode": "check"|"strings",
+// "queries": [...]} and gets one stdout line {"lsp_version", "results"} or {"error"}.
+async function serve(client, glue, version) {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    let reply;
+    try {
+      const request = JSON.parse(line);
+      const queries = normalize(request.queries);
+      const results =
+        request.mode === "strings"
+          ? queries.map((q) => ({ name: q.name, ...stringReport(glue, q.text) }))
+          : await checkAll(client, queries);
+      reply = { lsp_version: version, results };
+    } catch (err) {
+      reply = { error: String(err && err.message ? err.message : err) };
+    }
+    process.stdout.write(`${JSON.stringify(reply)}\n`);
+  }
+  return 0;
+}
+
 async function main() {
-  const queries = await readQueries(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  const mode = args[0] === "--strings" || args[0] === "--serve" ? args.shift() : "--check";
   const { glue, version } = await loadLsp();
   const client = new Client(glue);
   await client.request("initialize", { processId: process.pid, rootUri: null, capabilities: {} });
   await client.notify("initialized", {});
-  const results = [];
-  for (const [i, query] of queries.entries()) {
-    const raw = await client.check(`file:///meshalert/query-${i}.flux`, query.text);
-    results.push({ name: query.name, diagnostics: raw.map(toDiagnostic) });
+  if (mode === "--serve") return serve(client, glue, version);
+  const queries = await readQueries(args);
+  if (mode === "--strings") {
+    const results = queries.map((q) => ({ name: q.name, ...stringReport(glue, q.text) }));
+    process.stdout.write(`${JSON.stringify({ lsp_version: version, results })}\n`);
+    return results.some((r) => r.parse_errors.length > 0) ? 1 : 0;
   }
+  const results = await checkAll(client, queries);
   process.stdout.write(`${JSON.stringify({ lsp_version: version, results })}\n`);
-  const failed = results.some((r) => r.diagnostics.some((d) => d.severity === "error"));
-  return failed ? 1 : 0;
+  return results.some(hasError) ? 1 : 0;
 }
 
 main().then(
