@@ -147,8 +147,24 @@ class InfluxDB1Writer(LineWriter):
             return StoreWriteError(
                 f"{where}: batch too large (413), send smaller batches: {detail}", retryable=False
             )
-        retryable = status in _RETRYABLE_STATUSES or status >= 500
-        return StoreWriteError(f"{where} answered {status}: {detail}", retryable=retryable)
+        return StoreWriteError(
+            f"{where} answered {status}: {detail}", retryable=retryable_status(status)
+        )
+
+
+def retryable_status(status: int) -> bool:
+    """Whether sending the same batch again may succeed (timeouts, throttling, server faults).
+
+    404 is handled by each writer: a missing database or bucket can be created meanwhile.
+    """
+    return status in _RETRYABLE_STATUSES or status >= 500
+
+
+def shorten_error_text(text: str) -> str:
+    message = text.strip()
+    if len(message) > _MAX_ERROR_TEXT:
+        message = message[:_MAX_ERROR_TEXT] + "..."
+    return message or "(no error text)"
 
 
 def _basic_auth(username: str | None, password: str | None) -> dict[str, str]:
@@ -167,6 +183,4 @@ def _influx_error_text(text: str) -> str:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         message = parsed["error"]
-    if len(message) > _MAX_ERROR_TEXT:
-        message = message[:_MAX_ERROR_TEXT] + "..."
-    return message or "(no error text)"
+    return shorten_error_text(message)
