@@ -1,0 +1,42 @@
+"""Alert rules: the document, its sources and per-service resolution."""
+
+from meshalert.rules.document import (
+    DEFAULT_RULES_YAML,
+    RulesDocument,
+    RulesError,
+    matching_keys,
+)
+from meshalert.rules.loading import (
+    LoadedRules,
+    RulesProvider,
+    RulesSnapshot,
+    load_rules,
+)
+from meshalert.rules.models import (
+    ClassRule,
+    EndpointsRule,
+    FailuresRule,
+    LatencyRule,
+    RetriesRule,
+    ServiceRules,
+)
+from meshalert.rules.ssm import SsmCache, SsmClient
+
+__all__ = [
+    "DEFAULT_RULES_YAML",
+    "ClassRule",
+    "EndpointsRule",
+    "FailuresRule",
+    "LatencyRule",
+    "LoadedRules",
+    "RetriesRule",
+    "RulesDocument",
+    "RulesError",
+    "RulesProvider",
+    "RulesSnapshot",
+    "ServiceRules",
+    "SsmCache",
+    "SsmClient",
+    "load_rules",
+    "matching_keys",
+]

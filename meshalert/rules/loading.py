@@ -1,0 +1,242 @@
+"""Load the rules from every source, in precedence order, remembering each value's source.
+
+built-in defaults < MESHALERT_RULES_FILE < SSM parameter MESHALERT_RULES_SSM_PARAMETER
+< MESHALERT_RULES < MESHALERT_RULE__<CLASS>__<FIELD> < the command line's ``--rules PATH``.
+
+Sources are named ``default``, ``file:<path>``, ``ssm:<name>@<version>``,
+``env:MESHALERT_RULES``, ``env:MESHALERT_RULE__LATENCY__ABOVE_MS`` and
+``flag:--rules <path>``; a per-service value's source adds the service key
+(``file:rules.yaml services.production/checkout``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from meshalert.alerts.model import AlertClass
+from meshalert.rules.document import (
+    DocumentSpec,
+    LeafEntry,
+    RulesDocument,
+    RulesError,
+    spec_entries,
+    validation_error,
+)
+from meshalert.rules.models import DEFAULT_SOURCE, PARTIAL_CONTEXT, ServiceRules
+from meshalert.rules.ssm import DEFAULT_SSM_CACHE, SsmCache, SsmClient, fetch_document
+
+ENV_RULES = "MESHALERT_RULES"
+ENV_RULES_FILE = "MESHALERT_RULES_FILE"
+ENV_RULES_SSM_PARAMETER = "MESHALERT_RULES_SSM_PARAMETER"
+ENV_RULE_PREFIX = "MESHALERT_RULE__"
+FLAG_RULES = "--rules"
+
+
+@dataclass(frozen=True)
+class LoadedRules:
+    document: RulesDocument
+    sources: tuple[str, ...]
+    """Every source that contributed, lowest precedence first (always starts with default)."""
+
+    def for_service(self, key: str) -> ServiceRules | None:
+        return self.document.for_service(key)
+
+
+def parse_text(text: str, source: str) -> dict[str, Any]:
+    """A document's JSON or YAML text as a mapping (empty text is an empty document)."""
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    data: object
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        try:
+            data = yaml.safe_load(stripped)
+        except yaml.YAMLError as exc:
+            raise RulesError(f"{source}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RulesError(f"{source}: the document must be a mapping with defaults and/or services")
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc)
+
+
+def document_entries(text: str, source: str) -> list[LeafEntry]:
+    """Parse and validate one source's whole document."""
+    data = parse_text(text, source)
+    try:
+        spec = DocumentSpec.model_validate(data, context=PARTIAL_CONTEXT)
+    except ValidationError as exc:
+        raise validation_error(exc, source) from None
+    return spec_entries(spec, source)
+
+
+def env_override_entries(env: Mapping[str, str]) -> list[LeafEntry]:
+    """``MESHALERT_RULE__<CLASS>__<FIELD>=value`` overrides of the defaults, one per variable.
+
+    Values are read as YAML scalars (``300``, ``0.05``, ``5m``, ``true``; ``null`` turns an
+    optional threshold off).
+    """
+    entries: list[LeafEntry] = []
+    for name in sorted(env):
+        if name.startswith(ENV_RULE_PREFIX):
+            entries.extend(_override_entries(name, env[name]))
+    return entries
+
+
+def _override_entries(name: str, text: str) -> list[LeafEntry]:
+    source = f"env:{name}"
+    parts = name[len(ENV_RULE_PREFIX) :].lower().split("__")
+    classes = ", ".join(c.value.upper() for c in AlertClass)
+    if len(parts) != 2 or parts[0] not in {c.value for c in AlertClass}:
+        raise RulesError(
+            f"{source}: write MESHALERT_RULE__<CLASS>__<FIELD> with CLASS one of {classes}"
+        )
+    section, field = parts
+    data = {"defaults": {section: {field: _scalar(text)}}}
+    try:
+        spec = DocumentSpec.model_validate(data, context=PARTIAL_CONTEXT)
+    except ValidationError as exc:
+        raise validation_error(exc, source) from None
+    return spec_entries(spec, source)
+
+
+def _scalar(text: str) -> object:
+    try:
+        value: object = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value
+
+
+def _read_file(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _file_entries(path: str, source: str, read_text: Callable[[str], str]) -> list[LeafEntry]:
+    try:
+        text = read_text(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RulesError(f"{source}: cannot read: {reason}") from None
+    return document_entries(text, source)
+
+
+def _default_ssm_client() -> SsmClient:
+    import boto3  # noqa: PLC0415  (only when SSM is configured and no client was injected)
+
+    try:
+        client: SsmClient = boto3.client("ssm")
+    except Exception as exc:  # botocore raises several unrelated types here
+        raise RulesError(f"ssm: cannot create a client: {exc}") from None
+    return client
+
+
+def load_rules(
+    env: Mapping[str, str],
+    *,
+    ssm_client: SsmClient | None = None,
+    flag_rules_path: str | None = None,
+    now_s: float,
+    cache: SsmCache | None = DEFAULT_SSM_CACHE,
+    read_text: Callable[[str], str] = _read_file,
+) -> LoadedRules:
+    """Merge every configured source over the built-in defaults and validate the result.
+
+    Raises :class:`RulesError` naming the source and the field path of the first bad source.
+    """
+    document = RulesDocument()
+    sources = [DEFAULT_SOURCE]
+
+    def add(entries: list[LeafEntry], *names: str) -> None:
+        nonlocal document
+        document = document.merged(entries)
+        sources.extend(names)
+
+    if path := env.get(ENV_RULES_FILE, "").strip():
+        add(_file_entries(path, f"file:{path}", read_text), f"file:{path}")
+    if name := env.get(ENV_RULES_SSM_PARAMETER, "").strip():
+        client = ssm_client if ssm_client is not None else _default_ssm_client()
+        ssm_doc = fetch_document(client, name, now_s=now_s, cache=cache)
+        add(document_entries(ssm_doc.text, ssm_doc.source), ssm_doc.source)
+    if text := env.get(ENV_RULES, ""):
+        add(document_entries(text, f"env:{ENV_RULES}"), f"env:{ENV_RULES}")
+    if overrides := env_override_entries(env):
+        # One layer, so setting both endpoint conditions by two variables keeps both.
+        add(overrides, *dict.fromkeys(e.origin for e in overrides))
+    if flag_rules_path:
+        source = f"flag:{FLAG_RULES} {flag_rules_path}"
+        add(_file_entries(flag_rules_path, source, read_text), source)
+    document.check()
+    return LoadedRules(document=document, sources=tuple(sources))
+
+
+@dataclass(frozen=True)
+class RulesSnapshot:
+    """The rules to evaluate with, when they were loaded, and the last reload's failure."""
+
+    rules: LoadedRules
+    loaded_at_s: float
+    error: RulesError | None = None
+
+    @property
+    def stale(self) -> bool:
+        """True when the last reload failed and these are the last good rules."""
+        return self.error is not None
+
+
+class RulesProvider:
+    """Reloads the rules on each call and keeps the last good ones when a reload fails."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        ssm_client: SsmClient | None = None,
+        flag_rules_path: str | None = None,
+        cache: SsmCache | None = None,
+        read_text: Callable[[str], str] = _read_file,
+    ) -> None:
+        self._env = env
+        self._ssm_client = ssm_client
+        self._flag_rules_path = flag_rules_path
+        self._cache = SsmCache() if cache is None else cache
+        self._read_text = read_text
+        self._last_good: RulesSnapshot | None = None
+
+    @property
+    def last_good(self) -> RulesSnapshot | None:
+        return self._last_good
+
+    def current(self, now_s: float) -> RulesSnapshot:
+        """Fresh rules, or the last good ones plus the error; raises if none ever loaded."""
+        try:
+            rules = load_rules(
+                self._env,
+                ssm_client=self._ssm_client,
+                flag_rules_path=self._flag_rules_path,
+                now_s=now_s,
+                cache=self._cache,
+                read_text=self._read_text,
+            )
+        except RulesError as exc:
+            if self._last_good is None:
+                raise
+            return RulesSnapshot(self._last_good.rules, self._last_good.loaded_at_s, exc)
+        self._last_good = RulesSnapshot(rules, now_s)
+        return self._last_good
