@@ -19,7 +19,7 @@ from meshalert.queries.escaping import (
 )
 from tests.fixtures.influxd import InfluxdServer
 
-AWKWARD = list("'\"\\\n\t /=,.*+?()[]{}|^$#-;") + ["é", "☃"]
+AWKWARD = [*"'\"\\\n\t /=,.*+?()[]{}|^$#-;", "é", "☃"]
 texts = st.text(
     alphabet=st.sampled_from(AWKWARD) | st.characters(blacklist_categories=("Cs", "Cc")),
     max_size=16,
@@ -92,7 +92,7 @@ def test_influxql_string_matches_exactly_in_real_influxd(
     # A string field holds any text, so it checks the literal scanner on the full alphabet.
     key = uuid.uuid4().hex
     _influx(influxd, influx_db, "/write", f"m,k={key} f={_lp_string(value)} 1000", precision="ms")
-    stored = influxd.rows(f"SELECT \"f\" FROM \"m\" WHERE \"k\" = '{key}'", influx_db)
+    stored = influxd.rows(f'SELECT "f" FROM "m" WHERE "k" = \'{key}\'', influx_db)
     assert [r["f"] for r in stored] == [value]  # what the store holds is the value itself
 
     q = (
@@ -111,7 +111,7 @@ def test_influxql_identifier_names_an_awkward_measurement(
     influxd: InfluxdServer, influx_db: str
 ) -> None:
     name = 'odd "m" with\\back'
-    line = "odd\\ \"m\"\\ with\\back v=1 1000"
+    line = 'odd\\ "m"\\ with\\back v=1 1000'
     _influx(influxd, influx_db, "/write", line, precision="ms")
-    rows = influxd.rows(f"SELECT \"v\" FROM {influxql_identifier(name)}", influx_db)
+    rows = influxd.rows(f'SELECT "v" FROM {influxql_identifier(name)}', influx_db)
     assert [r["_measurement"] for r in rows] == [name]

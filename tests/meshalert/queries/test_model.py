@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meshalert.alerts.model import AlertClass
+from meshalert.queries.model import (
+    Aggregate,
+    EndpointHost,
+    FailuresAggregate,
+    SelectRow,
+    SeriesSelect,
+    ServiceRef,
+    assemble,
+    class_query,
+    cycle_queries,
+    service_key,
+)
+
+names = st.text(alphabet=st.characters(blacklist_characters="/", blacklist_categories=("Cs",)))
+
+
+@given(namespace=names, service=names.filter(bool))
+def test_service_ref_key_round_trips(namespace: str, service: str) -> None:
+    ref = ServiceRef(namespace, service)
+    assert ServiceRef.parse(ref.key) == ref
+    assert ref.key == (f"{namespace}/{service}" if namespace else service)
+
+
+def test_service_ref_rejects_a_key_without_service() -> None:
+    with pytest.raises(ValueError, match="no service"):
+        ServiceRef.parse("prod/")
+
+
+def test_window_is_half_open_and_positive() -> None:
+    q = class_query(AlertClass.FAILURES, window_ms=60_000, end_ms=1_000_000)
+    assert (q.start_ms, q.end_ms) == (940_000, 1_000_000)
+    with pytest.raises(ValueError, match="window_ms"):
+        class_query(AlertClass.FAILURES, window_ms=0, end_ms=1)
+
+
+def test_selects_must_group_by_service_first() -> None:
+    with pytest.raises(ValueError, match="namespace, service"):
+        SeriesSelect("x", "m", "count", ("service",), Aggregate.SUM, ("host",))
+
+
+def test_one_query_per_class_and_distinct_window() -> None:
+    qs = cycle_queries(
+        {AlertClass.LATENCY: [300_000, 300_000, 600_000], AlertClass.ENDPOINTS: [60_000]},
+        end_ms=10**12,
+    )
+    assert [(q.alert_class, q.window_ms) for q in qs] == [
+        (AlertClass.LATENCY, 300_000),
+        (AlertClass.LATENCY, 600_000),
+        (AlertClass.ENDPOINTS, 60_000),
+    ]
+
+
+def test_service_filter_accepts_keys_and_refs_deduplicated() -> None:
+    q = class_query(
+        AlertClass.RETRIES, window_ms=1, end_ms=2, services=["a/b", ServiceRef("a", "b"), "c"]
+    )
+    assert q.services == (ServiceRef("", "c"), ServiceRef("a", "b"))
+
+
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.sampled_from(["requests", "failures", "connection_failures"]),
+            st.sampled_from([("", "web"), ("prod", "web"), ("prod", "api")]),
+            st.floats(min_value=0, max_value=1e6),
+        ),
+        max_size=30,
+    )
+)
+def test_assemble_sums_rows_per_service(parts: list[tuple[str, tuple[str, str], float]]) -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    rows = [SelectRow(sel, {"namespace": ns, "service": s}, v) for sel, (ns, s), v in parts]
+    result = assemble(query, rows, query_text="q")
+    expected: dict[str, dict[str, float]] = {}
+    for sel, (ns, s), v in parts:
+        bucket = expected.setdefault(service_key(ns, s), {})
+        bucket[sel] = bucket.get(sel, 0.0) + v
+    assert set(result.services) == set(expected)
+    for key, sums in expected.items():
+        agg = result.services[key]
+        assert isinstance(agg, FailuresAggregate)
+        assert agg.requests == pytest.approx(sums.get("requests", 0.0))
+        assert agg.failures == pytest.approx(sums.get("failures", 0.0))
+        assert agg.connection_failures == pytest.approx(sums.get("connection_failures", 0.0))
+
+
+def test_assemble_drops_rows_without_service_or_finite_value() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=2)
+    rows = [
+        SelectRow("available", {"namespace": "p", "service": "", "host": "h"}, 1.0),
+        SelectRow("available", {"namespace": "p", "service": "s", "host": "h"}, math.nan),
+        SelectRow("size", {"namespace": "p", "service": "s", "host": "h"}, 4.0),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert list(result.services) == ["p/s"]
+    assert result.services["p/s"].hosts == (EndpointHost("h", None, 4.0),)  # type: ignore[union-attr]
