@@ -1,0 +1,11 @@
+// meshalert latency window [2024-01-01T00:00:00Z, 2024-01-01T00:05:00Z)
+windowStart = time(v: "2024-01-01T00:00:00Z")
+windowStop = time(v: "2024-01-01T00:05:00Z")
+
+from(bucket: "meshalert")
+    |> range(start: windowStart, stop: windowStop)
+    |> filter(fn: (r) => r._measurement == "linkerd_request_latency_ms_bucket" and r._field == "count")
+    |> filter(fn: (r) => r.scope == "service")
+    |> group(columns: ["namespace", "service", "le"])
+    |> sum()
+    |> yield(name: "buckets")
