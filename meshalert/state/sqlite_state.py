@@ -78,6 +78,8 @@ class SqliteStateStore:
             raise ValueError(f"SqliteStateStore needs a file path, got {self._path!r}")
         Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
+            if _has_schema(conn):
+                return  # a reader (status, history) must not wait for a busy writer
             # journal_mode is persistent in the file; setting it needs no transaction.
             conn.execute("PRAGMA journal_mode=WAL")
             with _write(conn):
@@ -244,6 +246,16 @@ class SqliteStateStore:
 
     def close(self) -> None:
         """Nothing is held open between operations."""
+
+
+_OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
+
+
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    marks = ",".join("?" * len(_OBJECTS))
+    sql = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
+    (found,) = conn.execute(sql, _OBJECTS).fetchone()
+    return bool(found == len(_OBJECTS))
 
 
 @contextmanager
