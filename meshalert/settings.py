@@ -1,0 +1,201 @@
+"""The engine's and the command line's settings, from ``MESHALERT_*`` variables and flags.
+
+Precedence: a command-line flag > the environment > the defaults here. Empty variables count
+as unset (deployment templates often pass ``""`` for an option not used). Secrets are
+``SecretStr`` and never appear in ``repr`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+
+from meshalert.durations import parse_duration_ms
+from meshalert.rules.models import PositiveDuration
+from meshalert.store_url import (
+    DEFAULT_STORE,
+    SqliteStore,
+    StoreConfig,
+    StoreUrlError,
+    parse_store_url,
+)
+
+DEFAULT_STATE = "sqlite:///./meshalert-state.db"
+_DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_SNS_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
+
+ENV_NAMES: Mapping[str, str] = {
+    "store_url": "MESHALERT_STORE",
+    "influxdb_token": "MESHALERT_INFLUXDB_TOKEN",
+    "influxdb_username": "MESHALERT_INFLUXDB_USERNAME",
+    "influxdb_password": "MESHALERT_INFLUXDB_PASSWORD",
+    "eval_interval": "MESHALERT_EVAL_INTERVAL",
+    "state": "MESHALERT_STATE",
+    "slack_webhook_url": "MESHALERT_SLACK_WEBHOOK_URL",
+    "sns_topic_arn": "MESHALERT_SNS_TOPIC_ARN",
+    "webhook_url": "MESHALERT_WEBHOOK_URL",
+    "rules": "MESHALERT_RULES",
+    "rules_file": "MESHALERT_RULES_FILE",
+    "rules_ssm_parameter": "MESHALERT_RULES_SSM_PARAMETER",
+    "retention": "MESHALERT_RETENTION",
+    "renotify": "MESHALERT_RENOTIFY",
+}
+"""Setting -> environment variable."""
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message names the variable (or flag) and never echoes a secret."""
+
+
+@dataclass(frozen=True)
+class SqliteState:
+    path: str
+
+
+@dataclass(frozen=True)
+class DynamoDBState:
+    table: str
+
+
+StateConfig = SqliteState | DynamoDBState
+
+
+def parse_state_url(url: str) -> StateConfig:
+    """``sqlite:///path`` or ``dynamodb://TABLE``."""
+    text = url.strip()
+    if text.startswith("dynamodb://"):
+        table = text.removeprefix("dynamodb://").rstrip("/")
+        if not _DYNAMODB_TABLE.fullmatch(table):
+            raise ValueError("write dynamodb://TABLE (3-255 letters, digits, _ . -)")
+        return DynamoDBState(table=table)
+    if text.startswith("sqlite:"):
+        try:
+            store = parse_store_url(text)
+        except StoreUrlError as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(store, SqliteStore):
+            raise ValueError("write sqlite:///path/to/state.db or dynamodb://TABLE")
+        return SqliteState(path=store.path)
+    raise ValueError("write sqlite:///path/to/state.db or dynamodb://TABLE")
+
+
+def _check_store(url: str) -> str:
+    try:
+        parse_store_url(url)
+    except StoreUrlError as exc:  # its messages redact passwords
+        raise ValueError(str(exc)) from None
+    return url
+
+
+def _check_state(url: str) -> str:
+    parse_state_url(url)
+    return url
+
+
+def _check_http_secret(url: SecretStr) -> SecretStr:
+    if not url.get_secret_value().startswith(("https://", "http://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return url
+
+
+def _check_sns_arn(arn: str) -> str:
+    if not _SNS_ARN.fullmatch(arn):
+        raise ValueError("write an SNS topic ARN: arn:aws:sns:REGION:ACCOUNT:TOPIC")
+    return arn
+
+
+class Settings(BaseModel):
+    """Validated once; build with :meth:`from_env`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store_url: Annotated[str, AfterValidator(_check_store)] = Field(
+        default=DEFAULT_STORE, repr=False
+    )
+    influxdb_token: SecretStr | None = None
+    influxdb_username: SecretStr | None = None
+    influxdb_password: SecretStr | None = None
+    eval_interval: PositiveDuration = "1m"
+    state: Annotated[str, AfterValidator(_check_state)] = DEFAULT_STATE
+    slack_webhook_url: Annotated[SecretStr, AfterValidator(_check_http_secret)] | None = None
+    sns_topic_arn: Annotated[str, AfterValidator(_check_sns_arn)] | None = None
+    webhook_url: Annotated[SecretStr, AfterValidator(_check_http_secret)] | None = None
+    rules: str | None = Field(default=None, repr=False)
+    rules_file: str | None = None
+    rules_ssm_parameter: str | None = None
+    retention: PositiveDuration = "7d"
+    renotify: PositiveDuration = "4h"
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], flags: Mapping[str, str | None] | None = None
+    ) -> Settings:
+        """Settings from ``env`` with ``flags`` (setting name -> value, None = not given) on top."""
+        values: dict[str, str] = {}
+        origin: dict[str, str] = {}
+        for name, variable in ENV_NAMES.items():
+            if env.get(variable, "").strip():
+                values[name], origin[name] = env[variable].strip(), variable
+        for name, value in (flags or {}).items():
+            if name not in ENV_NAMES:
+                raise SettingsError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name], origin[name] = value, flag_name(name)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _settings_error(exc, origin) from None
+
+    @property
+    def store(self) -> StoreConfig:
+        """The store with its credentials (never printed: the store types hide them)."""
+        return parse_store_url(
+            self.store_url,
+            token=_reveal(self.influxdb_token),
+            username=_reveal(self.influxdb_username),
+            password=_reveal(self.influxdb_password),
+        )
+
+    @property
+    def state_config(self) -> StateConfig:
+        return parse_state_url(self.state)
+
+    @property
+    def eval_interval_ms(self) -> int:
+        return parse_duration_ms(self.eval_interval)
+
+    @property
+    def retention_ms(self) -> int:
+        return parse_duration_ms(self.retention)
+
+    @property
+    def renotify_ms(self) -> int:
+        return parse_duration_ms(self.renotify)
+
+
+def flag_name(setting: str) -> str:
+    return "--" + setting.removesuffix("_url" if setting == "store_url" else "").replace("_", "-")
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def _settings_error(exc: ValidationError, origin: Mapping[str, str]) -> SettingsError:
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        where = origin.get(name, ENV_NAMES.get(name, name))
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return SettingsError("; ".join(problems))
