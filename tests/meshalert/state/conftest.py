@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -68,5 +68,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     else:
         client = request.getfixturevalue("dynamodb_client")
         yield DynamoDBStateStore(
-            TABLE, SerializedClient(client), clock_ms=lambda: 1_700_000_000_000 + 86_400_000
+            TABLE,
+            cast(Any, SerializedClient(client)),
+            clock_ms=lambda: 1_700_000_000_000 + 86_400_000,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,7 +105,7 @@ class _FlakyBatchClient:
 def test_unprocessed_items_are_retried() -> None:
     client = _FlakyBatchClient()
     sleeps: list[float] = []
-    store = DynamoDBStateStore(TABLE, client, sleep=sleeps.append)
+    store = DynamoDBStateStore(TABLE, cast(Any, client), sleep=sleeps.append)
     store.save([record(f"s{i}") for i in range(3)])
     assert sorted(i["sk"]["S"] for i in client.written) == ["svc#s0", "svc#s1", "svc#s2"]
     assert client.calls == 3
