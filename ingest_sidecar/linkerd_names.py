@@ -23,15 +23,15 @@ Tags (only when known and non-empty; never ``host``, which the sidecar adds):
   gives ``namespace``, ``port``, ``service`` (``_`` -> ``-``); methodAndHost gives
   ``service`` = host; any other path gives ``service`` = its tokens joined with ``.``, as sent.
 * client scope: ``client`` = the client id tokens as sent, joined with ``.``. The id grammar:
-  ``_.io_l5d_k8s.<ns>.<port>.<svc>`` (a 4th labelSelector token only when the tail after 3
-  is not a known metric but the tail after 4 is) gives namespace/port/service with
-  ``_`` -> ``-``; ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
+  ``_.io_l5d_k8s.<ns>.<port>.<svc>`` gives namespace/port/service with ``_`` -> ``-``; ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
   ``_.io_l5d_k8s_localnode.<node>.<id>`` set ``via`` (``daemonset``/``localnode``, the
   outermost transformer) and take namespace/port/service from the innermost id;
   ``_.inet.<host>.<port>`` gives service=host (as sent), port; ``_.io_l5d_fs.<name>`` and
-  ``_.io_l5d_consul.<dc>[.<tag>].<svc>`` give service. Unknown namers: the metric is found
-  by right-anchored matching against the metric catalogue and ``service`` is the last id
-  token.
+  ``_.io_l5d_consul.<dc>[.<tag>].<svc>`` give service. When the tokens after a known id are
+  not a known metric (a labelSelector value, a residual path), the id extends to where the
+  metric catalogue (right-anchored, longest entry first) finds the metric; the tags still
+  come from the grammar. Unknown namers: the metric is found the same way and ``service`` is
+  the last id token.
 * client_service scope (``client.<id>.service.<path>``, per-client per-logical-service
   request stats): ``client`` and ``via`` describe the concrete client as at client scope, and
   ``namespace``/``port``/``service`` describe the LOGICAL service exactly as at service scope.
@@ -269,6 +269,10 @@ class NameMapper:
         parsed = _client_id(t, start, metric_follows)
         if parsed is not None and parsed[0] < n:
             end, id_tags = parsed
+            if not metric_follows(end):
+                # A residual path or a labelSelector value after the id: the catalogue says
+                # where the metric starts.
+                end = _find_metric_start(t, end + 1) or end
             path_at = end
         else:
             unknown = _unknown_client_split(t, start)
@@ -368,9 +372,11 @@ def _leaf_id(
 ) -> tuple[int, Tags] | None:
     n = len(t)
     if namer == "io_l5d_k8s" and i + 5 <= n:
-        tags = {"namespace": _k8s(t[i + 2]), "port": _k8s(t[i + 3]), "service": _k8s(t[i + 4])}
-        with_label = i + 6 <= n and not metric_follows(i + 5) and metric_follows(i + 6)
-        return (i + 6 if with_label else i + 5), tags
+        return i + 5, {
+            "namespace": _k8s(t[i + 2]),
+            "port": _k8s(t[i + 3]),
+            "service": _k8s(t[i + 4]),
+        }
     if namer == "inet" and i + 4 <= n:
         return i + 4, {"service": t[i + 2], "port": t[i + 3]}
     if namer == "io_l5d_fs" and i + 3 <= n:
@@ -458,11 +464,9 @@ def _sourced(m: Tokens, tags: Tags) -> tuple[str, Tags]:
         return j == n or bool(_JAVA_CLASS.fullmatch(m[j]))
 
     parsed = _client_id(m, 1, exception_follows)
-    if parsed is not None:
-        end = parsed[0]
-    else:
-        lowest = 4 if m[1] == "_" else 2
-        end = next((j for j in range(lowest, n) if exception_follows(j)), n)
+    # Unknown namers, residual paths: the first Java-class-shaped token starts the chain.
+    lowest = parsed[0] if parsed is not None else (4 if m[1] == "_" else 2)
+    end = next(j for j in range(lowest, n + 1) if exception_follows(j))
     tags["source"] = ".".join(m[1:end])
     return _chain("linkerd_sourcedfailures", m[end:], tags)
 
