@@ -1,0 +1,61 @@
+"""The notifier seam: one ``send`` per channel, bounded by a deadline, never raising."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from meshalert.alerts.model import Notification
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """How one channel fared with one notification (after all its retries)."""
+
+    channel: str
+    ok: bool
+    dedup_key: str
+    attempts: int
+    elapsed_s: float
+    status: int | None = None
+    """HTTP status of the last answer, when there was one."""
+    error: str | None = None
+    """Why it failed, with every secret already removed."""
+
+
+class Notifier(Protocol):
+    def send(self, notification: Notification, *, deadline_s: float) -> SendResult:
+        """Deliver ``notification``; finish (retries included) before ``time.monotonic()``
+        reaches ``deadline_s``. Failures come back as ``SendResult(ok=False)``."""
+        ...
+
+
+class Secret:
+    """A string that never shows itself in repr/str, so it cannot leak through logs or
+    exception messages by accident; ``reveal()`` is the one way out."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | SecretStr | Secret) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        elif isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value:
+            raise ValueError("secret value is empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._value, REDACTED)
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"
+
+    __str__ = __repr__

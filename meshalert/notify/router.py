@@ -1,0 +1,157 @@
+"""Routing notifications to channels by severity, class and service glob.
+
+Routes are tried in order and the first that matches decides the channels; a notification
+no route matches goes to every channel. An empty ``channels`` list drops the notification
+(e.g. silence staging). Configuration (``MESHALERT_ROUTES``, JSON or YAML)::
+
+    - match: {severity: [critical], service: "production/*"}
+      channels: [slack, sns]
+    - match: {severity: [warning]}
+      channels: [slack]
+    - match: {service: ["staging/*", "dev/*"]}
+      channels: []
+
+``match`` keys (all optional, all must hold): ``severity`` (list), ``class`` (list of alert
+classes), ``service`` (one glob or a list of globs, fnmatch style, case-sensitive).
+A mapping ``{"routes": [...]}`` is accepted too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+import structlog
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from meshalert.alerts.model import AlertClass, Notification, Severity
+from meshalert.notify.base import Notifier, SendResult
+
+log = structlog.get_logger("meshalert.notify.router")
+
+
+class RouteMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    severity: tuple[Severity, ...] | None = None
+    alert_class: tuple[AlertClass, ...] | None = Field(default=None, alias="class")
+    service: tuple[str, ...] | None = None
+
+    @field_validator("service", mode="before")
+    @classmethod
+    def _one_glob_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    def matches(self, notification: Notification) -> bool:
+        if self.severity is not None and notification.severity not in self.severity:
+            return False
+        if self.alert_class is not None and notification.alert_class not in self.alert_class:
+            return False
+        return self.service is None or any(
+            fnmatchcase(notification.service, glob) for glob in self.service
+        )
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: RouteMatch = RouteMatch()
+    channels: tuple[str, ...]
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routes: tuple[Route, ...] = ()
+
+    @classmethod
+    def from_text(cls, text: str) -> RoutingConfig:
+        """Parse JSON or YAML (JSON is YAML); a bare list means the routes."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"MESHALERT_ROUTES is neither JSON nor YAML: {exc}") from exc
+        if data is None:
+            return cls()
+        if isinstance(data, list):
+            data = {"routes": data}
+        return cls.model_validate(data)
+
+    def channels_for(
+        self, notification: Notification, all_channels: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        for route in self.routes:
+            if route.match.matches(notification):
+                return route.channels
+        return all_channels
+
+
+class Router:
+    """Sends each notification to its channels in parallel, so a slow or retrying channel
+    never eats another's time; every channel gets the same absolute deadline."""
+
+    def __init__(
+        self,
+        channels: Mapping[str, Notifier],
+        config: RoutingConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._channels = dict(channels)
+        self._config = config or RoutingConfig()
+        self._clock = clock
+        self.counts: Counter[tuple[str, str]] = Counter()
+        """(channel, "sent" | "failed") -> notifications, for health output."""
+        _check_channels(self._config, tuple(self._channels))
+
+    def channels_for(self, notification: Notification) -> tuple[str, ...]:
+        return self._config.channels_for(notification, tuple(self._channels))
+
+    def dispatch(self, notification: Notification, deadline_s: float) -> list[SendResult]:
+        names = self.channels_for(notification)
+        if not names:
+            log.info("notify.dropped_by_route", dedup_key=notification.dedup_key)
+            return []
+        if len(names) == 1:
+            results = [self._send_one(names[0], notification, deadline_s)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="notify") as pool:
+                futures = [
+                    pool.submit(self._send_one, name, notification, deadline_s) for name in names
+                ]
+                results = [f.result() for f in futures]
+        for result in results:
+            self.counts[(result.channel, "sent" if result.ok else "failed")] += 1
+        return results
+
+    def _send_one(self, name: str, notification: Notification, deadline_s: float) -> SendResult:
+        started = self._clock()
+        try:
+            result = self._channels[name].send(notification, deadline_s=deadline_s)
+        except Exception as exc:  # a notifier bug must not stop the other channels
+            log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
+            return SendResult(
+                name,
+                False,
+                notification.dedup_key,
+                1,
+                self._clock() - started,
+                error=f"notifier raised {type(exc).__name__}",
+            )
+        return replace(result, channel=name)
+
+
+def _check_channels(config: RoutingConfig, known: tuple[str, ...]) -> None:
+    for index, route in enumerate(config.routes):
+        unknown = [c for c in route.channels if c not in known]
+        if unknown:
+            raise ValueError(
+                f"routes[{index}].channels: unknown channel(s) {unknown}; "
+                f"configured channels are {list(known)}"
+            )

@@ -1,0 +1,171 @@
+"""Slack incoming-webhook notifier: Block Kit message plus plain-text fallback."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from meshalert.alerts.model import Notification, NotificationKind
+from meshalert.notify import render
+from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.http import post_json
+from meshalert.notify.outcome import finish
+from meshalert.notify.retry import AttemptOutcome, RetryPolicy, send_with_retries
+
+# Slack Block Kit limits (characters).
+HEADER_MAX = 150
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+MAX_FIELDS = 10
+FALLBACK_MAX = 3000
+
+_STYLE = {
+    NotificationKind.FIRING: (":rotating_light:", "#d1242f"),
+    NotificationKind.REMINDER: (":repeat:", "#e36209"),
+    NotificationKind.RESOLVED: (":white_check_mark:", "#1a7f37"),
+}
+
+log = structlog.get_logger("meshalert.notify.slack")
+
+
+def slack_payload(notification: Notification, runbook_url: str | None = None) -> dict[str, Any]:
+    """The webhook body. The coloured attachment makes FIRING (red), STILL FIRING (orange)
+    and RESOLVED (green) tell apart at a glance; ``text`` is what notifications and
+    screen readers show."""
+    emoji, colour = _STYLE[notification.kind]
+    fallback = render.truncate(render.summary(notification), FALLBACK_MAX)
+    if runbook_url:
+        fallback = render.truncate(f"{fallback} | runbook: {runbook_url}", FALLBACK_MAX)
+    header = {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": render.truncate(f"{emoji} {render.title(notification)}", HEADER_MAX),
+            "emoji": True,
+        },
+    }
+    return {
+        "text": fallback,
+        "blocks": [header],
+        "attachments": [
+            {
+                "color": colour,
+                "fallback": fallback,
+                "blocks": _detail_blocks(notification, runbook_url),
+            }
+        ],
+    }
+
+
+def _detail_blocks(notification: Notification, runbook_url: str | None) -> list[dict[str, Any]]:
+    evidence = notification.evidence
+    blocks: list[dict[str, Any]] = [
+        _section(f"*{_escape(render.comparison(notification))}*"),
+        {"type": "section", "fields": _fields(notification)},
+        _section("*Query*\n" + _code_block(evidence.query)),
+    ]
+    if evidence.replay:
+        blocks.append(
+            {"type": "context", "elements": [_mrkdwn("Replay: " + _code_inline(evidence.replay))]}
+        )
+    if runbook_url:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Runbook"},
+                        "url": runbook_url,
+                    }
+                ],
+            }
+        )
+    return blocks
+
+
+def _fields(notification: Notification) -> list[dict[str, str]]:
+    evidence = notification.evidence
+    pairs: list[tuple[str, str]] = [
+        ("State", render.kind_label(notification)),
+        ("Class", notification.alert_class.value),
+        ("Service", notification.service),
+        ("Severity", notification.severity.value),
+        ("Window", evidence.window),
+        ("Samples", f"{evidence.samples:.6g}"),
+        ("Previous state", evidence.previous_state.value),
+    ]
+    pairs.extend((str(k), "n/a" if v is None else str(v)) for k, v in evidence.detail.items())
+    return [
+        _mrkdwn(render.truncate(f"*{_escape(name)}*\n{_escape(value)}", FIELD_TEXT_MAX))
+        for name, value in pairs[:MAX_FIELDS]
+    ]
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(render.truncate(text, SECTION_TEXT_MAX))}
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _code_block(text: str) -> str:
+    # Room for the "*Query*\n" heading and the fences inside one section's limit.
+    body = render.truncate(_escape(text).replace("```", "`\u200b``"), SECTION_TEXT_MAX - 20)
+    return f"```{body}```"
+
+
+def _code_inline(text: str) -> str:
+    return "`" + render.truncate(_escape(text).replace("`", "'"), 2000) + "`"
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as control characters (links, mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SlackWebhookNotifier:
+    """Posts to a Slack incoming webhook; the URL is kept as a :class:`Secret`."""
+
+    channel = "slack"
+
+    def __init__(
+        self,
+        url: str | SecretStr | Secret,
+        runbook_url: str | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._url = Secret(url)
+        self._runbook_url = runbook_url
+        self._policy = policy or RetryPolicy()
+        self._clock, self._sleep, self._rand = clock, sleep, rand
+
+    def __repr__(self) -> str:
+        return f"SlackWebhookNotifier(url={self._url!r}, runbook_url={self._runbook_url!r})"
+
+    def send(self, notification: Notification, *, deadline_s: float) -> SendResult:
+        body = json.dumps(slack_payload(notification, self._runbook_url)).encode("utf-8")
+
+        def attempt(timeout_s: float) -> AttemptOutcome:
+            return post_json(self._url, body, timeout_s)
+
+        report = send_with_retries(
+            attempt,
+            deadline_s=deadline_s,
+            policy=self._policy,
+            clock=self._clock,
+            sleep=self._sleep,
+            rand=self._rand,
+        )
+        return finish(self.channel, notification, report, log)

@@ -1,0 +1,57 @@
+"""Generic webhook: the notification as JSON (see :func:`meshalert.notify.render.to_dict`)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import structlog
+from pydantic import SecretStr
+
+from meshalert.alerts.model import Notification
+from meshalert.notify import render
+from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.http import post_json
+from meshalert.notify.outcome import finish
+from meshalert.notify.retry import AttemptOutcome, RetryPolicy, send_with_retries
+
+log = structlog.get_logger("meshalert.notify.webhook")
+
+
+class WebhookNotifier:
+    """POSTs the JSON form; the URL may carry a token, so it is a :class:`Secret` too."""
+
+    channel = "webhook"
+
+    def __init__(
+        self,
+        url: str | SecretStr | Secret,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._url = Secret(url)
+        self._policy = policy or RetryPolicy()
+        self._clock, self._sleep, self._rand = clock, sleep, rand
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(url={self._url!r})"
+
+    def send(self, notification: Notification, *, deadline_s: float) -> SendResult:
+        body = render.to_json(notification).encode("utf-8")
+
+        def attempt(timeout_s: float) -> AttemptOutcome:
+            return post_json(self._url, body, timeout_s)
+
+        report = send_with_retries(
+            attempt,
+            deadline_s=deadline_s,
+            policy=self._policy,
+            clock=self._clock,
+            sleep=self._sleep,
+            rand=self._rand,
+        )
+        return finish(self.channel, notification, report, log)
