@@ -320,7 +320,7 @@ class RulesDocument:
     def leaf_sources(self) -> dict[str, str]:
         """Document path -> source of every value some source set."""
         scopes = [self.defaults_values, *self.services_values.values()]
-        return {v.path: v.source for scope in scopes for v in scope.values()}
+        return {v.path: v.source for scope in scopes for v in scope.values() if not v.implied}
 
 
 def _scope_dict(values: ScopeValues) -> dict[str, Any]:

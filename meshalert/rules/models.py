@@ -9,11 +9,14 @@ What ``judge(value, samples, detail)`` expects per class (the query layer produc
 - latency: ``value`` = the window's percentile in ms, ``samples`` = timer samples;
 - failures: ``value`` = failures / requests, ``samples`` = requests;
 - endpoints: ``value`` = available / load-balancer size on the worst host,
-  ``samples`` = that host's load-balancer size (so ``value * samples`` is the count);
+  ``detail["min_available"]`` = the fewest available endpoints on any host (else
+  ``detail["available"]``), read by ``available_below``;
 - retries: ``value`` = retries / requests, ``samples`` = requests,
-  ``detail["exhausted"]`` = retry-budget exhaustions in the window,
+  ``detail["budget_exhausted"]`` = retry-budget exhaustions in the window,
   ``detail["baseline"]`` = the median retry ratio over the same window length during the
   previous day (only read when ``anomaly_factor`` is set).
+
+These are the keys :func:`meshalert.alerts.observe.observe` fills in.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from meshalert.alerts.model import (
 from meshalert.durations import DurationError, format_duration_ms, parse_duration_ms
 
 DEFAULT_SOURCE = "default"
-DETAIL_EXHAUSTED = "exhausted"
+DETAIL_EXHAUSTED = "budget_exhausted"
+DETAIL_MIN_AVAILABLE = "min_available"
+DETAIL_AVAILABLE = "available"
 DETAIL_BASELINE = "baseline"
 PARTIAL_CONTEXT = {"partial": True}
 """Validation context for one layer of a document: cross-field checks wait for the merge."""
@@ -315,13 +320,18 @@ class EndpointsRule(RuleBase):
         return tuple(self._threshold(n) for n in names if getattr(self, n) is not None)
 
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
-        if value is None:
-            return NO_DATA
+        extra = detail or {}
+        count = _number(extra.get(DETAIL_MIN_AVAILABLE))
+        if count is None:
+            count = _number(extra.get(DETAIL_AVAILABLE))
+        judged = False
         breached = False
-        if self.available_ratio_below is not None:
-            breached = value < self.available_ratio_below
-        if self.available_below is not None:
-            breached = breached or value * samples < self.available_below
+        if self.available_ratio_below is not None and value is not None:
+            judged, breached = True, value < self.available_ratio_below
+        if self.available_below is not None and count is not None:
+            judged, breached = True, breached or count < self.available_below
+        if not judged:
+            return NO_DATA
         return Verdict(breached=breached, recovered=not breached)
 
     def describe(self) -> str:

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from meshalert.alerts.model import NoDataPolicy, Severity, Verdict
+from meshalert.rules.models import (
+    EndpointsRule,
+    FailuresRule,
+    LatencyRule,
+    RetriesRule,
+    ServiceRules,
+)
+
+finite = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+ratios = st.floats(min_value=0, max_value=1, allow_nan=False)
+
+
+def test_defaults_match_the_documented_values() -> None:
+    lat, fail, ep, ret = LatencyRule(), FailuresRule(), EndpointsRule(), RetriesRule()
+    assert (lat.percentile, lat.above_ms, lat.window_ms, lat.for_ms, lat.recover_ms) == (
+        99,
+        500,
+        300_000,
+        120_000,
+        400,
+    )
+    assert (fail.rate_above, fail.min_requests, fail.window_ms, fail.for_ms) == (
+        0.05,
+        20,
+        300_000,
+        60_000,
+    )
+    assert fail.recover_rate == 0.05
+    assert (ep.available_ratio_below, ep.available_below, ep.window_ms) == (0.7, None, 60_000)
+    assert (ret.exhausted_above, ret.ratio_above, ret.anomaly_factor) == (0, 0.2, None)
+    assert (lat.enabled, lat.severity, lat.no_data, lat.renotify_ms) == (
+        True,
+        Severity.CRITICAL,
+        NoDataPolicy.KEEP,
+        4 * 3_600_000,
+    )
+
+
+def test_for_is_written_for_in_documents_and_for_underscore_in_python() -> None:
+    assert LatencyRule.model_validate({"for": "90s"}).for_ms == 90_000
+    assert LatencyRule.model_validate({"for_": "1m30s"}).for_ == "90s"
+    assert LatencyRule.key_of("for_") == "for"
+
+
+@pytest.mark.parametrize(
+    ("rule", "data", "field"),
+    [
+        (LatencyRule, {"percentile": 0}, "percentile"),
+        (LatencyRule, {"percentile": 100.5}, "percentile"),
+        (LatencyRule, {"above_ms": "fast"}, "above_ms"),
+        (LatencyRule, {"above_ms": 300, "recover_below_ms": 350}, "recover_below_ms"),
+        (LatencyRule, {"window": "5 minutes"}, "window"),
+        (LatencyRule, {"window": "0s"}, "window"),
+        (LatencyRule, {"window": 300}, "window"),
+        (LatencyRule, {"above": 300}, "above"),
+        (FailuresRule, {"rate_above": 1.5}, "rate_above"),
+        (FailuresRule, {"rate_above": 0.1, "recover_below": 0.2}, "recover_below"),
+        (FailuresRule, {"min_requests": -1}, "min_requests"),
+        (EndpointsRule, {"available_ratio_below": None}, "available_below"),
+        (EndpointsRule, {"available_below": -2}, "available_below"),
+        (RetriesRule, {"anomaly_factor": 0}, "anomaly_factor"),
+        (RetriesRule, {"severity": "page"}, "severity"),
+        (RetriesRule, {"no_data": "ignore"}, "no_data"),
+        (RetriesRule, {"runbook_url": "wiki/retries"}, "runbook_url"),
+    ],
+)
+def test_bad_fields_are_rejected_by_name(
+    rule: type[LatencyRule], data: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        rule.model_validate(data)
+    assert [e["loc"][0] for e in info.value.errors()] == [field]
+
+
+def test_rules_are_frozen() -> None:
+    rule = LatencyRule()
+    with pytest.raises(ValidationError):
+        rule.above_ms = 1  # type: ignore[misc]
+
+
+def test_recover_equal_to_above_is_allowed() -> None:
+    assert LatencyRule(above_ms=300, recover_below_ms=300).recover_ms == 300
+
+
+def test_primary_threshold_carries_the_source() -> None:
+    rule = LatencyRule(above_ms=250).with_sources({"above_ms": "file:rules.yaml"})
+    t = rule.primary_threshold()
+    assert (t.name, t.value, t.source) == ("latency.above_ms", 250.0, "file:rules.yaml")
+    recover = rule.thresholds()[2]
+    assert recover.value == 200
+    assert recover.source == "file:rules.yaml (derived from above_ms)"
+    assert LatencyRule().primary_threshold().source == "default"
+
+
+def test_endpoint_primary_threshold_follows_the_condition_in_force() -> None:
+    assert EndpointsRule().primary_threshold().name == "endpoints.available_ratio_below"
+    only_count = EndpointsRule(available_ratio_below=None, available_below=7)
+    assert only_count.primary_threshold().name == "endpoints.available_below"
+    assert only_count.primary_threshold().value == 7
+
+
+def test_latency_hysteresis() -> None:
+    rule = LatencyRule(above_ms=500, recover_below_ms=400)
+    assert rule.judge(600, 100) == Verdict(breached=True, recovered=False)
+    assert rule.judge(450, 100) == Verdict(breached=False, recovered=False)  # hold
+    assert rule.judge(399, 100) == Verdict(breached=False, recovered=True)
+    assert rule.judge(None, 0) == Verdict(breached=None, recovered=False)
+
+
+def test_failures_below_min_requests_is_healthy() -> None:
+    rule = FailuresRule(rate_above=0.05, min_requests=20, recover_below=0.02)
+    assert rule.judge(0.9, 19) == Verdict(breached=False, recovered=True)
+    assert rule.judge(0.9, 20) == Verdict(breached=True, recovered=False)
+    assert rule.judge(0.03, 100) == Verdict(breached=False, recovered=False)
+    assert rule.judge(0.01, 100) == Verdict(breached=False, recovered=True)
+    assert rule.judge(None, 0).breached is None
+
+
+def test_endpoints_judge_ratio_and_count() -> None:
+    ratio = EndpointsRule()
+    assert ratio.judge(0.5, 3).breached is True
+    assert ratio.judge(0.8, 3) == Verdict(breached=False, recovered=True)
+    both = EndpointsRule(available_ratio_below=0.5, available_below=7)
+    assert both.judge(0.9, 2, {"min_available": 6}).breached is True
+    assert both.judge(0.9, 2, {"min_available": 8}).breached is False
+    assert both.judge(0.4, 2, {"min_available": 8}).breached is True
+    count = EndpointsRule(available_ratio_below=None, available_below=7)
+    assert count.judge(0.1, 1, {"available": 9}).breached is False
+    assert count.judge(0.9, 1, {}).breached is None  # no count to judge
+
+
+def test_retries_judge_exhaustion_ratio_and_anomaly() -> None:
+    rule = RetriesRule()
+    assert rule.judge(0.1, 100, {"budget_exhausted": 1}).breached is True
+    assert rule.judge(0.1, 100, {"budget_exhausted": 0}).breached is False
+    assert rule.judge(0.3, 100).breached is True
+    assert rule.judge(None, 0, {"budget_exhausted": 2}).breached is True
+    assert rule.judge(None, 0).breached is None
+    assert rule.judge(0.1, 100, {"baseline": 0.01}).breached is False  # anomaly off by default
+    anomaly = RetriesRule(anomaly_factor=3)
+    assert anomaly.judge(0.1, 100, {"baseline": 0.02}).breached is True
+    assert anomaly.judge(0.05, 100, {"baseline": 0.02}).breached is False
+    assert anomaly.judge(0.1, 100, {"baseline": 0}).breached is False
+    assert "3x" in anomaly.describe()
+
+
+def test_describe_names_the_thresholds() -> None:
+    assert LatencyRule(above_ms=250).describe() == (
+        "p99 latency above 250ms for 2m (5m window); recovers below 200ms"
+    )
+    assert "5%" in FailuresRule().describe()
+    assert "below 7" in EndpointsRule(available_below=7).describe()
+
+
+def test_service_rules_enabled_rules() -> None:
+    rules = ServiceRules(service="a", latency=LatencyRule(enabled=False))
+    assert [r.alert_class.value for r in rules.enabled_rules()] == [
+        "failures",
+        "endpoints",
+        "retries",
+    ]
+
+
+@st.composite
+def latency_rules(draw: st.DrawFn) -> LatencyRule:
+    above = draw(st.floats(min_value=1, max_value=1e5, allow_nan=False))
+    recover = draw(st.none() | st.floats(min_value=0, max_value=above, allow_nan=False))
+    return LatencyRule(above_ms=above, recover_below_ms=recover)
+
+
+@st.composite
+def failure_rules(draw: st.DrawFn) -> FailuresRule:
+    above = draw(ratios)
+    recover = draw(st.none() | st.floats(min_value=0, max_value=above, allow_nan=False))
+    return FailuresRule(
+        rate_above=above, recover_below=recover, min_requests=draw(st.integers(0, 50))
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule=latency_rules(), value=finite, samples=finite)
+def test_latency_never_breached_and_recovered(
+    rule: LatencyRule, value: float, samples: float
+) -> None:
+    verdict = rule.judge(value, samples)
+    assert not (verdict.breached and verdict.recovered)
+    assert verdict.breached == (value > rule.above_ms)
+    if value < rule.recover_ms:
+        assert verdict.recovered
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule=failure_rules(), value=ratios, samples=finite)
+def test_failures_never_breached_and_recovered(
+    rule: FailuresRule, value: float, samples: float
+) -> None:
+    verdict = rule.judge(value, samples)
+    assert not (verdict.breached and verdict.recovered)
+    if samples >= rule.min_requests and value > rule.rate_above:
+        assert verdict.breached
+    if samples < rule.min_requests:
+        assert verdict == Verdict(breached=False, recovered=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ratio=st.none() | ratios,
+    count=st.none() | st.integers(0, 50),
+    value=st.none() | ratios,
+    available=st.none() | st.integers(0, 50),
+)
+def test_endpoints_never_breached_and_recovered(
+    ratio: float | None, count: int | None, value: float | None, available: int | None
+) -> None:
+    if ratio is None and count is None:
+        count = 1
+    rule = EndpointsRule(available_ratio_below=ratio, available_below=count)
+    verdict = rule.judge(value, 1, {"min_available": available})
+    assert not (verdict.breached and verdict.recovered)
+    if ratio is not None and value is not None and value < ratio:
+        assert verdict.breached
+    if count is not None and available is not None and available < count:
+        assert verdict.breached
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ratio_above=st.floats(0, 2, allow_nan=False),
+    value=st.none() | st.floats(0, 3, allow_nan=False),
+    exhausted=st.none() | st.floats(0, 10, allow_nan=False),
+)
+def test_retries_never_breached_and_recovered(
+    ratio_above: float, value: float | None, exhausted: float | None
+) -> None:
+    rule = RetriesRule(ratio_above=ratio_above)
+    verdict = rule.judge(value, 10, {"budget_exhausted": exhausted})
+    assert not (verdict.breached and verdict.recovered)
+    if value is not None and value > ratio_above:
+        assert verdict.breached
