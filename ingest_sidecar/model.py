@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -38,3 +38,11 @@ class SeriesKey:
 
     measurement: str
     tags: tuple[tuple[str, str], ...]
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Keys are hashed on every aggregated line; hashing the tag tuple once matters there.
+        object.__setattr__(self, "_hash", hash((self.measurement, self.tags)))
+
+    def __hash__(self) -> int:
+        return self._hash
