@@ -23,7 +23,8 @@ Tags (only when known and non-empty; never ``host``, which the sidecar adds):
   gives ``namespace``, ``port``, ``service`` (``_`` -> ``-``); methodAndHost gives
   ``service`` = host; any other path gives ``service`` = its tokens joined with ``.``, as sent.
 * client scope: ``client`` = the client id tokens as sent, joined with ``.``. The id grammar:
-  ``_.io_l5d_k8s.<ns>.<port>.<svc>`` gives namespace/port/service with ``_`` -> ``-``; ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
+  ``_.io_l5d_k8s.<ns>.<port>.<svc>`` gives namespace/port/service with ``_`` -> ``-``;
+  ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
   ``_.io_l5d_k8s_localnode.<node>.<id>`` set ``via`` (``daemonset``/``localnode``, the
   outermost transformer) and take namespace/port/service from the innermost id;
   ``_.inet.<host>.<port>`` gives service=host (as sent), port; ``_.io_l5d_fs.<name>`` and
@@ -185,6 +186,11 @@ class NameMapper:
         self._depths = depths
         self._cache_size = cache_size
         self._cache: dict[object, SeriesKey] = {}
+
+    @property
+    def cached(self) -> int:
+        """Names currently in the cache (at most ``cache_size``)."""
+        return len(self._cache)
 
     def map(self, name: str, extra_tags: tuple[tuple[str, str], ...] = ()) -> SeriesKey:
         cache_key: object = (name, extra_tags) if extra_tags else name

@@ -1,0 +1,363 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest_sidecar.linkerd_names import NameMapper, parse_service_depths
+from ingest_sidecar.model import SeriesKey
+
+DATA = Path(__file__).parent / "data"
+K8S_NGINX = "_.io_l5d_k8s.production.http.nginx"
+OUT_SVC = {"router": "outgoing", "scope": "service", "service": "nginx"}
+OUT_CLIENT = {
+    "router": "outgoing",
+    "scope": "client",
+    "client": K8S_NGINX,
+    "namespace": "production",
+    "port": "http",
+    "service": "nginx",
+}
+
+
+def key(measurement: str, tags: dict[str, str]) -> SeriesKey:
+    return SeriesKey(measurement, tuple(sorted(tags.items())))
+
+
+# Every line of the reference's example datagram (reference section 2.4), in file order.
+EXAMPLE_KEYS = [
+    key("linkerd_request_latency_ms", OUT_SVC),
+    key("linkerd_requests", OUT_SVC),
+    key("linkerd_success", OUT_SVC),
+    key("linkerd_failures", OUT_SVC),
+    key("linkerd_failures", {**OUT_SVC, "exception":
+        "com_twitter_finagle_service_ResponseClassificationSyntheticException"}),
+    key("linkerd_sourcedfailures", {**OUT_SVC, "source": K8S_NGINX,
+                                    "exception": "com_twitter_finagle_ConnectionFailedException"}),
+    key("linkerd_pending", OUT_SVC),
+    key("linkerd_retries_total", OUT_SVC),
+    key("linkerd_retries_per_request", OUT_SVC),
+    key("linkerd_retries_budget", OUT_SVC),
+    key("linkerd_request_latency_ms", OUT_CLIENT),
+    key("linkerd_requests", OUT_CLIENT),
+    key("linkerd_failures_chain", {
+        **OUT_CLIENT,
+        "exception": "com_twitter_finagle_ConnectionFailedException",
+        "cause": "io_netty_channel_AbstractChannel_AnnotatedConnectException",
+    }),
+    key("linkerd_failures", {**OUT_CLIENT, "failure_flag": "interrupted",
+                             "exception": "com_twitter_finagle_Failure"}),
+    key("linkerd_connections", OUT_CLIENT),
+    key("linkerd_retries_budget", OUT_CLIENT),
+    key("linkerd_failfast_unhealthy_for_ms", OUT_CLIENT),
+    key("linkerd_failfast_unhealthy_num_tries", OUT_CLIENT),
+    key("linkerd_loadbalancer_available", OUT_CLIENT),
+    key("linkerd_loadbalancer_removes", OUT_CLIENT),
+    key("linkerd_received_bytes", OUT_CLIENT),
+    key("linkerd_sent_bytes", OUT_CLIENT),
+    key("linkerd_request_latency_ms", {"router": "outgoing", "scope": "client_service",
+                                       "client": K8S_NGINX, "service": "nginx"}),
+    key("linkerd_requests", {
+        "router": "outgoing", "scope": "client", "via": "daemonset",
+        "client": "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s"
+                  ".production.http.frontend",
+        "namespace": "production", "port": "http", "service": "frontend",
+    }),
+    key("linkerd_request_latency_ms", {
+        "router": "incoming", "scope": "client", "via": "localnode",
+        "client": "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.production.http.frontend",
+        "namespace": "production", "port": "http", "service": "frontend",
+    }),
+    key("linkerd_request_latency_ms", {"router": "incoming", "scope": "service",
+                                       "namespace": "production", "port": "http",
+                                       "service": "frontend"}),
+    key("linkerd_requests", {"router": "http", "scope": "service", "service": "nginx"}),
+    key("linkerd_connections", {"router": "http", "scope": "client",
+                                "client": "_.inet.nginx_production_svc_cluster_local.80",
+                                "service": "nginx_production_svc_cluster_local", "port": "80"}),
+    key("linkerd_requests", {"router": "incoming", "scope": "server", "server": "0.0.0.0:4141"}),
+    key("linkerd_jvm_mem_current_G1_Eden_Space_used", {"scope": "jvm"}),
+]
+EXAMPLE_NAMES = [
+    line.partition(":")[0]
+    for line in (DATA / "linkerd_example_datagram.txt").read_text().splitlines()
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), list(zip(EXAMPLE_NAMES, EXAMPLE_KEYS, strict=True)))
+def test_reference_example_lines(name: str, expected: SeriesKey) -> None:
+    # The ingress router ("incoming") is left unconfigured on purpose: the catalogue finds
+    # its 3-token service path.
+    assert NameMapper().map(name) == expected
+
+
+def _client(router: str, client: str, **tags: str) -> dict[str, str]:
+    return {"router": router, "scope": "client", "client": client, **tags}
+
+
+@pytest.mark.parametrize(
+    ("name", "measurement", "tags"),
+    [
+        # section 2.2: the StatsDStatsReceiverTest name (fs namer with a residual path)
+        ("rt.http.client._.io_l5d_fs.default.path.http.1_1.GET.default.request_latency_ms",
+         "linkerd_request_latency_ms",
+         _client("http", "_.io_l5d_fs.default.path.http.1_1.GET.default", service="default")),
+        # section 2.3 identifiers
+        ("rt.http.service.svc.nginx_8080.requests", "linkerd_requests",
+         {"router": "http", "scope": "service", "service": "nginx_8080"}),
+        ("rt.http.service.svc.1_1.GET.nginx.requests", "linkerd_requests",
+         {"router": "http", "scope": "service", "service": "nginx"}),
+        ("rt.h2.service.svc.helloworld_Greeter.request_latency_ms", "linkerd_request_latency_ms",
+         {"router": "h2", "scope": "service", "service": "helloworld_Greeter"}),
+        ("rt.incoming.client._.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1"
+         ".requests", "linkerd_requests",
+         _client("incoming",
+                 "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1",
+                 via="localnode", namespace="default", port="http", service="world-v1")),
+        ("rt.outgoing.client._.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default"
+         ".http.hello.retries.budget_exhausted", "linkerd_retries_budget_exhausted",
+         _client("outgoing",
+                 "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default.http.hello",
+                 via="daemonset", namespace="default", port="http", service="hello")),
+        ("rt.http.client._.io_l5d_fs.nginx.loadbalancer.size", "linkerd_loadbalancer_size",
+         _client("http", "_.io_l5d_fs.nginx", service="nginx")),
+        ("rt.http.client._.inet.127_1.8080.retries.budget", "linkerd_retries_budget",
+         _client("http", "_.inet.127_1.8080", service="127_1", port="8080")),
+        ("rt.http.client._.io_l5d_consul.dc1.web.requests", "linkerd_requests",
+         _client("http", "_.io_l5d_consul.dc1.web", service="web")),
+        ("rt.http.client._.io_l5d_consul.dc1.canary.web.requests", "linkerd_requests",
+         _client("http", "_.io_l5d_consul.dc1.canary.web", service="web")),
+        # unknown namer (variable depth): the catalogue finds the metric
+        ("rt.http.client._.io_l5d_marathon.group.app.retries.budget", "linkerd_retries_budget",
+         _client("http", "_.io_l5d_marathon.group.app", service="app")),
+        ("rt.http.client._.io_l5d_marathon.app.failures.interrupted", "linkerd_failures",
+         _client("http", "_.io_l5d_marathon.app", service="app", failure_flag="interrupted")),
+        ("rt.http.client._.io_l5d_marathon.app.service.svc.web.requests", "linkerd_requests",
+         {"router": "http", "scope": "client_service", "client": "_.io_l5d_marathon.app",
+          "service": "web"}),
+        # k8s labelSelector value: a 4th id token
+        ("rt.http.client._.io_l5d_k8s.prod.http.web.v2.requests", "linkerd_requests",
+         _client("http", "_.io_l5d_k8s.prod.http.web.v2", namespace="prod", port="http",
+                 service="web")),
+        # router scope
+        ("rt.http.bindcache.path.evicts", "linkerd_bindcache_path_evicts",
+         {"router": "http", "scope": "router"}),
+        ("rt.http.originator", "linkerd_originator", {"router": "http", "scope": "router"}),
+        # too short for its scope word: router scope with the remaining tokens
+        ("rt.http.service.svc", "linkerd_service_svc", {"router": "http", "scope": "router"}),
+        # roots other than rt
+        ("namer._.io_l5d_k8s.lookups", "linkerd_namer___io_l5d_k8s_lookups", {"scope": "other"}),
+        ("jvm.gc.msec", "linkerd_jvm_gc_msec", {"scope": "jvm"}),
+        ("rt.http", "linkerd_rt_http", {"scope": "other"}),
+    ],
+)
+def test_identifier_shapes(name: str, measurement: str, tags: dict[str, str]) -> None:
+    assert NameMapper().map("linkerd." + name) == key(measurement, tags)
+
+
+@pytest.mark.parametrize("word", ["requests", "failures", "service", "status", "retries", "time"])
+def test_k8s_names_that_collide_with_metric_words(word: str) -> None:
+    mapper = NameMapper(service_depths={"incoming": 3})
+    client = f"_.io_l5d_k8s.{word}.{word}.{word}"
+    k8s = {"namespace": word, "port": word, "service": word}
+    assert mapper.map(f"linkerd.rt.outgoing.client.{client}.requests") == key(
+        "linkerd_requests", _client("outgoing", client, **k8s))
+    assert mapper.map(f"linkerd.rt.outgoing.client.{client}.failures") == key(
+        "linkerd_failures", _client("outgoing", client, **k8s))
+    assert mapper.map(f"linkerd.rt.outgoing.client.{client}.service.svc.{word}.requests") == key(
+        "linkerd_requests", {"router": "outgoing", "scope": "client_service", "client": client,
+                             "service": word})
+    assert mapper.map(f"linkerd.rt.outgoing.service.svc.{word}.requests") == key(
+        "linkerd_requests", {"router": "outgoing", "scope": "service", "service": word})
+    assert mapper.map(f"linkerd.rt.incoming.service.svc.{word}.{word}.{word}.pending") == key(
+        "linkerd_pending", {"router": "incoming", "scope": "service", **k8s})
+
+
+def test_client_service_tags_keep_logical_and_concrete_apart() -> None:
+    mapper = NameMapper(service_depths={"incoming": 3})
+    concrete = "_.io_l5d_k8s.backend.grpc.users_v2"
+    row = dict(mapper.map(
+        f"linkerd.rt.incoming.client.{concrete}.service.svc.front.http.users.requests").tags)
+    assert row == {"router": "incoming", "scope": "client_service", "client": concrete,
+                   "namespace": "front", "port": "http", "service": "users"}
+    client_row = dict(mapper.map(f"linkerd.rt.incoming.client.{concrete}.requests").tags)
+    assert (client_row["namespace"], client_row["service"]) == ("backend", "users-v2")
+
+
+def test_configured_service_depth_is_used_exactly() -> None:
+    mapper = NameMapper(service_depths={"api": 2, "incoming": 3})
+    assert mapper.map("linkerd.rt.api.service.svc.users.v1.requests") == key(
+        "linkerd_requests", {"router": "api", "scope": "service", "service": "users.v1"})
+    # a configured depth wins even when the tail is not a catalogue metric
+    assert mapper.map("linkerd.rt.api.service.svc.users.v1.custom_thing") == key(
+        "linkerd_custom_thing", {"router": "api", "scope": "service", "service": "users.v1"})
+    # 3 tokens that are not Kubernetes-shaped give no namespace/port
+    assert mapper.map("linkerd.rt.incoming.service.svc.Foo.Bar.baz.requests") == key(
+        "linkerd_requests", {"router": "incoming", "scope": "service", "service": "Foo.Bar.baz"})
+
+
+def test_linkerd_0x_scope_names() -> None:
+    mapper = NameMapper()
+    assert mapper.map("linkerd.rt.http.dst.path.svc.nginx.requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "nginx"})
+    assert mapper.map("linkerd.rt.http.dst.path.http.1_1.GET.nginx.request_latency_ms") == key(
+        "linkerd_request_latency_ms", {"router": "http", "scope": "service", "service": "nginx"})
+    assert mapper.map(f"linkerd.rt.http.dst.id.{K8S_NGINX}.connections") == key(
+        "linkerd_connections", {**OUT_CLIENT, "router": "http"})
+    assert mapper.map(f"linkerd.rt.http.dst.id.{K8S_NGINX}.path.svc.web.requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "client_service", "client": K8S_NGINX,
+                             "service": "web"})
+    assert mapper.map("linkerd.rt.http.srv.0_0_0_0.4140.requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "server", "server": "0.0.0.0:4140"})
+
+
+A, B, C = "com_twitter_finagle_Failure", "java_io_IOException", "io_netty_Boom"
+
+
+def test_one_failure_event_counts_once_per_tag_combination() -> None:
+    """Finagle's rollup for one interrupted failure with cause chain A -> B -> C."""
+    mapper = NameMapper()
+    base = "linkerd.rt.http.service.svc.web."
+    rollup = [
+        "failures", "failures.interrupted",
+        f"failures.{A}", f"failures.{A}.{B}", f"failures.{A}.{B}.{C}",
+        f"failures.interrupted.{A}", f"failures.interrupted.{A}.{B}",
+        f"failures.interrupted.{A}.{B}.{C}",
+    ]
+    keys = [mapper.map(base + metric) for metric in rollup]
+    assert len(set(keys)) == len(keys)
+    failures = [dict(k.tags) for k in keys if k.measurement == "linkerd_failures"]
+    totals = [t for t in failures if "exception" not in t and "failure_flag" not in t]
+    by_exception = [t for t in failures if "exception" in t and "failure_flag" not in t]
+    by_flag = [t for t in failures if "failure_flag" in t and "exception" not in t]
+    assert len(totals) == len(by_exception) == len(by_flag) == 1
+    assert by_exception[0]["exception"] == A
+    chain = {(dict(k.tags).get("failure_flag"), dict(k.tags)["cause"])
+             for k in keys if k.measurement == "linkerd_failures_chain"}
+    assert chain == {(None, B), (None, f"{B}.{C}"), ("interrupted", B),
+                     ("interrupted", f"{B}.{C}")}
+    assert all(dict(k.tags)["exception"] == A for k in keys if "exception" in dict(k.tags))
+
+
+@pytest.mark.parametrize(
+    ("metric", "measurement", "tags"),
+    [
+        (f"sourcedfailures.{K8S_NGINX}", "linkerd_sourcedfailures", {"source": K8S_NGINX}),
+        (f"sourcedfailures.{K8S_NGINX}.{A}", "linkerd_sourcedfailures",
+         {"source": K8S_NGINX, "exception": A}),
+        (f"sourcedfailures.{K8S_NGINX}.{A}.{B}", "linkerd_sourcedfailures_chain",
+         {"source": K8S_NGINX, "exception": A, "cause": B}),
+        (f"sourcedfailures._.inet.127_1.80.{A}", "linkerd_sourcedfailures",
+         {"source": "_.inet.127_1.80", "exception": A}),
+        (f"sourcedfailures._.io_l5d_marathon.a.b.{A}", "linkerd_sourcedfailures",
+         {"source": "_.io_l5d_marathon.a.b", "exception": A}),
+        ("sourcedfailures._.io_l5d_k8s.requests.http.failures", "linkerd_sourcedfailures",
+         {"source": "_.io_l5d_k8s.requests.http.failures"}),
+        ("status.200", "linkerd_status", {"status_code": "200"}),
+        ("status.5XX", "linkerd_status", {"status_class": "5XX"}),
+        ("status.error", "linkerd_status", {"status_class": "error"}),
+        ("time.2XX", "linkerd_time", {"status_class": "2XX"}),
+        ("exn.java_nio_channels_ClosedChannelException", "linkerd_exn",
+         {"exception": "java_nio_channels_ClosedChannelException"}),
+        ("failures.restartable", "linkerd_failures", {"failure_flag": "restartable"}),
+        ("retries.budget_exhausted", "linkerd_retries_budget_exhausted", {}),
+    ],
+)
+def test_metric_families(metric: str, measurement: str, tags: dict[str, str]) -> None:
+    got = NameMapper().map("linkerd.rt.http.service.svc.web." + metric)
+    assert got == key(measurement, {"router": "http", "scope": "service", "service": "web", **tags})
+
+
+def test_prefix_is_stripped_literally() -> None:
+    assert NameMapper(prefix="my.app").map("my.app.rt.http.service.svc.web.requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"})
+    assert NameMapper(prefix="").map("rt.http.service.svc.web.requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"})
+    # without the prefix: scope other, measurement from every token (sanitised)
+    assert NameMapper().map("rt.http.service.svc.web.requests") == key(
+        "linkerd_rt_http_service_svc_web_requests", {"scope": "other"})
+    assert NameMapper().map("other-app.a b") == key("linkerd_other_app_a_b", {"scope": "other"})
+    assert NameMapper().map("linkerdx.jvm.uptime").tags == (("scope", "other"),)
+
+
+def test_empty_tokens_are_kept_and_empty_tags_omitted() -> None:
+    mapper = NameMapper()
+    assert mapper.map("linkerd.rt.http.service.svc..requests") == key(
+        "linkerd_requests", {"router": "http", "scope": "service"})
+    assert mapper.map("linkerd.rt.http.client._.io_l5d_k8s..http.web.requests") == key(
+        "linkerd_requests", _client("http", "_.io_l5d_k8s..http.web", port="http", service="web"))
+    assert mapper.map("linkerd.jvm..x") == key("linkerd_jvm__x", {"scope": "jvm"})
+
+
+def test_extra_tags_are_added_without_overriding_derived_or_sidecar_tags() -> None:
+    got = NameMapper().map(
+        "linkerd.rt.http.service.svc.web.requests",
+        (("env", "prod"), ("service", "spoofed"), ("host", "h"), ("le", "1"), ("flag", ""),
+         ("", "x")),
+    )
+    assert got == key("linkerd_requests", {"router": "http", "scope": "service", "service": "web",
+                                           "env": "prod"})
+
+
+def test_cache_is_bounded_and_does_not_change_results() -> None:
+    names = [f"linkerd.rt.http.client._.io_l5d_k8s.ns.http.s{i}.requests" for i in range(10)]
+    small = NameMapper(cache_size=3)
+    first = [small.map(n) for n in names]
+    assert small.cached <= 3
+    assert [small.map(n) for n in reversed(names)] == list(reversed(first))
+    assert first == [NameMapper().map(n) for n in names]
+    assert small.map(names[0], (("a", "b"),)) != small.map(names[0])
+
+
+def test_parse_service_depths() -> None:
+    assert parse_service_depths("incoming=3,outgoing=1") == {"incoming": 3, "outgoing": 1}
+    assert parse_service_depths(" incoming = 3 , ") == {"incoming": 3}
+    assert parse_service_depths("") == {}
+
+
+@pytest.mark.parametrize("bad", ["incoming", "incoming=x", "=3", "incoming=0", "a=1,a=2",
+                                 "incoming=-1", "incoming=65"])
+def test_parse_service_depths_names_the_bad_entry(bad: str) -> None:
+    entry = bad.rsplit(",", maxsplit=1)[-1]
+    with pytest.raises(ValueError, match=re.escape(repr(entry))):
+        parse_service_depths(bad)
+
+
+def test_mapper_rejects_bad_depths() -> None:
+    with pytest.raises(ValueError, match="incoming"):
+        NameMapper(service_depths={"incoming": 0})
+
+
+_VOCAB = ["rt", "jvm", "namer", "http", "service", "client", "server", "srv", "dst", "path",
+          "id", "svc", "_", "io_l5d_k8s", "io_l5d_k8s_daemonset", "io_l5d_k8s_localnode",
+          "inet", "io_l5d_fs", "io_l5d_consul", "failures", "sourcedfailures", "interrupted",
+          "status", "time", "exn", "stream", "request", "retries", "budget", "requests",
+          "1_1", "GET", "com_twitter_Exc", "200", "", "prod"]
+_TOKEN = st.sampled_from(_VOCAB) | st.text("abcXYZ019_", max_size=6)
+_NAMES = st.lists(_TOKEN, min_size=1, max_size=16).map(".".join)
+_SCOPES = {"service", "client", "client_service", "server", "router", "jvm", "other"}
+_MEASUREMENT = re.compile(r"linkerd_[A-Za-z0-9_]*")
+
+
+@settings(max_examples=400, deadline=None)
+@given(_NAMES, st.sampled_from(["linkerd", "", "a.b"]), st.booleans())
+def test_any_dotted_name_maps_without_raising_and_deterministically(
+    rest: str, prefix: str, prefixed: bool
+) -> None:
+    name = f"{prefix}.{rest}" if prefix and prefixed else rest
+    mapper = NameMapper(prefix=prefix, service_depths={"incoming": 3})
+    got = mapper.map(name)
+    assert mapper.map(name) == got
+    assert NameMapper(prefix=prefix, service_depths={"incoming": 3}).map(name) == got
+    assert _MEASUREMENT.fullmatch(got.measurement)
+    tags = dict(got.tags)
+    assert list(got.tags) == sorted(got.tags)
+    assert len(tags) == len(got.tags)
+    assert all(value for value in tags.values())
+    assert "host" not in tags
+    assert tags["scope"] in _SCOPES
+    if got.measurement in ("linkerd_failures", "linkerd_sourcedfailures") and "exception" in tags:
+        assert "." not in tags["exception"] and "cause" not in tags
