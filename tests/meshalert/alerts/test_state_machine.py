@@ -1,0 +1,418 @@
+"""The alert state machine: examples per transition, then properties over random streams."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshalert.alerts.model import (
+    AlertClass,
+    AlertRecord,
+    AlertState,
+    Evidence,
+    NoDataPolicy,
+    Notification,
+    NotificationKind,
+    Observation,
+    Severity,
+    ThresholdInForce,
+    Verdict,
+)
+from meshalert.alerts.state_machine import StepPolicy, StepResult, step
+from meshalert.state.sqlite_state import SqliteStateStore
+
+SERVICE = "production/checkout"
+MIN = 60_000
+HOUR = 60 * MIN
+T0 = 1_700_000_000_000
+
+BREACH = Verdict(breached=True, recovered=False)
+HEALTHY = Verdict(breached=False, recovered=True)
+BETWEEN = Verdict(breached=False, recovered=False)  # past recovery, not yet healthy
+NO_DATA = Verdict(breached=None, recovered=False)
+
+
+def policy(**overrides: object) -> StepPolicy:
+    base = StepPolicy(
+        for_ms=2 * MIN, renotify_ms=4 * HOUR, no_data=NoDataPolicy.KEEP, severity=Severity.CRITICAL
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def _observation(value: float | None) -> Observation:
+    return Observation(alert_class=AlertClass.LATENCY, service=SERVICE, value=value, samples=10)
+
+
+def _evidence(value: float | None) -> Evidence:
+    return Evidence(
+        alert_class=AlertClass.LATENCY,
+        service=SERVICE,
+        observed=value,
+        threshold=ThresholdInForce("above_ms", 500.0, "default"),
+        window="5m",
+        query="q",
+        samples=10,
+        detail={},
+        previous_state=AlertState.OK,  # deliberately stale: step must rebuild it
+        replay="r",
+    )
+
+
+def _value(verdict: Verdict) -> float | None:
+    if verdict.breached is None:
+        return None
+    return 900.0 if verdict.breached else (300.0 if verdict.recovered else 450.0)
+
+
+def advance(prev: AlertRecord | None, verdict: Verdict, pol: StepPolicy, now: int) -> StepResult:
+    value = _value(verdict)
+    return step(prev, _observation(value), verdict, _evidence(value), pol, now)
+
+
+@dataclass
+class Run:
+    results: list[StepResult]
+
+    @property
+    def notes(self) -> list[Notification]:
+        return [n for r in self.results for n in r.notifications]
+
+    def kinds(self) -> list[NotificationKind]:
+        return [n.kind for n in self.notes]
+
+    @property
+    def record(self) -> AlertRecord:
+        return self.results[-1].record
+
+
+def run(
+    stream: Iterable[tuple[int, Verdict]], pol: StepPolicy, prev: AlertRecord | None = None
+) -> Run:
+    results: list[StepResult] = []
+    for now, verdict in stream:
+        result = advance(prev, verdict, pol, now)
+        results.append(result)
+        prev = result.record
+    return Run(results)
+
+
+def every_minute(verdicts: Sequence[Verdict], start: int = T0) -> list[tuple[int, Verdict]]:
+    return [(start + i * MIN, v) for i, v in enumerate(verdicts)]
+
+
+# --- transitions, one by one ---------------------------------------------------------------
+
+
+def test_first_healthy_evaluation_creates_an_ok_record() -> None:
+    result = advance(None, HEALTHY, policy(), T0)
+    assert result.record.state is AlertState.OK
+    assert result.record.since_ms == T0
+    assert result.record.last_value == 300.0
+    assert result.notifications == ()
+    assert result.transition is None
+
+
+def test_breach_enters_pending_with_the_episode_start() -> None:
+    result = advance(None, BREACH, policy(), T0)
+    assert result.record.state is AlertState.PENDING
+    assert result.record.episode_start_ms == T0
+    assert result.notifications == ()
+    assert result.transition == (AlertState.OK, AlertState.PENDING)
+
+
+def test_pending_fires_after_for_and_not_before() -> None:
+    r = run(every_minute([BREACH, BREACH, BREACH]), policy(for_ms=2 * MIN))
+    assert [x.record.state for x in r.results] == [
+        AlertState.PENDING,
+        AlertState.PENDING,
+        AlertState.FIRING,
+    ]
+    (firing,) = r.notes
+    assert firing.kind is NotificationKind.FIRING
+    assert firing.episode_start_ms == T0
+    assert firing.at_ms == T0 + 2 * MIN
+    assert firing.dedup_key == f"latency|{SERVICE}|{T0}|firing"
+    assert firing.severity is Severity.CRITICAL
+    assert firing.evidence.previous_state is AlertState.PENDING
+    assert r.results[-1].transition == (AlertState.PENDING, AlertState.FIRING)
+
+
+def test_for_zero_fires_on_the_first_breach() -> None:
+    result = advance(None, BREACH, policy(for_ms=0), T0)
+    assert result.record.state is AlertState.FIRING
+    assert [n.kind for n in result.notifications] == [NotificationKind.FIRING]
+    assert result.transition == (AlertState.OK, AlertState.FIRING)
+
+
+@pytest.mark.parametrize("verdict", [HEALTHY, BETWEEN])
+def test_pending_returns_to_ok_quietly(verdict: Verdict) -> None:
+    r = run(every_minute([BREACH, verdict]), policy())
+    assert r.record.state is AlertState.OK
+    assert r.record.episode_start_ms is None
+    assert r.notes == []
+    assert r.results[-1].transition == (AlertState.PENDING, AlertState.OK)
+
+
+def test_interrupted_breach_restarts_the_for_clock() -> None:
+    r = run(every_minute([BREACH, HEALTHY, BREACH, BREACH, BREACH]), policy(for_ms=2 * MIN))
+    (firing,) = r.notes
+    assert firing.episode_start_ms == T0 + 2 * MIN
+    assert firing.at_ms == T0 + 4 * MIN
+
+
+def test_hysteresis_firing_holds_between_thresholds_then_resolves() -> None:
+    r = run(every_minute([BREACH, BETWEEN, BETWEEN, HEALTHY]), policy(for_ms=0))
+    assert [x.record.state for x in r.results] == [
+        AlertState.FIRING,
+        AlertState.FIRING,
+        AlertState.FIRING,
+        AlertState.OK,
+    ]
+    firing, resolved = r.notes
+    assert resolved.kind is NotificationKind.RESOLVED
+    assert resolved.episode_start_ms == firing.episode_start_ms == T0
+    assert resolved.dedup_key == f"latency|{SERVICE}|{T0}|resolved"
+    assert resolved.evidence.observed == 300.0
+    assert resolved.evidence.previous_state is AlertState.FIRING
+    assert r.results[-1].transition == (AlertState.FIRING, AlertState.OK)
+    assert r.record.last_resolved_ms == T0 + 3 * MIN
+
+
+def test_breach_wins_over_a_contradictory_recovered() -> None:
+    r = run(every_minute([BREACH, Verdict(breached=True, recovered=True)]), policy(for_ms=0))
+    assert r.record.state is AlertState.FIRING
+    assert r.kinds() == [NotificationKind.FIRING]
+
+
+def test_reminders_every_renotify_with_increasing_sequence() -> None:
+    pol = policy(for_ms=0, renotify_ms=30 * MIN)
+    r = run(every_minute([BREACH] * 75), pol)
+    reminders = [n for n in r.notes if n.kind is NotificationKind.REMINDER]
+    assert [n.at_ms - T0 for n in reminders] == [30 * MIN, 60 * MIN]
+    assert [n.reminder_seq for n in reminders] == [1, 2]
+    assert [n.dedup_key for n in reminders] == [
+        f"latency|{SERVICE}|{T0}|reminder#1",
+        f"latency|{SERVICE}|{T0}|reminder#2",
+    ]
+    assert r.record.reminder_seq == 2
+
+
+def test_reminders_disabled_with_zero_renotify() -> None:
+    r = run(every_minute([BREACH] * 30), policy(for_ms=0, renotify_ms=0))
+    assert r.kinds() == [NotificationKind.FIRING]
+
+
+def test_a_new_episode_restarts_reminder_numbering() -> None:
+    pol = policy(for_ms=0, renotify_ms=2 * MIN)
+    r = run(every_minute([BREACH, BREACH, BREACH, HEALTHY, BREACH, BREACH, BREACH]), pol)
+    reminders = [n for n in r.notes if n.kind is NotificationKind.REMINDER]
+    assert [(n.episode_start_ms - T0, n.reminder_seq) for n in reminders] == [
+        (0, 1),
+        (4 * MIN, 1),
+    ]
+
+
+def test_no_data_keep_holds_every_state() -> None:
+    pol = policy(for_ms=2 * MIN, no_data=NoDataPolicy.KEEP, renotify_ms=3 * MIN)
+    pending = run(every_minute([BREACH, NO_DATA, NO_DATA, NO_DATA]), pol)
+    assert [x.record.state for x in pending.results] == [AlertState.PENDING] * 4
+    assert pending.notes == []
+    assert pending.record.episode_start_ms == T0
+    assert pending.record.last_value is None
+
+    firing = run(every_minute([BREACH, BREACH, BREACH, NO_DATA, NO_DATA, NO_DATA]), pol)
+    assert firing.record.state is AlertState.FIRING
+    assert firing.kinds() == [NotificationKind.FIRING, NotificationKind.REMINDER]
+
+    ok = run(every_minute([HEALTHY, NO_DATA, NO_DATA]), pol)
+    assert ok.record.state is AlertState.OK
+    assert ok.notes == []
+
+
+def test_no_data_alert_counts_as_breach() -> None:
+    r = run(every_minute([NO_DATA, NO_DATA, NO_DATA]), policy(no_data=NoDataPolicy.ALERT))
+    assert r.record.state is AlertState.FIRING
+    assert r.kinds() == [NotificationKind.FIRING]
+    assert r.notes[0].evidence.observed is None
+
+
+def test_no_data_ok_counts_as_recovered() -> None:
+    pol = policy(for_ms=0, no_data=NoDataPolicy.OK)
+    r = run(every_minute([BREACH, NO_DATA]), pol)
+    assert r.record.state is AlertState.OK
+    assert r.kinds() == [NotificationKind.FIRING, NotificationKind.RESOLVED]
+    assert run(every_minute([BREACH]), replace(pol, for_ms=MIN)).record.state is (
+        AlertState.PENDING
+    )
+    pending_then_gap = run(every_minute([BREACH, NO_DATA]), replace(pol, for_ms=MIN))
+    assert pending_then_gap.record.state is AlertState.OK
+
+
+def test_evidence_previous_state_is_the_state_before_the_step() -> None:
+    r = run(every_minute([BREACH, BREACH, BREACH, HEALTHY]), policy())
+    assert [x.evidence.previous_state for x in r.results] == [
+        AlertState.OK,
+        AlertState.PENDING,
+        AlertState.PENDING,
+        AlertState.FIRING,
+    ]
+
+
+def test_record_carries_threshold_and_evaluation_time() -> None:
+    result = advance(None, BREACH, policy(), T0)
+    assert result.record.threshold == ThresholdInForce("above_ms", 500.0, "default")
+    assert result.record.last_evaluated_ms == T0
+
+
+def test_rejects_a_record_of_another_alert() -> None:
+    other = AlertRecord(AlertClass.LATENCY, "staging/cart", AlertState.OK, since_ms=T0)
+    with pytest.raises(ValueError, match="staging/cart"):
+        advance(other, BREACH, policy(), T0)
+
+
+def test_policy_rejects_negative_durations() -> None:
+    with pytest.raises(ValueError, match="for_ms"):
+        policy(for_ms=-1)
+
+
+# --- flap damping ---------------------------------------------------------------------------
+
+
+def test_flapping_service_stops_paging_every_cycle() -> None:
+    pol = policy(for_ms=0, renotify_ms=4 * HOUR, max_flaps=3, flap_hold_ms=15 * MIN)
+    r = run(every_minute([BREACH, HEALTHY] * 60), pol)  # two hours of bouncing
+    counts = Counter(r.kinds())
+    assert counts[NotificationKind.FIRING] == 4  # the first and max_flaps re-fires
+    assert counts[NotificationKind.RESOLVED] == 3
+    assert r.record.state is AlertState.FIRING
+    assert r.record.flaps == 3
+
+
+def test_damped_alert_resolves_after_recovery_holds_for_the_hold() -> None:
+    pol = policy(for_ms=0, max_flaps=1, flap_hold_ms=5 * MIN)
+    flapping = run(every_minute([BREACH, HEALTHY, BREACH]), pol)
+    assert flapping.record.flaps == 1
+    recovering = run(
+        every_minute([HEALTHY] * 5 + [BETWEEN] + [HEALTHY] * 6, start=T0 + 3 * MIN),
+        pol,
+        prev=flapping.record,
+    )
+    states = [x.record.state for x in recovering.results]
+    # Five healthy minutes, interrupted: the hold restarts at minute 6 and ends at minute 11.
+    assert states == [AlertState.FIRING] * 11 + [AlertState.OK]
+    assert recovering.kinds() == [NotificationKind.RESOLVED]
+    assert recovering.notes[0].episode_start_ms == T0 + 2 * MIN
+
+
+def test_hold_uses_for_when_for_is_longer() -> None:
+    pol = policy(for_ms=10 * MIN, max_flaps=0, flap_hold_ms=MIN)
+    firing = run(every_minute([BREACH] * 11), pol)
+    assert firing.record.state is AlertState.FIRING
+    healing = run(every_minute([HEALTHY] * 11, start=T0 + 11 * MIN), pol, prev=firing.record)
+    assert [x.record.state for x in healing.results].index(AlertState.OK) == 10
+
+
+def test_flap_count_resets_after_a_quiet_window() -> None:
+    pol = policy(for_ms=0, max_flaps=2, flap_window_ms=HOUR)
+    bouncy = run(every_minute([BREACH, HEALTHY, BREACH, HEALTHY]), pol)
+    assert bouncy.record.flaps == 1
+    later = run([(T0 + 2 * HOUR, BREACH)], pol, prev=bouncy.record)
+    assert later.record.flaps == 0
+    assert later.kinds() == [NotificationKind.FIRING]
+
+
+# --- properties over random streams ---------------------------------------------------------
+
+verdicts = st.sampled_from([BREACH, HEALTHY, BETWEEN, NO_DATA])
+gaps = st.sampled_from([30_000, MIN, 90_000, 5 * MIN, 20 * MIN])
+streams = st.lists(st.tuples(gaps, verdicts), min_size=1, max_size=60).map(
+    lambda steps: [(T0 + sum(g for g, _ in steps[: i + 1]), v) for i, (_, v) in enumerate(steps)]
+)
+policies = st.builds(
+    StepPolicy,
+    for_ms=st.sampled_from([0, MIN, 2 * MIN, 5 * MIN]),
+    renotify_ms=st.sampled_from([0, 10 * MIN, HOUR]),
+    no_data=st.sampled_from(NoDataPolicy),
+    severity=st.sampled_from(Severity),
+    flap_window_ms=st.sampled_from([10 * MIN, HOUR]),
+    max_flaps=st.integers(0, 4),
+    flap_hold_ms=st.sampled_from([MIN, 5 * MIN, 15 * MIN]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams, policies)
+def test_same_inputs_same_outputs(stream: list[tuple[int, Verdict]], pol: StepPolicy) -> None:
+    assert run(stream, pol).results == run(stream, pol).results
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(gaps, min_size=1, max_size=60), policies)
+def test_an_all_healthy_stream_never_notifies(gap_list: list[int], pol: StepPolicy) -> None:
+    times = [T0 + sum(gap_list[: i + 1]) for i in range(len(gap_list))]
+    r = run([(t, HEALTHY) for t in times], pol)
+    assert r.notes == []
+    assert all(x.record.state is AlertState.OK for x in r.results)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams, policies)
+def test_episode_invariants(stream: list[tuple[int, Verdict]], pol: StepPolicy) -> None:
+    r = run(stream, pol)
+    keys = [n.dedup_key for n in r.notes]
+    assert len(keys) == len(set(keys))  # so at most one FIRING per episode
+    open_episode: int | None = None
+    for note in r.notes:
+        if note.kind is NotificationKind.FIRING:
+            assert open_episode is None
+            open_episode = note.episode_start_ms
+        else:  # RESOLVED and REMINDER belong to the firing episode
+            assert note.episode_start_ms == open_episode
+            if note.kind is NotificationKind.RESOLVED:
+                open_episode = None
+    for result in r.results:
+        if result.record.state is not AlertState.OK:
+            assert result.record.episode_start_ms is not None
+        if result.transition == (AlertState.FIRING, AlertState.OK):
+            assert [n.kind for n in result.notifications] == [NotificationKind.RESOLVED]
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams, policies)
+def test_pages_are_bounded_while_flapping(
+    stream: list[tuple[int, Verdict]], pol: StepPolicy
+) -> None:
+    fires = run(stream, pol).kinds().count(NotificationKind.FIRING)
+    duration = stream[-1][0] - stream[0][0]
+    runs = 1 + duration // max(pol.flap_window_ms, 1)
+    assert fires <= (pol.max_flaps + 1) * runs + duration // pol.damped_hold_ms
+
+
+@settings(max_examples=40, deadline=None)
+@given(streams, policies, st.booleans())
+def test_a_duplicated_cycle_never_sends_twice(
+    stream: list[tuple[int, Verdict]], pol: StepPolicy, retry_sees_saved_record: bool
+) -> None:
+    """Each cycle runs twice, as a retried or doubled scheduler run would: the second run
+    starts either from the same record (concurrent) or from the one the first saved."""
+    expected = [n.dedup_key for n in run(stream, pol).notes]
+    sent: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStateStore(Path(tmp) / "state.db")
+        prev: AlertRecord | None = None
+        for now, verdict in stream:
+            first = advance(prev, verdict, pol, now)
+            second = advance(first.record if retry_sees_saved_record else prev, verdict, pol, now)
+            for note in (*first.notifications, *second.notifications):
+                if store.claim(note, now_ms=now, lease_ms=5 * MIN):
+                    sent.append(note.dedup_key)
+                    store.mark_sent(note.dedup_key, "console", ok=True, detail="", now_ms=now)
+            prev = second.record
+    assert sent == expected
