@@ -74,9 +74,8 @@ class InfluxDB2WindowReader:
         except InfluxDBError as err:
             raise WindowQueryError(f"{self._where()} failed: {err.message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise WindowQueryError(
-                f"{self._where()} unreachable: {type(err).__name__}: {err}"
-            ) from None
+            kind = "timed out" if _is_timeout(err) else "unreachable"
+            raise WindowQueryError(f"{self._where()} {kind}: {type(err).__name__}: {err}") from None
         return assemble(query, rows, query_text=text, queries_issued=1)
 
     def _records(self, text: str, params: FluxParams) -> Iterator[Any]:
@@ -119,6 +118,11 @@ def rows_from_records(query: ClassQuery, records: Iterable[Any]) -> Iterator[Sel
             )
         tags = {tag: _tag_text(values.get(tag)) for tag in sel.group_by}
         yield SelectRow(sel.name, tags, float(value))
+
+
+def _is_timeout(err: BaseException) -> bool:
+    reason = getattr(err, "reason", None)
+    return any(isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError) for e in (err, reason))
 
 
 def _tag_text(value: object) -> str:
