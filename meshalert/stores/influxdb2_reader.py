@@ -121,8 +121,13 @@ def rows_from_records(query: ClassQuery, records: Iterable[Any]) -> Iterator[Sel
 
 
 def _is_timeout(err: BaseException) -> bool:
+    # urllib3 derives NewConnectionError (refused, no route) from ConnectTimeoutError.
     reason = getattr(err, "reason", None)
-    return any(isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError) for e in (err, reason))
+    return any(
+        isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError)
+        and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        for e in (err, reason)
+    )
 
 
 def _tag_text(value: object) -> str:
