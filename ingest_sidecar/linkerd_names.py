@@ -408,7 +408,7 @@ def _is_metric(t: Tokens, j: int) -> bool:
     n = len(t)
     if j >= n:
         return False
-    if tuple(t[j:]) in _CATALOGUE:
+    if n - j <= _CATALOGUE_LENGTHS[0] and tuple(t[j:]) in _CATALOGUE:
         return True
     return _is_family(t, j)
 
