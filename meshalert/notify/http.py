@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from meshalert.notify.base import Secret
+from meshalert.notify.base import REDACTED, Secret
 from meshalert.notify.retry import AttemptOutcome, parse_retry_after
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -37,10 +37,10 @@ def post_json(url: Secret, body: bytes, timeout_s: float) -> AttemptOutcome:
         answer = response.read(2048)
         retry_after = parse_retry_after(response.getheader("Retry-After"), time.time())
         outcome = _outcome(response.status, answer, retry_after)
-        return replace(outcome, error=url.redact(outcome.error)) if outcome.error else outcome
+        return replace(outcome, error=_redact(outcome.error, url)) if outcome.error else outcome
     except (OSError, http.client.HTTPException) as exc:
         # Timeouts, refused connections, resets: the far side may be fine a moment later.
-        return AttemptOutcome(ok=False, retryable=True, error=url.redact(_describe(exc)))
+        return AttemptOutcome(ok=False, retryable=True, error=_redact(_describe(exc), url))
     finally:
         conn.close()
 
@@ -70,3 +70,14 @@ def _outcome(status: int, answer: bytes, retry_after: float | None) -> AttemptOu
 def _describe(exc: BaseException) -> str:
     detail = str(exc)
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _redact(text: str, url: Secret) -> str:
+    """Remove the URL and the parts a server may echo back alone (path, query)."""
+    parts = urlsplit(url.reveal())
+    fragments = [url.reveal(), parts.query, parts.path + ("?" + parts.query if parts.query else "")]
+    if len(parts.path) > 1:
+        fragments.append(parts.path)
+    for fragment in sorted(filter(None, fragments), key=len, reverse=True):
+        text = text.replace(fragment, REDACTED)
+    return text

@@ -65,9 +65,14 @@ def subject(notification: Notification) -> str:
     """SNS subject: ``[FIRING] latency production/checkout``, ASCII, one line, < 100 chars."""
     kind = notification.kind.value.upper()
     text = f"[{kind}] {notification.alert_class.value} {notification.service}"
-    ascii_text = text.encode("ascii", "replace").decode("ascii")
-    one_line = " ".join(ascii_text.split())
-    return truncate(one_line, _SUBJECT_MAX)
+    printable = "".join(_subject_char(ch) for ch in text)
+    return truncate(" ".join(printable.split()), _SUBJECT_MAX)
+
+
+def _subject_char(ch: str) -> str:
+    if " " <= ch <= "~":
+        return ch
+    return " " if ch.isspace() else "?"
 
 
 def truncate(text: str, limit: int, marker: str = "...") -> str:
