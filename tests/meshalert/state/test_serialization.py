@@ -12,17 +12,22 @@ from meshalert.alerts.model import (
     AlertRecord,
     AlertState,
     Evidence,
+    NoDataPolicy,
     Notification,
     NotificationKind,
+    Observation,
     Severity,
     ThresholdInForce,
+    Verdict,
 )
+from meshalert.alerts.state_machine import StepPolicy, StepResult, step
 from meshalert.state.protocols import HistoryEntry
 from meshalert.state.serialization import (
     SerializationError,
     evidence_from_dict,
     evidence_to_dict,
     history_entry_from_dict,
+    history_entry_from_step,
     history_entry_to_dict,
     notification_from_dict,
     notification_to_dict,
@@ -145,3 +150,34 @@ def test_missing_field_is_named() -> None:
     del doc["evidence"]["window"]
     with pytest.raises(SerializationError, match="evidence: missing field 'window'"):
         notification_from_dict(doc)
+
+
+def _step(prev: AlertRecord | None, breached: bool, now: int, for_ms: int) -> StepResult:
+    value = 900.0 if breached else 100.0
+    ev = evidence(observed=value)
+    obs = Observation(AlertClass.LATENCY, ev.service, value)
+    pol = StepPolicy(
+        for_ms=for_ms, renotify_ms=0, no_data=NoDataPolicy.KEEP, severity=Severity.INFO
+    )
+    return step(prev, obs, Verdict(breached=breached, recovered=not breached), ev, pol, now)
+
+
+def test_history_entry_from_step() -> None:
+    assert history_entry_from_step(_step(None, False, 1_000, 0)) is None
+    pending = _step(None, True, 1_000, 60_000)
+    entry = history_entry_from_step(pending)
+    assert entry is not None
+    assert (entry.at_ms, entry.from_state, entry.to_state, entry.dedup_key) == (
+        1_000,
+        AlertState.OK,
+        AlertState.PENDING,
+        None,
+    )
+    assert entry.evidence["previous_state"] == "ok"
+    fired = history_entry_from_step(_step(pending.record, True, 61_000, 60_000))
+    assert fired is not None
+    assert fired.dedup_key == f"latency|{evidence().service}|1000|firing"
+    assert fired.evidence["observed"] == 900.0
+    resolved = history_entry_from_step(_step(_step(None, True, 5, 0).record, False, 9, 0))
+    assert resolved is not None
+    assert resolved.dedup_key == f"latency|{evidence().service}|5|resolved"
