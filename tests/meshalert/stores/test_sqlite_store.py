@@ -8,9 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshalert.lineprotocol import Point, encode, sanitize
+from meshalert.lineprotocol import Point, decode, encode, sanitize
 from meshalert.stores.protocols import StoreWriteError
-from meshalert.stores.sqlite_store import SqliteWriter, open_database, prune, tagset_of
+from meshalert.stores.sqlite_store import (
+    SqliteWriter,
+    _fast_decode,
+    open_database,
+    prune,
+    tagset_of,
+)
 
 
 @pytest.fixture
@@ -164,3 +170,40 @@ def test_last_write_wins_like_a_dict_model(
         model[(tagset_of((k, sanitize(v)) for k, v in tags.items()), ts)] = value
     got = {(tagset, ts): value for _, tagset, _, ts, _, value in _rows(conn)}
     assert got == model
+
+
+_line_text = st.text(st.sampled_from(list('ab=, i1.5-tTfeE\\"\nx')), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_line_text)
+def test_fast_decode_agrees_with_decode_on_any_text(text: str) -> None:
+    fast = _fast_decode(text)
+    if fast is None:
+        return
+    assert fast == decode(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tags=st.dictionaries(_names, _names, max_size=4),
+    fields=st.dictionaries(
+        _names,
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(2**63), 2**63 - 1),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    ts=st.integers(0, 2**53),
+)
+def test_fast_decode_agrees_with_decode_on_encoded_points(
+    tags: dict[str, str], fields: dict[str, float | int | bool], ts: int
+) -> None:
+    line = encode(Point.make("m", tags, fields, ts))
+    fast = _fast_decode(line)
+    assert fast is None or fast == decode(line)
+    if "\\" not in line and '"' not in line:
+        assert fast is not None  # the fast path does take plain lines
