@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
-from cfnlint.api import ManualArgs, lint_file
+from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]

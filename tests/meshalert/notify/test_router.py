@@ -121,7 +121,7 @@ def test_crashing_notifier_becomes_a_failed_result(
     make_notification: Callable[..., Notification],
 ) -> None:
     other = Recorder("other")
-    router = Router({"broken": Exploding(), "other": other})  # type: ignore[dict-item]
+    router = Router({"broken": Exploding(), "other": other})
     results = router.dispatch(make_notification(), time.monotonic() + 1)
     assert [(r.channel, r.ok) for r in results] == [("broken", False), ("other", True)]
     assert results[0].error == "notifier raised RuntimeError"

@@ -43,9 +43,7 @@ def test_posts_block_kit_message_with_evidence(
     assert result.channel == "slack" and result.dedup_key == note.dedup_key
     (request,) = http_server.requests
     assert request.method == "POST" and request.path == HOOK_PATH
-    assert request.header(
-        "content-type",
-    ).startswith("application/json")
+    assert (request.header("content-type") or "").startswith("application/json")
     payload = json.loads(request.text)
     text = payload["text"]
     for expected in (

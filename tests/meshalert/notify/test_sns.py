@@ -125,13 +125,11 @@ class FlakyPublisher:
 
 
 def _client_error(code: str, status: int) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": "nope"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        },
-        "Publish",
-    )
+    response: Any = {
+        "Error": {"Code": code, "Message": "nope"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "Publish")
 
 
 def test_throttling_and_5xx_are_retried_within_deadline(
