@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -90,9 +91,9 @@ def parse_state_url(url: str) -> StateConfig:
     raise ValueError("write sqlite:///path/to/state.db or dynamodb://TABLE")
 
 
-def _check_store(url: str) -> str:
+def _check_store(url: SecretStr) -> SecretStr:
     try:
-        parse_store_url(url)
+        parse_store_url(url.get_secret_value())
     except StoreUrlError as exc:  # its messages redact passwords
         raise ValueError(str(exc)) from None
     return url
@@ -120,9 +121,8 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    store_url: Annotated[str, AfterValidator(_check_store)] = Field(
-        default=DEFAULT_STORE, repr=False
-    )
+    store_url: Annotated[SecretStr, AfterValidator(_check_store)] = SecretStr(DEFAULT_STORE)
+    """Secret: influxdb1 URLs may carry user:password (see ``store`` and ``store_display``)."""
     influxdb_token: SecretStr | None = None
     influxdb_username: SecretStr | None = None
     influxdb_password: SecretStr | None = None
@@ -161,11 +161,19 @@ class Settings(BaseModel):
     def store(self) -> StoreConfig:
         """The store with its credentials (never printed: the store types hide them)."""
         return parse_store_url(
-            self.store_url,
+            self.store_url.get_secret_value(),
             token=_reveal(self.influxdb_token),
             username=_reveal(self.influxdb_username),
             password=_reveal(self.influxdb_password),
         )
+
+    @property
+    def store_display(self) -> str:
+        """The store URL with any password masked, for logs and ``status`` output."""
+        url = self.store_url.get_secret_value()
+        password = urlsplit(url).password
+        # Replace the text rather than rebuild the URL: urlunsplit drops sqlite's empty host.
+        return url if password is None else url.replace(f":{password}@", ":***@", 1)
 
     @property
     def state_config(self) -> StateConfig:
