@@ -43,16 +43,29 @@ def _placeholders(n: int) -> str:
 def _select_sql(
     sel: SeriesSelect, query: ClassQuery, tags: tuple[str, ...], params: list[SqlParam]
 ) -> str:
+    # Two steps: the window is aggregated per series with a primary-key range scan of that
+    # series' points (no sort of raw points), then the few per-series rows are grouped by
+    # service. Grouping raw points directly made SQLite sort millions of rows.
     params.append(sel.name)
     cols = ["? AS sel"]
     for tag in tags:
-        expr = f"COALESCE({_column(tag)}, '')" if tag in sel.group_by else "''"
+        expr = f"COALESCE(g.{sql_identifier(tag)}, '')" if tag in sel.group_by else "''"
         cols.append(f"{expr} AS {sql_identifier(RESULT_PREFIX + tag)}")
+    in_window = "p.series_id = s.id AND p.field = ? AND p.ts >= ? AND p.ts < ?"
     if sel.aggregate is Aggregate.SUM:
-        cols += ["SUM(p.value) AS value", "NULL AS last_ts"]
+        cols += ["SUM(g.v) AS value", "NULL AS last_ts"]
+        per_series = f"(SELECT SUM(p.value) FROM points AS p WHERE {in_window}) AS v"
     else:
         # SQLite fills a bare column from the row that holds MAX(): the latest point's value.
-        cols += ["p.value AS value", "MAX(p.ts) AS last_ts"]
+        cols += ["g.v AS value", "MAX(g.t) AS last_ts"]
+        per_series = (
+            f"(SELECT p.value FROM points AS p WHERE {in_window}"
+            " ORDER BY p.ts DESC LIMIT 1) AS v, "
+            f"(SELECT MAX(p.ts) FROM points AS p WHERE {in_window}) AS t"
+        )
+        params += [sel.field, query.start_ms, query.end_ms]
+    params += [sel.field, query.start_ms, query.end_ms]
+    group_cols = ", ".join(f"{_column(t)} AS {sql_identifier(t)}" for t in sel.group_by)
     where = ["s.measurement = ?", f"s.scope IN ({_placeholders(len(sel.scopes))})"]
     params.append(sel.measurement)
     params.extend(sel.scopes)
@@ -65,15 +78,12 @@ def _select_sql(
             f"(COALESCE({_column('namespace')}, ''), {_column('service')})"
             " IN (SELECT namespace, service FROM wanted)"
         )
-    where += ["p.field = ?", "p.ts >= ?", "p.ts < ?"]
-    params += [sel.field, query.start_ms, query.end_ms]
-    group = ", ".join(f"COALESCE({_column(t)}, '')" for t in sel.group_by)
-    # CROSS JOIN keeps series as the outer loop: few series rows per measurement, then a
-    # primary-key range scan of each series' points in the window.
+    group = ", ".join(f"COALESCE(g.{sql_identifier(t)}, '')" for t in sel.group_by)
     return (
         f"SELECT {', '.join(cols)}\n"
-        "FROM series AS s CROSS JOIN points AS p ON p.series_id = s.id\n"
-        f"WHERE {' AND '.join(where)}\n"
+        f"FROM (SELECT {group_cols}, {per_series}\n"
+        f"      FROM series AS s WHERE {' AND '.join(where)}) AS g\n"
+        f"WHERE g.v IS NOT NULL\n"
         f"GROUP BY {group}"
     )
 
