@@ -21,7 +21,11 @@ Tags (only when known and non-empty; never ``host``, which the sidecar adds):
   router works unconfigured), and ``<version>.<METHOD>.<host>`` (methodAndHost, Linkerd 0.8
   ``http.1_1.GET.<host>``) takes 3. A 3-token path of Kubernetes-shaped tokens (lowercase)
   gives ``namespace``, ``port``, ``service`` (``_`` -> ``-``); methodAndHost gives
-  ``service`` = host; any other path gives ``service`` = its tokens joined with ``.``, as sent.
+  ``service`` = host; any other path gives ``service`` = its tokens joined with ``.``.
+  Lowercase (DNS-shaped) path tokens get ``_`` -> ``-`` too: in a Kubernetes mesh the logical
+  name (Host header) is the k8s service name, and ``world-v1`` at scope=service must equal
+  ``world-v1`` at scope=client for the engine's (namespace, service) key and the rules' keys.
+  Tokens with other characters (``helloworld_Greeter``) stay as sent.
 * client scope: ``client`` = the client id tokens as sent, joined with ``.``. The id grammar:
   ``_.io_l5d_k8s.<ns>.<port>.<svc>`` gives namespace/port/service with ``_`` -> ``-``;
   ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
@@ -337,14 +341,20 @@ def _is_method_host(version: str, method: str) -> bool:
     return bool(_HTTP_VERSION.fullmatch(version) and _HTTP_METHOD.fullmatch(method))
 
 
+def _logical(token: str) -> str:
+    """A logical service token: DNS-shaped (lowercase) ones get their ``-`` back, so the
+    name matches the concrete k8s client's; others (``helloworld_Greeter``) stay as sent."""
+    return token.replace("_", "-") if _K8S_TOKEN.fullmatch(token) else token
+
+
 def _service_tags(path: Tokens) -> Tags:
     if len(path) == 3:
         first, second, third = path
         if _is_method_host(first, second):
-            return {"service": third}
+            return {"service": _logical(third)}
         if all(_K8S_TOKEN.fullmatch(token) for token in path):
             return {"namespace": _k8s(first), "port": _k8s(second), "service": _k8s(third)}
-    return {"service": ".".join(path)}
+    return {"service": ".".join(_logical(token) for token in path)}
 
 
 def _client_id(

@@ -106,8 +106,11 @@ def _client(router: str, client: str, **tags: str) -> dict[str, str]:
          "linkerd_request_latency_ms",
          _client("http", "_.io_l5d_fs.default.path.http.1_1.GET.default", service="default")),
         # section 2.3 identifiers
+        # Host "nginx:8080": sanitising lost the ':' ; lowercase tokens get '-' back
         ("rt.http.service.svc.nginx_8080.requests", "linkerd_requests",
-         {"router": "http", "scope": "service", "service": "nginx_8080"}),
+         {"router": "http", "scope": "service", "service": "nginx-8080"}),
+        ("rt.http.service.svc.world_v1.requests", "linkerd_requests",
+         {"router": "http", "scope": "service", "service": "world-v1"}),
         ("rt.http.service.svc.1_1.GET.nginx.requests", "linkerd_requests",
          {"router": "http", "scope": "service", "service": "nginx"}),
         ("rt.h2.service.svc.helloworld_Greeter.request_latency_ms", "linkerd_request_latency_ms",
@@ -185,6 +188,14 @@ def test_client_service_tags_keep_logical_and_concrete_apart() -> None:
                    "namespace": "front", "port": "http", "service": "users"}
     client_row = dict(mapper.map(f"linkerd.rt.incoming.client.{concrete}.requests").tags)
     assert (client_row["namespace"], client_row["service"]) == ("backend", "users-v2")
+
+
+def test_logical_and_concrete_names_of_one_k8s_service_match() -> None:
+    mapper = NameMapper()
+    logical = dict(mapper.map("linkerd.rt.outgoing.service.svc.world_v1.requests").tags)
+    concrete = dict(mapper.map(
+        "linkerd.rt.outgoing.client._.io_l5d_k8s.default.http.world_v1.requests").tags)
+    assert logical["service"] == concrete["service"] == "world-v1"
 
 
 def test_configured_service_depth_is_used_exactly() -> None:
