@@ -60,6 +60,7 @@ def test_every_golden_file_is_a_rendered_query() -> None:
     assert sorted(p.stem for p in GOLDEN.glob("*.flux")) == sorted(GOLDEN_QUERIES)
 
 
+@pytest.mark.node
 def test_goldens_pass_the_flux_language_server_without_any_diagnostic(
     flux_lsp: FluxLsp,
 ) -> None:
@@ -168,6 +169,7 @@ names = st.lists(
 services = st.lists(st.tuples(st.one_of(st.just(""), names), names), min_size=1, max_size=3)
 
 
+@pytest.mark.node
 @given(services=services, bucket=names)
 @settings(max_examples=20, deadline=None)
 def test_hostile_names_render_valid_flux_that_carries_them_verbatim(

@@ -12,6 +12,8 @@ from tests.meshalert.queries.fluxlsp import CHECKER, REPO, FluxLsp, errors_of, f
 
 __all__ = ["flux_lsp"]
 
+pytestmark = pytest.mark.node
+
 VALID = """from(bucket: "meshalert")
     |> range(start: time(v: "2024-01-01T00:00:00Z"), stop: time(v: "2024-01-01T00:05:00Z"))
     |> filter(fn: (r) => r._measurement == "linkerd_requests" and r._field == "count")

@@ -58,6 +58,7 @@ def test_unencodable_text_is_refused() -> None:
         flux_string("bad \udc80 surrogate")
 
 
+@pytest.mark.node
 @given(st.lists(nasty, min_size=1, max_size=8))
 @settings(max_examples=25, deadline=None)
 def test_flux_parser_reads_back_the_value(flux_lsp: FluxLsp, values: list[str]) -> None:
