@@ -70,12 +70,12 @@ class DeliveryOutcome(Protocol):
     @property
     def ok(self) -> bool: ...
     @property
-    def detail(self) -> str: ...
+    def error(self) -> str | None: ...
 
 
 class Dispatcher(Protocol):
     def dispatch(
-        self, notification: Notification, *, deadline_s: float
+        self, notification: Notification, deadline_s: float
     ) -> Sequence[DeliveryOutcome]: ...
 
 
@@ -229,14 +229,14 @@ class Engine:
                 note.dedup_key, "none", ok=True, detail="no channel", now_ms=cycle_ms
             )
             return
-        for outcome in self.dispatcher.dispatch(note, deadline_s=deadline):
+        for outcome in self.dispatcher.dispatch(note, deadline):
             if not outcome.ok:
                 report.send_failures += 1
             self.state.mark_sent(
                 note.dedup_key,
                 outcome.channel,
                 ok=outcome.ok,
-                detail=outcome.detail,
+                detail=outcome.error or "sent",
                 now_ms=cycle_ms,
             )
 

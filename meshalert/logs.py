@@ -6,34 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 import structlog
 
-REDACTED = "***"
-
-
-def redact_values(secrets: Iterable[str]) -> structlog.types.Processor:
-    """A processor replacing every occurrence of a secret inside string event values."""
-    known = tuple(s for s in secrets if s and len(s) >= 4)
-
-    def processor(
-        _logger: object, _name: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        if not known:
-            return event
-        for key, value in event.items():
-            text = value if isinstance(value, str) else None
-            if text is None and not isinstance(value, int | float | bool | type(None)):
-                text = str(value)
-            if text is not None and any(s in text for s in known):
-                for secret in known:
-                    text = text.replace(secret, REDACTED)
-                event[key] = text
-        return event
-
-    return processor
+from meshalert.notify.redact import redact_secrets
 
 
 def configure_logging(
@@ -56,8 +34,8 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_values(secrets),
             structlog.processors.format_exc_info,
+            redact_secrets(secrets),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl if isinstance(lvl, int) else 20),

@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from meshalert.state.dynamodb_state import DynamoDBStateStore, create_table
+from meshalert.state.memory_state import MemoryStateStore
 from meshalert.state.protocols import StateStore
 from meshalert.state.sqlite_state import SqliteStateStore
 
@@ -59,9 +60,11 @@ def dynamodb_client(aws_env: None) -> Iterator[object]:
         yield client
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
+@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "sqlite":
+    if request.param == "memory":
+        yield MemoryStateStore()
+    elif request.param == "sqlite":
         sqlite_store = SqliteStateStore(tmp_path / "state.db")
         yield sqlite_store
         sqlite_store.close()

@@ -1,0 +1,74 @@
+"""The local evaluation loop of ``meshalert run``: every aligned interval, all four classes.
+
+Lambda does not use this: EventBridge is its scheduler and each class is its own function.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from meshalert.alerts.model import AlertClass
+from meshalert.engine import CycleReport, Engine, align_cycle
+from meshalert.evaluation import evaluate_class
+from meshalert.queries.model import WindowQueryError
+from meshalert.rules import RulesProvider
+
+log = structlog.get_logger("meshalert.scheduler")
+
+
+@dataclass
+class EvaluationLoop:
+    engine: Engine
+    rules: RulesProvider
+    interval_ms: int
+    wall_clock: Callable[[], float] = time.time
+    on_cycle: Callable[[int, list[CycleReport]], None] | None = None
+    maintenance: Callable[[int], None] | None = None
+    """Called after each cycle with the cycle time (retention pruning)."""
+    cycles: int = field(default=0, init=False)
+
+    def run_once(self, cycle_ms: int) -> list[CycleReport]:
+        snapshot = self.rules.current(cycle_ms / 1000)
+        if snapshot.stale:
+            log.warning(
+                "rules.reload_failed_using_last_good",
+                error=str(snapshot.error),
+                loaded_at_s=snapshot.loaded_at_s,
+            )
+        reports: list[CycleReport] = []
+        deadline = time.monotonic() + self.interval_ms / 1000 * 0.8
+        for alert_class in AlertClass:
+            started = time.monotonic()
+            try:
+                report = evaluate_class(
+                    self.engine, snapshot.rules, alert_class, cycle_ms, deadline_s=deadline
+                )
+            except WindowQueryError as err:
+                log.error("evaluation.query_failed", alert_class=alert_class.value, error=str(err))
+                continue
+            log.info(
+                "evaluation.cycle",
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                **report.as_log(),
+            )
+            reports.append(report)
+        self.cycles += 1
+        if self.on_cycle is not None:
+            self.on_cycle(cycle_ms, reports)
+        if self.maintenance is not None:
+            self.maintenance(cycle_ms)
+        return reports
+
+    def run(self, stop: threading.Event) -> None:
+        """Evaluate at every interval boundary until ``stop`` is set."""
+        while not stop.is_set():
+            now_ms = int(self.wall_clock() * 1000)
+            next_cycle = align_cycle(now_ms, self.interval_ms) + self.interval_ms
+            if stop.wait((next_cycle - now_ms) / 1000):
+                return
+            self.run_once(next_cycle)

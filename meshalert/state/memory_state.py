@@ -1,0 +1,84 @@
+"""An in-process state store for backtests and one-shot evaluations: same semantics as the
+durable stores (claims with leases, idempotent history), nothing persisted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+
+
+@dataclass
+class MemoryStateStore:
+    records: dict[tuple[AlertClass, str], AlertRecord] = field(default_factory=dict)
+    entries: dict[tuple[int, AlertClass, str, str, str], HistoryEntry] = field(
+        default_factory=dict
+    )
+    claims: dict[str, ClaimInfo] = field(default_factory=dict)
+    notifications: list[Notification] = field(default_factory=list)
+
+    def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
+        return {svc: r for (cls, svc), r in self.records.items() if cls is alert_class}
+
+    def load_all(self) -> list[AlertRecord]:
+        return list(self.records.values())
+
+    def save(self, records: Sequence[AlertRecord]) -> None:
+        for record in records:
+            self.records[(record.alert_class, record.service)] = record
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None:
+        for e in entries:
+            key = (e.at_ms, e.alert_class, e.service, e.from_state.value, e.to_state.value)
+            self.entries.setdefault(key, e)
+
+    def history(
+        self,
+        *,
+        since_ms: int,
+        service: str | None = None,
+        alert_class: AlertClass | None = None,
+    ) -> list[HistoryEntry]:
+        return sorted(
+            (
+                e
+                for e in self.entries.values()
+                if e.at_ms >= since_ms
+                and (service is None or e.service == service)
+                and (alert_class is None or e.alert_class is alert_class)
+            ),
+            key=lambda e: (e.at_ms, e.alert_class.value, e.service),
+        )
+
+    def claim(self, notification: Notification, *, now_ms: int, lease_ms: int) -> bool:
+        if lease_ms <= 0:
+            raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
+        key = notification.dedup_key
+        held = self.claims.get(key)
+        if held is not None and (held.sent_ms is not None or now_ms < held.lease_until_ms):
+            return False
+        attempts = held.attempts + 1 if held else 1
+        deliveries = held.deliveries if held else ()
+        self.claims[key] = ClaimInfo(key, now_ms, now_ms + lease_ms, attempts, None, deliveries)
+        self.notifications.append(notification)
+        return True
+
+    def mark_sent(
+        self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
+    ) -> None:
+        held = self.claims.get(dedup_key)
+        if held is None:
+            raise UnknownClaimError(dedup_key)
+        # One delivery per channel: a retried send replaces the failed attempt's outcome.
+        others = tuple(d for d in held.deliveries if d.channel != channel)
+        deliveries = (*others, Delivery(channel, ok, detail, now_ms))
+        sent = held.sent_ms if held.sent_ms is not None else (now_ms if ok else None)
+        self.claims[dedup_key] = replace(held, deliveries=deliveries, sent_ms=sent)
+
+    def claim_info(self, dedup_key: str) -> ClaimInfo | None:
+        return self.claims.get(dedup_key)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,103 @@
+"""Builds the engine's adapters from validated settings.
+
+Shared by the two composition roots (the ``meshalert`` command and the Lambda handlers) so
+both choose stores, state and channels the same way. Adapters are imported where chosen:
+a Lambda that reads InfluxDB 2 never imports the SQLite or InfluxDB 1.x modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TextIO
+
+from meshalert.queries.model import WindowReader
+from meshalert.settings import Settings
+from meshalert.state.protocols import StateStore
+from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore, StoreConfig
+
+if TYPE_CHECKING:
+    from meshalert.notify.router import Router
+
+ENV_ROUTES = "MESHALERT_ROUTES"
+
+
+def open_reader(store: StoreConfig) -> WindowReader:
+    if isinstance(store, SqliteStore):
+        from meshalert.stores.sqlite_reader import SqliteWindowReader
+        from meshalert.stores.sqlite_store import open_database
+
+        return SqliteWindowReader(open_database(store.path))
+    if isinstance(store, InfluxDB1Store):
+        from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
+
+        return InfluxDB1WindowReader(store)
+    if isinstance(store, InfluxDB2Store):
+        from meshalert.stores.influxdb2_reader import InfluxDB2WindowReader
+
+        return InfluxDB2WindowReader(store)
+    raise TypeError(f"no reader for {store!r}")
+
+
+def open_state(settings: Settings, *, dynamodb_client: Any = None) -> StateStore:
+    from meshalert.state.factory import open_state_store
+
+    return open_state_store(settings.state, dynamodb_client=dynamodb_client)
+
+
+def build_router(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    console: TextIO | None = None,
+    sns_client: Any = None,
+) -> Router:
+    """Channels configured in ``settings`` (plus the console when given), routed by
+    ``MESHALERT_ROUTES``."""
+    from meshalert.notify.base import Notifier
+    from meshalert.notify.router import Router, RoutingConfig
+
+    channels: dict[str, Notifier] = {}
+    if console is not None:
+        from meshalert.notify.console import ConsoleNotifier
+
+        channels["console"] = ConsoleNotifier(console)
+    if settings.slack_webhook_url is not None:
+        from meshalert.notify.slack import SlackWebhookNotifier
+
+        channels["slack"] = SlackWebhookNotifier(
+            settings.slack_webhook_url, env.get("MESHALERT_RUNBOOK_URL") or None
+        )
+    if settings.sns_topic_arn:
+        from meshalert.notify.sns import SnsNotifier
+
+        if sns_client is None:
+            import boto3
+
+            sns_client = boto3.client("sns")
+        channels["sns"] = SnsNotifier(settings.sns_topic_arn, sns_client)
+    if settings.webhook_url is not None:
+        from meshalert.notify.webhook import WebhookNotifier
+
+        channels["webhook"] = WebhookNotifier(settings.webhook_url)
+    routes = env.get(ENV_ROUTES, "").strip()
+    config = RoutingConfig.from_text(routes) if routes else RoutingConfig()
+    return Router(channels, config)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value in the settings, for the log redaction processor."""
+    values = [
+        settings.store_url.get_secret_value()
+        if "@" in settings.store_url.get_secret_value()
+        else None,
+        *(
+            s.get_secret_value() if s is not None else None
+            for s in (
+                settings.influxdb_token,
+                settings.influxdb_password,
+                settings.slack_webhook_url,
+                settings.webhook_url,
+            )
+        ),
+    ]
+    return [v for v in values if v]
