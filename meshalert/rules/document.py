@@ -49,10 +49,10 @@ from meshalert.rules.models import (
     DEFAULT_SOURCE,
     RULE_TYPES,
     ClassRule,
+    Duration,
     EndpointsRule,
     FailuresRule,
     LatencyRule,
-    PositiveDuration,
     RetriesRule,
     RuleBase,
     RunbookUrl,
@@ -114,7 +114,7 @@ class ScopeSpec(BaseModel):
     enabled: bool | None = None
     severity: Severity | None = None
     no_data: NoDataPolicy | None = None
-    renotify: PositiveDuration | None = None
+    renotify: Duration | None = None
     runbook_url: RunbookUrl | None = None
     latency: LatencyRule | None = None
     failures: FailuresRule | None = None
@@ -260,6 +260,10 @@ class RulesDocument:
 
     defaults_values: Mapping[Leaf, Sourced] = field(default_factory=dict)
     services_values: Mapping[str, Mapping[Leaf, Sourced]] = field(default_factory=dict)
+    _resolved: dict[str, ServiceRules | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Resolution is pure, so each service is folded once per document (per reload)."""
 
     @staticmethod
     def default_yaml() -> str:
@@ -292,7 +296,9 @@ class RulesDocument:
         """The rules for ``"ns/svc"`` or ``"svc"``; None when the service is disabled."""
         if not key or key.count("/") > 1:
             raise RulesError(f"service {key!r}: write '<namespace>/<service>' or '<service>'")
-        return self._resolve(key, matching_keys(self.services_values, key))
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(key, matching_keys(self.services_values, key))
+        return self._resolved[key]
 
     def check(self) -> None:
         """Resolve the defaults and every service key once, so bad combinations fail early."""

@@ -238,5 +238,7 @@ class RulesProvider:
             if self._last_good is None:
                 raise
             return RulesSnapshot(self._last_good.rules, self._last_good.loaded_at_s, exc)
+        if self._last_good is not None and rules == self._last_good.rules:
+            rules = self._last_good.rules  # unchanged: keep its per-service resolutions
         self._last_good = RulesSnapshot(rules, now_s)
         return self._last_good

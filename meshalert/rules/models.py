@@ -113,7 +113,8 @@ class RuleBase(BaseModel):
     enabled: bool = True
     severity: Severity = Severity.CRITICAL
     no_data: NoDataPolicy = NoDataPolicy.KEEP
-    renotify: PositiveDuration = "4h"
+    renotify: Duration = "4h"
+    """Reminder interval while firing; ``0s`` sends no reminders."""
     runbook_url: RunbookUrl | None = None
     window: PositiveDuration = "5m"
     for_: Duration = Field(default="1m", alias="for")

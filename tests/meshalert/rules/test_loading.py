@@ -213,6 +213,8 @@ def test_provider_keeps_last_good_rules_when_a_reload_fails(tmp_path: Path) -> N
     assert (fixed.stale, fixed.loaded_at_s) == (False, 220)
     assert fixed.rules.document.defaults.latency.above_ms == 350
     assert provider.last_good is fixed
+    again = provider.current(now_s=280)
+    assert again.rules is fixed.rules and again.loaded_at_s == 280
 
 
 def test_provider_raises_when_nothing_ever_loaded(tmp_path: Path) -> None:

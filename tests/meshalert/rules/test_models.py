@@ -80,6 +80,10 @@ def test_bad_fields_are_rejected_by_name(
     assert [e["loc"][0] for e in info.value.errors()] == [field]
 
 
+def test_renotify_zero_turns_reminders_off() -> None:
+    assert LatencyRule(renotify="0s").renotify_ms == 0
+
+
 def test_rules_are_frozen() -> None:
     rule = LatencyRule()
     with pytest.raises(ValidationError):
