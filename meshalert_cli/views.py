@@ -36,9 +36,7 @@ def record_view(record: AlertRecord) -> dict[str, Any]:
 
 
 def sorted_records(records: Sequence[AlertRecord]) -> list[AlertRecord]:
-    return sorted(
-        records, key=lambda r: (_STATE_ORDER[r.state], r.service, r.alert_class.value)
-    )
+    return sorted(records, key=lambda r: (_STATE_ORDER[r.state], r.service, r.alert_class.value))
 
 
 def history_view(entry: HistoryEntry) -> dict[str, Any]:

@@ -6,8 +6,14 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from meshalert_cli.commands import history, simulate, status
+from meshalert_cli.commands import backtest, history, rules, simulate, status
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
-REGISTRY: tuple[Register, ...] = (simulate.register, status.register, history.register)
+REGISTRY: tuple[Register, ...] = (
+    simulate.register,
+    status.register,
+    history.register,
+    rules.register,
+    backtest.register,
+)
