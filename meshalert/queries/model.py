@@ -309,19 +309,46 @@ def assemble(
 ) -> ClassAggregates:
     """Turn a store's grouped rows into typed per-service aggregates (pure)."""
     by_service: dict[str, list[SelectRow]] = {}
-    for row in rows:
-        if not math.isfinite(row.value):
-            continue
-        service = row.tags.get("service", "")
-        if not service:
-            continue  # series without a service tag cannot be attributed
-        key = service_key(row.tags.get("namespace", ""), service)
+    for key, row in _attributed(query, rows):
         by_service.setdefault(key, []).append(row)
     build = _BUILDERS[query.alert_class]
     services: dict[str, ServiceAggregate] = {
         key: build(svc_rows) for key, svc_rows in sorted(by_service.items())
     }
     return ClassAggregates(query, services, query_text, queries_issued)
+
+
+def _attributed(query: ClassQuery, rows: Iterable[SelectRow]) -> list[tuple[str, SelectRow]]:
+    """Each usable row with the service key it counts for.
+
+    A class that reads the logical (service) scope and also a client-scope series names its
+    services the way the service scope does. The two scopes name one service differently
+    when the identifier carries no namespace (``svc/checkout`` at the service scope,
+    ``production/checkout`` from the k8s client id), so a client-scope row is attributed to
+    the service-scope key with the same service name; one that matches none, or several, is
+    left out rather than invented as a service of its own.
+    """
+    primary = {s.name for s in query.selects if s.scopes == (SERVICE_SCOPE,)}
+    mixed = bool(primary) and len(primary) < len(query.selects)
+    keyed: list[tuple[str, str, SelectRow]] = []
+    for row in rows:
+        service = row.tags.get("service", "")
+        if not math.isfinite(row.value) or not service:
+            continue  # series without a service tag cannot be attributed
+        keyed.append((service_key(row.tags.get("namespace", ""), service), service, row))
+    if not mixed:
+        return [(key, row) for key, _, row in keyed]
+    logical = {key for key, _, row in keyed if row.select in primary}
+    by_name: dict[str, set[str]] = {}
+    for key in logical:
+        by_name.setdefault(ServiceRef.parse(key).service, set()).add(key)
+    out: list[tuple[str, SelectRow]] = []
+    for key, service, row in keyed:
+        if row.select in primary or key in logical:
+            out.append((key, row))
+        elif len(candidates := by_name.get(service, set())) == 1:
+            out.append((next(iter(candidates)), row))
+    return out
 
 
 def _sums(rows: list[SelectRow]) -> dict[str, float]:

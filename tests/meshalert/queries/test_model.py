@@ -11,6 +11,7 @@ from meshalert.queries.model import (
     Aggregate,
     EndpointHost,
     FailuresAggregate,
+    RetriesAggregate,
     SelectRow,
     SeriesSelect,
     ServiceRef,
@@ -69,21 +70,40 @@ def test_service_filter_accepts_keys_and_refs_deduplicated() -> None:
 @given(
     parts=st.lists(
         st.tuples(
-            st.sampled_from(["requests", "failures", "connection_failures"]),
-            st.sampled_from([("", "web"), ("prod", "web"), ("prod", "api")]),
+            st.sampled_from(["requests", "failures"]),
+            st.sampled_from([("", "web"), ("prod", "api"), ("", "db")]),
             st.floats(min_value=0, max_value=1e6),
         ),
         max_size=30,
-    )
+    ),
+    conn=st.lists(
+        st.tuples(
+            st.sampled_from([("prod", "web"), ("prod", "api"), ("stage", "api"), ("x", "zzz")]),
+            st.floats(min_value=0, max_value=1e6),
+        ),
+        max_size=10,
+    ),
 )
-def test_assemble_sums_rows_per_service(parts: list[tuple[str, tuple[str, str], float]]) -> None:
+def test_assemble_sums_rows_per_service(
+    parts: list[tuple[str, tuple[str, str], float]], conn: list[tuple[tuple[str, str], float]]
+) -> None:
+    """Service-scope rows define the services; client-scope connection failures join them by
+    service name (``prod/web`` counts for ``web``) and never create a service of their own."""
     query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
     rows = [SelectRow(sel, {"namespace": ns, "service": s}, v) for sel, (ns, s), v in parts]
+    rows += [
+        SelectRow("connection_failures", {"namespace": ns, "service": s}, v) for (ns, s), v in conn
+    ]
     result = assemble(query, rows, query_text="q")
     expected: dict[str, dict[str, float]] = {}
     for sel, (ns, s), v in parts:
         bucket = expected.setdefault(service_key(ns, s), {})
         bucket[sel] = bucket.get(sel, 0.0) + v
+    for (ns, s), v in conn:
+        target = next((k for k in expected if k.rpartition("/")[2] == s), None)
+        if target is not None:
+            bucket = expected[target]
+            bucket["connection_failures"] = bucket.get("connection_failures", 0.0) + v
     assert set(result.services) == set(expected)
     for key, sums in expected.items():
         agg = result.services[key]
@@ -91,6 +111,21 @@ def test_assemble_sums_rows_per_service(parts: list[tuple[str, tuple[str, str], 
         assert agg.requests == pytest.approx(sums.get("requests", 0.0))
         assert agg.failures == pytest.approx(sums.get("failures", 0.0))
         assert agg.connection_failures == pytest.approx(sums.get("connection_failures", 0.0))
+
+
+def test_client_rows_matching_two_logical_services_are_not_guessed() -> None:
+    query = class_query(AlertClass.RETRIES, window_ms=1, end_ms=2)
+    rows = [
+        SelectRow("requests", {"namespace": "a", "service": "web"}, 10.0),
+        SelectRow("requests", {"namespace": "b", "service": "web"}, 10.0),
+        SelectRow("budget_exhausted", {"namespace": "c", "service": "web"}, 3.0),
+        SelectRow("budget_exhausted", {"namespace": "a", "service": "web"}, 2.0),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert set(result.services) == {"a/web", "b/web"}
+    a, b = result.services["a/web"], result.services["b/web"]
+    assert isinstance(a, RetriesAggregate) and isinstance(b, RetriesAggregate)
+    assert (a.budget_exhausted, b.budget_exhausted) == (2.0, 0.0)
 
 
 def test_assemble_drops_rows_without_service_or_finite_value() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import re
 import socket
 
 from hypothesis import given
@@ -27,7 +28,7 @@ def _traffic(incidents: tuple[Incident, ...] = (), rate: float = 1.0) -> Linkerd
 
 
 def test_lines_have_linkerd_wire_format() -> None:
-    import re
+
 
     traffic = _traffic(rate=0.01)
     lines = traffic.requests_step(0.0, 60.0) + traffic.gauges(0.0)
