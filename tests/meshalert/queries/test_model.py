@@ -99,7 +99,7 @@ def test_assemble_sums_rows_per_service(
     for sel, (ns, s), v in parts:
         bucket = expected.setdefault(service_key(ns, s), {})
         bucket[sel] = bucket.get(sel, 0.0) + v
-    for (ns, s), v in conn:
+    for (_ns, s), v in conn:
         target = next((k for k in expected if k.rpartition("/")[2] == s), None)
         if target is not None:
             bucket = expected[target]
