@@ -1,0 +1,182 @@
+"""The running sidecar: receive thread -> flush thread -> writer thread, over one spool.
+
+``Sidecar(settings).start()`` binds the socket and starts the threads; ``stop()`` stops
+receiving (after reading what the kernel already queued), flushes the partial interval,
+writes or spools it, and releases everything. Used by ``python -m ingest_sidecar``,
+``meshalert run`` and the tests (port 0 gives a free port: read :attr:`Sidecar.address`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+import structlog
+
+from ingest_sidecar.aggregate import IntervalAggregator
+from ingest_sidecar.ingest import IngestCore, IngestCounts
+from ingest_sidecar.linkerd_names import NameMapper
+from ingest_sidecar.pipeline import Flusher
+from ingest_sidecar.receiver import DEFAULT_RCVBUF, UdpReceiver, granted_rcvbuf, open_udp_socket
+from ingest_sidecar.self_metrics import WriterCounts
+from ingest_sidecar.settings import SidecarSettings
+from ingest_sidecar.spool import Spool
+from ingest_sidecar.store_writer import SpoolingWriter
+from meshalert.stores.protocols import LineWriter
+from meshalert.stores.writer_factory import open_writer
+
+LOCK_FILE = ".lock"
+
+log = structlog.get_logger(__name__)
+
+
+class SpoolLockedError(RuntimeError):
+    """Another running sidecar already owns the spool directory."""
+
+
+class Sidecar:
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        *,
+        writer: LineWriter | None = None,
+        backoff_max_s: float = 30.0,
+        rcvbuf: int = DEFAULT_RCVBUF,
+    ) -> None:
+        self.settings = settings
+        self._given_writer = writer
+        self._backoff_max_s = backoff_max_s
+        self._rcvbuf = rcvbuf
+        self._lock_fd: int | None = None
+        self._spool: Spool | None = None
+        self._store: LineWriter | None = None
+        self._writer: SpoolingWriter | None = None
+        self._core: IngestCore | None = None
+        self._receiver: UdpReceiver | None = None
+        self._flusher: Flusher | None = None
+        self._granted_rcvbuf = 0
+        self._stopped = threading.Event()
+
+    # --- what tests and the composition root read ----------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port): the real port when the setting asked for port 0."""
+        if self._receiver is None:
+            raise RuntimeError("sidecar not started")
+        return self._receiver.address
+
+    @property
+    def rcvbuf_granted(self) -> int:
+        """SO_RCVBUF as the kernel reports it (Linux: twice the usable bytes)."""
+        return self._granted_rcvbuf
+
+    @property
+    def running(self) -> bool:
+        return self._receiver is not None and not self._stopped.is_set()
+
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            raise RuntimeError("sidecar not started")
+        return self._spool
+
+    @property
+    def flushes(self) -> int:
+        return self._flusher.flushes if self._flusher else 0
+
+    def ingest_counts(self) -> IngestCounts:
+        return self._core.counts() if self._core else IngestCounts()
+
+    def writer_counts(self) -> WriterCounts:
+        return self._writer.counts() if self._writer else WriterCounts()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        self._lock_fd = _lock_directory(Path(s.spool_dir))
+        try:
+            self._spool = Spool(s.spool_dir, s.spool_max_bytes_value)
+            replay = self._spool.pending_batches
+            self._store = self._given_writer or open_writer(s.store)
+            self._writer = SpoolingWriter(
+                self._spool, self._store, backoff_max_s=self._backoff_max_s
+            )
+            mapper = NameMapper(s.statsd_prefix, s.service_depths)
+            self._core = IngestCore(mapper, lambda: IntervalAggregator(max_series=s.max_series))
+            host, port = s.listen
+            sock = open_udp_socket(host, port, self._rcvbuf)
+        except BaseException:
+            self._release()
+            raise
+        self._granted_rcvbuf = granted_rcvbuf(sock)
+        self._receiver = UdpReceiver(sock, self._core.feed)
+        self._flusher = Flusher(
+            self._core,
+            self._writer,
+            interval_ms=s.flush_interval_ms,
+            host=s.host,
+            batch_lines=s.write_batch_lines,
+        )
+        self._writer.start()  # replays the previous run's spool before anything new
+        self._receiver.start()
+        self._flusher.start()
+        log.info(
+            "sidecar_started",
+            listen=f"{self.address[0]}:{self.address[1]}",
+            rcvbuf_requested=self._rcvbuf,
+            rcvbuf_granted=self._granted_rcvbuf,
+            store=repr(s.store),
+            flush_interval_ms=s.flush_interval_ms,
+            host=s.host,
+            spool_dir=s.spool_dir,
+            spool_replay_batches=replay,
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop receiving, flush the partial interval, write or spool it; idempotent."""
+        if self._stopped.is_set() or self._receiver is None:
+            return
+        assert self._flusher is not None and self._writer is not None
+        self._receiver.stop()
+        self._flusher.stop(timeout_s)
+        drained = self._writer.stop(timeout_s)
+        log.info(
+            "sidecar_stopped",
+            spool_batches_left=self.spool.pending_batches,
+            drained=drained,
+            receiver_failed=str(self._receiver.failed) if self._receiver.failed else None,
+        )
+        self._release()
+        self._stopped.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._stopped.wait(timeout_s)
+
+    def _release(self) -> None:
+        if self._store is not None and self._given_writer is None:
+            self._store.close()
+        if self._spool is not None:
+            self._spool.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+
+def _lock_directory(directory: Path) -> int:
+    """Hold an exclusive flock on the spool directory (released by the kernel on any exit,
+    kill -9 included), so two sidecars never share one spool."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolLockedError(
+            f"spool directory {str(directory)!r} is in use by another sidecar "
+            "(set MESHALERT_SPOOL_DIR to a directory of its own)"
+        ) from None
+    return fd
