@@ -29,10 +29,11 @@ deps-system:
 
 # Node tools: the Flux language server (query validation) and osls (serverless packaging).
 deps-node:
-	@if [ -f tools/package.json ]; then npm ci --prefix tools --no-audit --no-fund --silent; fi
+	npm ci --prefix tools --no-audit --no-fund --silent
+	npm ci --prefix deploy --no-audit --no-fund --silent
 
 test: $(BIN)/meshalert deps-system deps-node
-	$(BIN)/pytest
+	MESHALERT_REQUIRE_NODE=1 $(BIN)/pytest
 
 lint: $(BIN)/meshalert
 	$(BIN)/ruff check .
@@ -43,4 +44,4 @@ bench: $(BIN)/meshalert deps-system deps-node
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache
+	rm -rf $(VENV) tools/node_modules deploy/node_modules .pytest_cache .mypy_cache
