@@ -110,6 +110,10 @@ class Router:
         """(channel, "sent" | "failed") -> notifications, for health output."""
         _check_channels(self._config, tuple(self._channels))
 
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(self._channels)
+
     def channels_for(self, notification: Notification) -> tuple[str, ...]:
         return self._config.channels_for(notification, tuple(self._channels))
 

@@ -6,11 +6,12 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from meshalert_cli.commands import backtest, history, rules, simulate, status
+from meshalert_cli.commands import backtest, history, rules, run, simulate, status
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
 REGISTRY: tuple[Register, ...] = (
+    run.register,
     simulate.register,
     status.register,
     history.register,

@@ -78,7 +78,7 @@ def empty_bucket(config: InfluxDB2Store) -> None:
 
 def influxdb2_backend(request: pytest.FixtureRequest) -> Backend:
     # Imported here: backends.py imports this module to register it.
-    from tests.contract.backends import Backend  # noqa: PLC0415
+    from tests.contract.backends import Backend
 
     config = influxdb2_config()
     if config is None:

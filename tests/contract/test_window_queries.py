@@ -228,9 +228,6 @@ def test_any_service_name_is_an_exact_filter_match(backend: Backend, name: str) 
     namespace = "ns" + uuid.uuid4().hex[:8]  # isolates examples sharing one store
     target = counter("linkerd_requests", START, 3, **svc("h", namespace, name))
     sibling = counter("linkerd_requests", START, 5, **svc("h", namespace, name + "x"))
-    # lineprotocol.decode (used by SqliteWriter) splits a tag value with an odd number of
-    # double quotes: reported to the lead; until fixed such names are left out here.
-    assume(name.count('"') % 2 == 0)
     stored_name = sanitize(name)
     assume(stored_name.strip() != "")
     backend.write([target, sibling])
