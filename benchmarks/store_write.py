@@ -52,7 +52,7 @@ def bench_influxd(root: Path, batches: list[list[str]], fields: int) -> None:
     if not os.access("/usr/bin/influxd", os.X_OK):
         print("influxd  skipped: /usr/bin/influxd not installed")
         return
-    from tests.fixtures.influxd import InfluxdServer  # noqa: PLC0415 - optional part
+    from tests.fixtures.influxd import InfluxdServer
 
     server = InfluxdServer(root / "influxd")
     server.start()

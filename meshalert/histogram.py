@@ -19,7 +19,10 @@ from collections.abc import Iterable, Mapping
 
 STEPS_PER_OCTAVE = 4
 MAX_EXPONENT = 30
-BOUNDS: tuple[float, ...] = (0.0, *tuple(2.0 ** (k / STEPS_PER_OCTAVE) for k in range(MAX_EXPONENT * STEPS_PER_OCTAVE + 1)))
+BOUNDS: tuple[float, ...] = (
+    0.0,
+    *tuple(2.0 ** (k / STEPS_PER_OCTAVE) for k in range(MAX_EXPONENT * STEPS_PER_OCTAVE + 1)),
+)
 """Finite upper bounds; values above the last one go to ``+Inf``."""
 INF_LABEL = "+Inf"
 RELATIVE_WIDTH = 1.0 - 2.0 ** (-1.0 / STEPS_PER_OCTAVE)

@@ -138,7 +138,7 @@ def _file_entries(path: str, source: str, read_text: Callable[[str], str]) -> li
 
 
 def _default_ssm_client() -> SsmClient:
-    import boto3  # noqa: PLC0415  (only when SSM is configured and no client was injected)
+    import boto3
 
     try:
         client: SsmClient = boto3.client("ssm")

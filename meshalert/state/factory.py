@@ -44,7 +44,7 @@ def open_state_store(url: str, *, dynamodb_client: DynamoDBClient | None = None)
                 f"dynamodb URL table name {table!r} must be 3-255 of A-Z a-z 0-9 _ . -"
             )
         if dynamodb_client is None:
-            import boto3  # noqa: PLC0415 -- only DynamoDB deployments pay for the import
+            import boto3
 
             dynamodb_client = boto3.client("dynamodb")
         return DynamoDBStateStore(table, dynamodb_client)

@@ -12,15 +12,15 @@ def open_writer(config: StoreConfig, *, timeout_s: float = 10) -> LineWriter:
     Adapters are imported lazily so a SQLite deployment never imports influxdb-client.
     """
     if isinstance(config, SqliteStore):
-        from meshalert.stores.sqlite_store import SqliteWriter  # noqa: PLC0415
+        from meshalert.stores.sqlite_store import SqliteWriter
 
         return SqliteWriter.open(config.path)
     if isinstance(config, InfluxDB2Store):
-        from meshalert.stores.influxdb2_writer import InfluxDB2Writer  # noqa: PLC0415
+        from meshalert.stores.influxdb2_writer import InfluxDB2Writer
 
         return InfluxDB2Writer(config, timeout_s=timeout_s)
     if isinstance(config, InfluxDB1Store):
-        from meshalert.stores.influxdb1_writer import InfluxDB1Writer  # noqa: PLC0415
+        from meshalert.stores.influxdb1_writer import InfluxDB1Writer
 
         return InfluxDB1Writer(config, timeout_s=timeout_s)
     raise TypeError(f"unknown store config {config!r}")

@@ -1,0 +1,139 @@
+"""The whole job in one process: sidecar, store, evaluation loop, notifications.
+
+Used by ``meshalert run`` (in the foreground) and ``meshalert demo`` (with a simulator and a
+live view). Every adapter is chosen here, from the two validated settings models.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import structlog
+
+from ingest_sidecar.settings import SidecarSettings
+from ingest_sidecar.sidecar import Sidecar
+from meshalert.engine import CycleReport, Engine
+from meshalert.rules import RulesProvider
+from meshalert.scheduler import EvaluationLoop
+from meshalert.settings import Settings
+from meshalert.state.protocols import StateStore
+from meshalert.store_url import SqliteStore
+from meshalert.wiring import build_router, open_reader, open_state
+
+log = structlog.get_logger("meshalert.run")
+
+PRUNE_EVERY_MS = 3_600_000
+
+
+@dataclass
+class Pruner:
+    """Deletes embedded-store points older than the retention, at most once an hour."""
+
+    path: str
+    retention_ms: int
+    last_ms: int = field(default=0, init=False)
+
+    def __call__(self, cycle_ms: int) -> None:
+        if cycle_ms - self.last_ms < PRUNE_EVERY_MS:
+            return
+        from meshalert.stores.sqlite_store import open_database, prune
+
+        self.last_ms = cycle_ms
+        conn = open_database(self.path)
+        try:
+            deleted = prune(conn, cycle_ms - self.retention_ms)
+        finally:
+            conn.close()
+        log.info("retention.pruned", points_deleted=deleted, retention_ms=self.retention_ms)
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    sidecar_settings: SidecarSettings
+    env: Mapping[str, str]
+    console: TextIO | None
+    rules_path: str | None = None
+    on_cycle: Callable[[int, list[CycleReport]], None] | None = None
+    sidecar: Sidecar | None = field(default=None, init=False)
+    state: StateStore | None = field(default=None, init=False)
+    loop: EvaluationLoop | None = field(default=None, init=False)
+    stop_event: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        provider = RulesProvider(self.env, flag_rules_path=self.rules_path)
+        provider.current(time.time())  # bad rules fail here, before anything runs
+        self.sidecar = Sidecar(self.sidecar_settings)
+        self.sidecar.start()
+        self.state = open_state(self.settings)
+        router = build_router(self.settings, self.env, console=self.console)
+        engine = Engine(open_reader(self.settings.store), self.state, router)
+        store = self.settings.store
+        pruner = (
+            Pruner(store.path, self.settings.retention_ms)
+            if isinstance(store, SqliteStore)
+            else None
+        )
+        self.loop = EvaluationLoop(
+            engine,
+            provider,
+            self.settings.eval_interval_ms,
+            on_cycle=self.on_cycle,
+            maintenance=pruner,
+        )
+        log.info(
+            "meshalert.started",
+            statsd=f"{self.sidecar.address[0]}:{self.sidecar.address[1]}",
+            store=self.settings.store_display,
+            state=self.settings.state,
+            eval_interval=self.settings.eval_interval,
+            channels=list(router.channel_names),
+        )
+
+    def run_in_thread(self) -> None:
+        if self.loop is None:
+            raise RuntimeError("start() first")
+        self._thread = threading.Thread(
+            target=self.loop.run, args=(self.stop_event,), name="evaluation", daemon=True
+        )
+        self._thread.start()
+
+    def run_forever(self) -> None:
+        if self.loop is None:
+            raise RuntimeError("start() first")
+        self.loop.run(self.stop_event)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        if self.sidecar is not None:
+            self.sidecar.stop()
+        if self.state is not None:
+            self.state.close()
+        log.info("meshalert.stopped")
+
+
+def build_stack(
+    env: Mapping[str, str],
+    *,
+    console: TextIO | None,
+    engine_flags: Mapping[str, str | None] | None = None,
+    sidecar_overrides: Mapping[str, object] | None = None,
+    rules_path: str | None = None,
+) -> LocalStack:
+    settings = Settings.from_env(env, engine_flags)
+    sidecar_settings = SidecarSettings.from_env(
+        env, store_url=settings.store_url.get_secret_value(), **(sidecar_overrides or {})
+    )
+    return LocalStack(settings, sidecar_settings, env, console, rules_path)
+
+
+def environment() -> dict[str, str]:
+    return dict(os.environ)
