@@ -1,0 +1,211 @@
+"""The per-container wiring of the Lambda handlers, built once per cold start.
+
+A Lambda container runs one invocation at a time and is reused while warm, so settings,
+AWS clients, the store reader, the state store, the router and the rules provider (with its
+SSM cache) are built on the first invocation and kept in a module-level :class:`Container`.
+Parts only one handler needs (the window reader pulls in a store client) are built on first
+use, so the heartbeat never imports the InfluxDB 2 client and vice versa.
+
+Secrets: ``MESHALERT_INFLUXDB_TOKEN``, ``MESHALERT_INFLUXDB_PASSWORD``,
+``MESHALERT_SLACK_WEBHOOK_URL`` and ``MESHALERT_WEBHOOK_URL`` come from the environment or,
+when ``MESHALERT_SSM_PREFIX`` is set and the variable is not, from the SecureString
+parameters ``<prefix>influxdb-token``, ``<prefix>influxdb-password``,
+``<prefix>slack-webhook-url`` and ``<prefix>webhook-url`` (one ``GetParameters`` call with
+decryption at cold start; a missing parameter means "not configured").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from meshalert.logs import configure_logging
+from meshalert.settings import DynamoDBState, Settings
+from meshalert.wiring import build_router, open_state, secrets_of
+
+if TYPE_CHECKING:
+    from meshalert.health_monitor import HealthRecordStore
+    from meshalert.health_readers import FreshnessReader
+    from meshalert.notify.router import Router
+    from meshalert.queries.model import WindowReader
+    from meshalert.rules import RulesProvider
+    from meshalert.state.protocols import StateStore
+
+ENV_SSM_PREFIX = "MESHALERT_SSM_PREFIX"
+SECRET_PARAMETERS: Mapping[str, str] = {
+    "influxdb-token": "MESHALERT_INFLUXDB_TOKEN",
+    "influxdb-password": "MESHALERT_INFLUXDB_PASSWORD",
+    "slack-webhook-url": "MESHALERT_SLACK_WEBHOOK_URL",
+    "webhook-url": "MESHALERT_WEBHOOK_URL",
+}
+"""SSM parameter name (after the prefix) -> the variable it stands in for."""
+
+SAFETY_MARGIN_MS = 3_000
+"""Kept back from the invocation's remaining time: saving state and logging the canonical
+line after the last notification must still fit before Lambda kills the run."""
+
+
+class LambdaContext(Protocol):
+    """The two members of the Lambda context object the handlers use."""
+
+    @property
+    def aws_request_id(self) -> str: ...
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class ConfigurationError(RuntimeError):
+    """The container cannot be built; the message names the setting or parameter."""
+
+
+@dataclass
+class AwsClients:
+    """boto3 clients, made on first use (a store-only configuration never makes one)."""
+
+    region: str | None = None
+    ssm: Any = None
+    sns: Any = None
+    dynamodb: Any = None
+
+    def ssm_client(self) -> Any:
+        if self.ssm is None:
+            self.ssm = _boto3_client("ssm", self.region)
+        return self.ssm
+
+    def sns_client(self) -> Any:
+        if self.sns is None:
+            from meshalert.notify.sns import SNS_CLIENT_CONFIG
+
+            self.sns = _boto3_client("sns", self.region, config=SNS_CLIENT_CONFIG)
+        return self.sns
+
+    def dynamodb_client(self) -> Any:
+        if self.dynamodb is None:
+            self.dynamodb = _boto3_client("dynamodb", self.region)
+        return self.dynamodb
+
+
+def _boto3_client(service: str, region: str | None, **kwargs: Any) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region, **kwargs)  # type: ignore[call-overload]
+
+
+@dataclass
+class Container:
+    settings: Settings
+    env: Mapping[str, str]
+    """The environment with SSM secrets filled in (never logged)."""
+    clients: AwsClients
+    state: StateStore
+    router: Router
+    rules: RulesProvider
+    built_ms: float
+    """How long building took (cold-start figure)."""
+    invocations: int = field(default=0)
+
+    @cached_property
+    def reader(self) -> WindowReader:
+        from meshalert.wiring import open_reader
+
+        return open_reader(self.settings.store)
+
+    @cached_property
+    def freshness(self) -> FreshnessReader:
+        from meshalert.health_readers import open_freshness_reader
+
+        return open_freshness_reader(self.settings.store)
+
+    @cached_property
+    def health_records(self) -> HealthRecordStore:
+        from meshalert.health_monitor import open_health_records
+
+        config = self.settings.state_config
+        client = self.clients.dynamodb_client() if isinstance(config, DynamoDBState) else None
+        return open_health_records(config, dynamodb_client=client)
+
+
+def read_ssm_secrets(ssm: Any, prefix: str) -> dict[str, str]:
+    """Variables for the secret parameters that exist under ``prefix`` (decrypted)."""
+    names = {prefix + name: variable for name, variable in SECRET_PARAMETERS.items()}
+    try:
+        answer = ssm.get_parameters(Names=list(names), WithDecryption=True)
+    except Exception as exc:  # botocore raises several unrelated types
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        raise ConfigurationError(
+            f"{ENV_SSM_PREFIX}={prefix}: cannot read the secret parameters ({code})"
+        ) from None
+    return {names[p["Name"]]: str(p["Value"]) for p in answer.get("Parameters", [])}
+
+
+def build_container(
+    env: Mapping[str, str],
+    *,
+    clients: AwsClients | None = None,
+    log_stream: TextIO | None = None,
+) -> Container:
+    """Everything an invocation needs, from the environment (and SSM)."""
+    started = time.perf_counter()
+    aws = clients or AwsClients(region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+    merged = dict(env)
+    if prefix := env.get(ENV_SSM_PREFIX, "").strip():
+        for variable, value in read_ssm_secrets(aws.ssm_client(), prefix).items():
+            if not merged.get(variable, "").strip():
+                merged[variable] = value
+    settings = Settings.from_env(merged)
+    configure_logging(secrets=secrets_of(settings), json=True, stream=log_stream)
+    state_config = settings.state_config
+    dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
+    sns = aws.sns_client() if settings.sns_topic_arn else None
+    from meshalert.rules import RulesProvider
+
+    needs_ssm = bool(env.get("MESHALERT_RULES_SSM_PARAMETER", "").strip())
+    return Container(
+        settings=settings,
+        env=merged,
+        clients=aws,
+        state=open_state(settings, dynamodb_client=dynamodb),
+        router=build_router(settings, merged, sns_client=sns),
+        rules=RulesProvider(env, ssm_client=aws.ssm_client() if needs_ssm else None),
+        built_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+@dataclass
+class _Slot:
+    container: Container | None = None
+
+
+_lock = threading.Lock()
+_slot = _Slot()
+
+
+def current() -> tuple[Container, bool]:
+    """The container of this Lambda instance and whether this invocation built it."""
+    with _lock:
+        cold = _slot.container is None
+        if _slot.container is None:
+            _slot.container = build_container(os.environ)
+        _slot.container.invocations += 1
+        return _slot.container, cold
+
+
+def reset() -> None:
+    """Forget the container: the next invocation is a cold start (tests, config reloads)."""
+    with _lock:
+        _slot.container = None
+
+
+def deadline_s(context: LambdaContext, *, now_s: float, margin_ms: int = SAFETY_MARGIN_MS) -> float:
+    """The absolute ``time.monotonic()`` deadline for notifications in this invocation."""
+    remaining = context.get_remaining_time_in_millis()
+    return now_s + max(remaining - margin_ms, 0) / 1000
+
+
+def request_id(context: object) -> str:
+    return str(getattr(context, "aws_request_id", "") or "")
