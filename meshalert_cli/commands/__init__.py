@@ -6,12 +6,13 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from meshalert_cli.commands import backtest, history, rules, run, simulate, status
+from meshalert_cli.commands import backtest, demo, history, rules, run, simulate, status
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
 REGISTRY: tuple[Register, ...] = (
     run.register,
+    demo.register,
     simulate.register,
     status.register,
     history.register,
