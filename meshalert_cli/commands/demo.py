@@ -29,7 +29,6 @@ from meshalert.simulator.traffic import (
     standard_services,
 )
 from meshalert_cli.local_stack import LocalStack, build_stack, environment
-from meshalert_cli.views import fmt_value
 
 DEMO_RULES = """
 defaults:
@@ -79,9 +78,28 @@ class Board:
                     self.cells[(service, report.alert_class)] = (state, obs.value if obs else None)
 
     def rows(self) -> list[tuple[str, list[tuple[AlertState, float | None] | None]]]:
+        """One row per service: the logical name (``checkout``) and the Kubernetes client
+        name (``production/checkout``) of one service share a row when that is unambiguous."""
         with self.lock:
-            services = sorted({s for s, _ in self.cells}, key=lambda s: s.rpartition("/")[2])
-            return [(s, [self.cells.get((s, c)) for c in AlertClass]) for s in services]
+            groups: dict[str, set[str]] = {}
+            for key, _ in self.cells:
+                groups.setdefault(key.rpartition("/")[2], set()).add(key)
+            rows = []
+            for name in sorted(groups):
+                keys = groups[name]
+                namespaced = sorted(k for k in keys if "/" in k)
+                if len(namespaced) > 1:
+                    rows += [
+                        (k, [self.cells.get((k, c)) for c in AlertClass]) for k in sorted(keys)
+                    ]
+                    continue
+                label = namespaced[0] if namespaced else name
+                cells = [
+                    next((self.cells[(k, c)] for k in sorted(keys) if (k, c) in self.cells), None)
+                    for c in AlertClass
+                ]
+                rows.append((label, cells))
+            return rows
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -193,15 +211,23 @@ def render(board: Board, feed: NotificationFeed, elapsed: float, duration_s: flo
         table.add_column(cls.value, justify="center")
     for service, cells in board.rows():
         row: list[Any] = [service]
-        for cell in cells:
+        for cls, cell in zip(AlertClass, cells, strict=True):
             if cell is None:
                 row.append(Text("-", style="dim"))
             else:
                 state, value = cell
-                row.append(Text(f"{state.value} {fmt_value(value)}", style=_STYLE[state]))
+                row.append(Text(f"{state.value} {shown(cls, value)}", style=_STYLE[state]))
         table.add_row(*row)
     notes = Text("\n".join(feed.lines) or "no notifications yet", style="cyan")
     return Group(table, Text("\nnotifications (console channel):", style="bold"), notes)
+
+
+def shown(cls: AlertClass, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if cls is AlertClass.LATENCY:
+        return f"{value:.0f}ms"
+    return f"{value * 100:.1f}%"
 
 
 def summary(feed: NotificationFeed, directory: Path) -> str:
