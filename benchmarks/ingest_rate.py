@@ -367,7 +367,22 @@ def loss_free_rate(
             break
         good = trial
         rate *= 2
-    low = good.rate if good else start / 2
+    while good is None and rate > start / 16:  # not even the start rate was clean: go down
+        rate /= 2
+        trial = run_trial(
+            receiver,
+            sender=sender,
+            workload=workload,
+            lines_per_s=rate,
+            seconds=seconds,
+            workdir=workdir,
+        )
+        trials.append(trial)
+        if trial.loss < LOSS_LIMIT:
+            good = trial
+        else:
+            bad_rate = rate
+    low = good.rate if good else rate / 2
     for _ in range(2 if bad_rate is not None else 0):
         assert bad_rate is not None
         mid = math.sqrt(low * bad_rate)
