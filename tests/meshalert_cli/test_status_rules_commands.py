@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.state.protocols import HistoryEntry
+from meshalert.state.sqlite_state import SqliteStateStore
+from meshalert_cli.main import main
+
+NOW_MS = 1_800_000_000_000
+
+
+@pytest.fixture
+def state_url(tmp_path: Path) -> str:
+    store = SqliteStateStore(tmp_path / "state.db")
+    threshold = ThresholdInForce("latency.above_ms", 500.0, "default")
+    store.save(
+        [
+            AlertRecord(
+                AlertClass.LATENCY, "checkout", AlertState.FIRING, NOW_MS - 60_000,
+                episode_start_ms=NOW_MS - 180_000, last_value=812.0, threshold=threshold,
+            ),
+            AlertRecord(AlertClass.FAILURES, "cart", AlertState.OK, NOW_MS - 600_000),
+        ]
+    )  # fmt: skip
+    store.append_history(
+        [
+            HistoryEntry(
+                NOW_MS - 60_000, AlertClass.LATENCY, "checkout", AlertState.PENDING,
+                AlertState.FIRING, {"observed": 812.0}, "latency|checkout|1|firing",
+            )
+        ]
+    )  # fmt: skip
+    store.close()
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+def test_status_json_lists_every_alert_with_the_contract_fields(
+    state_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--json", "--state", state_url]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["state"] for r in rows] == ["firing", "ok"]
+    first = rows[0]
+    assert {"class", "service", "state", "value", "threshold", "since"} <= set(first)
+    assert (first["class"], first["service"], first["value"], first["threshold"]) == (
+        "latency", "checkout", 812.0, 500.0,
+    )  # fmt: skip
+
+
+def test_status_text_hides_ok_alerts_unless_asked(
+    state_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["status", "--state", state_url])
+    text = capsys.readouterr().out
+    assert "FIRING" in text and "checkout" in text and "cart" not in text
+    main(["status", "--all", "--state", state_url])
+    assert "cart" in capsys.readouterr().out
+
+
+def test_history_json(state_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "--json", "--since", "100000d", "--state", state_url]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert (entry["from"], entry["to"], entry["service"]) == ("pending", "firing", "checkout")
+
+
+def test_rules_shows_each_threshold_source(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MESHALERT_RULE__LATENCY__ABOVE_MS", "300")
+    monkeypatch.delenv("MESHALERT_RULES", raising=False)
+    assert main(["rules", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    sources = {t["name"]: (t["value"], t["source"]) for t in out["thresholds"]}
+    assert sources["latency.above_ms"] == (300.0, "env:MESHALERT_RULE__LATENCY__ABOVE_MS")
+    assert sources["failures.rate_above"] == (0.05, "default")
+
+
+@pytest.mark.parametrize("dialect", ["flux", "influxql", "sql"])
+def test_rules_prints_one_query_per_class(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "--queries", dialect]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-- ") == 4
+    assert "linkerd_request_latency_ms_bucket" in out
+
+
+def test_bad_rules_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "r.yaml"
+    bad.write_text("defaults:\n  latency: {above_ms: fast}\n")
+    assert main(["rules", "--rules", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "defaults.latency.above_ms" in err and str(bad) in err
