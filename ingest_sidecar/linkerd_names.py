@@ -168,6 +168,24 @@ def parse_service_depths(text: str) -> dict[str, int]:
     return depths
 
 
+_LOGICAL_SCOPES = frozenset({"service", "client_service"})
+
+
+def parse_service_namespaces(text: str) -> dict[str, str]:
+    """``"outgoing=production,incoming=production"`` -> {router: namespace}."""
+    result: dict[str, str] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        router, sep, namespace = (part.strip() for part in entry.partition("="))
+        if not sep or not router or not namespace:
+            raise ValueError(f"bad service namespace entry {entry!r}: write router=namespace")
+        if router in result:
+            raise ValueError(f"bad service namespace entry {entry!r}: router {router!r} repeated")
+        result[router] = namespace
+    return result
+
+
 class NameMapper:
     """Maps statsd names to :class:`SeriesKey`; pure, deterministic, with a bounded cache."""
 
@@ -176,8 +194,14 @@ class NameMapper:
         prefix: str = "linkerd",
         service_depths: Mapping[str, int] | None = None,
         *,
+        service_namespaces: Mapping[str, str] | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        """``service_namespaces``: router -> the Kubernetes namespace its logical names live
+        in (what the router's dtab says, e.g. ``/svc => /#/io.l5d.k8s/production/http``).
+        Logical names carry no namespace of their own with the Host-header identifier, so
+        without it ``svc/checkout`` is keyed ``checkout`` while its k8s client is keyed
+        ``production/checkout``."""
         depths = dict(service_depths or {})
         for router, depth in depths.items():
             if not 1 <= depth <= MAX_SERVICE_DEPTH:
@@ -188,6 +212,7 @@ class NameMapper:
             raise ValueError(f"cache_size must be positive: {cache_size}")
         self._dotted_prefix = prefix + "." if prefix else ""
         self._depths = depths
+        self._namespaces = dict(service_namespaces or {})
         self._cache_size = cache_size
         self._cache: dict[object, SeriesKey] = {}
 
@@ -238,7 +263,11 @@ class NameMapper:
             found = self._client(t, router, 4, "path")
         if found is None:
             found = _metric(t[2:], {"scope": "router"})
-        found[1]["router"] = router
+        tags = found[1]
+        tags["router"] = router
+        namespace = self._namespaces.get(router)
+        if namespace and tags.get("scope") in _LOGICAL_SCOPES and not tags.get("namespace"):
+            tags["namespace"] = namespace
         return found
 
     # -- service scope -------------------------------------------------------------------
@@ -268,9 +297,7 @@ class NameMapper:
 
     # -- client and client_service scopes ------------------------------------------------
 
-    def _client(
-        self, t: Tokens, router: str, start: int, marker: str
-    ) -> tuple[str, Tags] | None:
+    def _client(self, t: Tokens, router: str, start: int, marker: str) -> tuple[str, Tags] | None:
         n = len(t)
 
         def metric_follows(j: int) -> bool:
@@ -357,9 +384,7 @@ def _service_tags(path: Tokens) -> Tags:
     return {"service": ".".join(_logical(token) for token in path)}
 
 
-def _client_id(
-    t: Tokens, i: int, metric_follows: Callable[[int], bool]
-) -> tuple[int, Tags] | None:
+def _client_id(t: Tokens, i: int, metric_follows: Callable[[int], bool]) -> tuple[int, Tags] | None:
     """Parse a client id at ``t[i]`` with the namer grammar: (index after it, tags), or None
     for an unknown namer or a truncated id. Iterative: transformers nest ids."""
     n = len(t)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_sidecar.linkerd_names import NameMapper, parse_service_depths
+from ingest_sidecar.linkerd_names import NameMapper, parse_service_depths, parse_service_namespaces
 from ingest_sidecar.model import SeriesKey
 
 DATA = Path(__file__).parent / "data"
@@ -33,23 +33,39 @@ EXAMPLE_KEYS = [
     key("linkerd_requests", OUT_SVC),
     key("linkerd_success", OUT_SVC),
     key("linkerd_failures", OUT_SVC),
-    key("linkerd_failures", {**OUT_SVC, "exception":
-        "com_twitter_finagle_service_ResponseClassificationSyntheticException"}),
-    key("linkerd_sourcedfailures", {**OUT_SVC, "source": K8S_NGINX,
-                                    "exception": "com_twitter_finagle_ConnectionFailedException"}),
+    key(
+        "linkerd_failures",
+        {
+            **OUT_SVC,
+            "exception": "com_twitter_finagle_service_ResponseClassificationSyntheticException",
+        },
+    ),
+    key(
+        "linkerd_sourcedfailures",
+        {
+            **OUT_SVC,
+            "source": K8S_NGINX,
+            "exception": "com_twitter_finagle_ConnectionFailedException",
+        },
+    ),
     key("linkerd_pending", OUT_SVC),
     key("linkerd_retries_total", OUT_SVC),
     key("linkerd_retries_per_request", OUT_SVC),
     key("linkerd_retries_budget", OUT_SVC),
     key("linkerd_request_latency_ms", OUT_CLIENT),
     key("linkerd_requests", OUT_CLIENT),
-    key("linkerd_failures_chain", {
-        **OUT_CLIENT,
-        "exception": "com_twitter_finagle_ConnectionFailedException",
-        "cause": "io_netty_channel_AbstractChannel_AnnotatedConnectException",
-    }),
-    key("linkerd_failures", {**OUT_CLIENT, "failure_flag": "interrupted",
-                             "exception": "com_twitter_finagle_Failure"}),
+    key(
+        "linkerd_failures_chain",
+        {
+            **OUT_CLIENT,
+            "exception": "com_twitter_finagle_ConnectionFailedException",
+            "cause": "io_netty_channel_AbstractChannel_AnnotatedConnectException",
+        },
+    ),
+    key(
+        "linkerd_failures",
+        {**OUT_CLIENT, "failure_flag": "interrupted", "exception": "com_twitter_finagle_Failure"},
+    ),
     key("linkerd_connections", OUT_CLIENT),
     key("linkerd_retries_budget", OUT_CLIENT),
     key("linkerd_failfast_unhealthy_for_ms", OUT_CLIENT),
@@ -58,26 +74,56 @@ EXAMPLE_KEYS = [
     key("linkerd_loadbalancer_removes", OUT_CLIENT),
     key("linkerd_received_bytes", OUT_CLIENT),
     key("linkerd_sent_bytes", OUT_CLIENT),
-    key("linkerd_request_latency_ms", {"router": "outgoing", "scope": "client_service",
-                                       "client": K8S_NGINX, "service": "nginx"}),
-    key("linkerd_requests", {
-        "router": "outgoing", "scope": "client", "via": "daemonset",
-        "client": "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s"
-                  ".production.http.frontend",
-        "namespace": "production", "port": "http", "service": "frontend",
-    }),
-    key("linkerd_request_latency_ms", {
-        "router": "incoming", "scope": "client", "via": "localnode",
-        "client": "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.production.http.frontend",
-        "namespace": "production", "port": "http", "service": "frontend",
-    }),
-    key("linkerd_request_latency_ms", {"router": "incoming", "scope": "service",
-                                       "namespace": "production", "port": "http",
-                                       "service": "frontend"}),
+    key(
+        "linkerd_request_latency_ms",
+        {"router": "outgoing", "scope": "client_service", "client": K8S_NGINX, "service": "nginx"},
+    ),
+    key(
+        "linkerd_requests",
+        {
+            "router": "outgoing",
+            "scope": "client",
+            "via": "daemonset",
+            "client": "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s"
+            ".production.http.frontend",
+            "namespace": "production",
+            "port": "http",
+            "service": "frontend",
+        },
+    ),
+    key(
+        "linkerd_request_latency_ms",
+        {
+            "router": "incoming",
+            "scope": "client",
+            "via": "localnode",
+            "client": "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.production.http.frontend",
+            "namespace": "production",
+            "port": "http",
+            "service": "frontend",
+        },
+    ),
+    key(
+        "linkerd_request_latency_ms",
+        {
+            "router": "incoming",
+            "scope": "service",
+            "namespace": "production",
+            "port": "http",
+            "service": "frontend",
+        },
+    ),
     key("linkerd_requests", {"router": "http", "scope": "service", "service": "nginx"}),
-    key("linkerd_connections", {"router": "http", "scope": "client",
-                                "client": "_.inet.nginx_production_svc_cluster_local.80",
-                                "service": "nginx_production_svc_cluster_local", "port": "80"}),
+    key(
+        "linkerd_connections",
+        {
+            "router": "http",
+            "scope": "client",
+            "client": "_.inet.nginx_production_svc_cluster_local.80",
+            "service": "nginx_production_svc_cluster_local",
+            "port": "80",
+        },
+    ),
     key("linkerd_requests", {"router": "incoming", "scope": "server", "server": "0.0.0.0:4141"}),
     key("linkerd_jvm_mem_current_G1_Eden_Space_used", {"scope": "jvm"}),
 ]
@@ -102,52 +148,118 @@ def _client(router: str, client: str, **tags: str) -> dict[str, str]:
     ("name", "measurement", "tags"),
     [
         # section 2.2: the StatsDStatsReceiverTest name (fs namer with a residual path)
-        ("rt.http.client._.io_l5d_fs.default.path.http.1_1.GET.default.request_latency_ms",
-         "linkerd_request_latency_ms",
-         _client("http", "_.io_l5d_fs.default.path.http.1_1.GET.default", service="default")),
+        (
+            "rt.http.client._.io_l5d_fs.default.path.http.1_1.GET.default.request_latency_ms",
+            "linkerd_request_latency_ms",
+            _client("http", "_.io_l5d_fs.default.path.http.1_1.GET.default", service="default"),
+        ),
         # section 2.3 identifiers
         # Host "nginx:8080": sanitising lost the ':' ; lowercase tokens get '-' back
-        ("rt.http.service.svc.nginx_8080.requests", "linkerd_requests",
-         {"router": "http", "scope": "service", "service": "nginx-8080"}),
-        ("rt.http.service.svc.world_v1.requests", "linkerd_requests",
-         {"router": "http", "scope": "service", "service": "world-v1"}),
-        ("rt.http.service.svc.1_1.GET.nginx.requests", "linkerd_requests",
-         {"router": "http", "scope": "service", "service": "nginx"}),
-        ("rt.h2.service.svc.helloworld_Greeter.request_latency_ms", "linkerd_request_latency_ms",
-         {"router": "h2", "scope": "service", "service": "helloworld_Greeter"}),
-        ("rt.incoming.client._.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1"
-         ".requests", "linkerd_requests",
-         _client("incoming",
-                 "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1",
-                 via="localnode", namespace="default", port="http", service="world-v1")),
-        ("rt.outgoing.client._.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default"
-         ".http.hello.retries.budget_exhausted", "linkerd_retries_budget_exhausted",
-         _client("outgoing",
-                 "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default.http.hello",
-                 via="daemonset", namespace="default", port="http", service="hello")),
-        ("rt.http.client._.io_l5d_fs.nginx.loadbalancer.size", "linkerd_loadbalancer_size",
-         _client("http", "_.io_l5d_fs.nginx", service="nginx")),
-        ("rt.http.client._.inet.127_1.8080.retries.budget", "linkerd_retries_budget",
-         _client("http", "_.inet.127_1.8080", service="127_1", port="8080")),
-        ("rt.http.client._.io_l5d_consul.dc1.web.requests", "linkerd_requests",
-         _client("http", "_.io_l5d_consul.dc1.web", service="web")),
-        ("rt.http.client._.io_l5d_consul.dc1.canary.web.requests", "linkerd_requests",
-         _client("http", "_.io_l5d_consul.dc1.canary.web", service="web")),
+        (
+            "rt.http.service.svc.nginx_8080.requests",
+            "linkerd_requests",
+            {"router": "http", "scope": "service", "service": "nginx-8080"},
+        ),
+        (
+            "rt.http.service.svc.world_v1.requests",
+            "linkerd_requests",
+            {"router": "http", "scope": "service", "service": "world-v1"},
+        ),
+        (
+            "rt.http.service.svc.1_1.GET.nginx.requests",
+            "linkerd_requests",
+            {"router": "http", "scope": "service", "service": "nginx"},
+        ),
+        (
+            "rt.h2.service.svc.helloworld_Greeter.request_latency_ms",
+            "linkerd_request_latency_ms",
+            {"router": "h2", "scope": "service", "service": "helloworld_Greeter"},
+        ),
+        (
+            "rt.incoming.client._.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1"
+            ".requests",
+            "linkerd_requests",
+            _client(
+                "incoming",
+                "_.io_l5d_k8s_localnode.10_233_96_4._.io_l5d_k8s.default.http.world_v1",
+                via="localnode",
+                namespace="default",
+                port="http",
+                service="world-v1",
+            ),
+        ),
+        (
+            "rt.outgoing.client._.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default"
+            ".http.hello.retries.budget_exhausted",
+            "linkerd_retries_budget_exhausted",
+            _client(
+                "outgoing",
+                "_.io_l5d_k8s_daemonset.default.incoming.l5d._.io_l5d_k8s.default.http.hello",
+                via="daemonset",
+                namespace="default",
+                port="http",
+                service="hello",
+            ),
+        ),
+        (
+            "rt.http.client._.io_l5d_fs.nginx.loadbalancer.size",
+            "linkerd_loadbalancer_size",
+            _client("http", "_.io_l5d_fs.nginx", service="nginx"),
+        ),
+        (
+            "rt.http.client._.inet.127_1.8080.retries.budget",
+            "linkerd_retries_budget",
+            _client("http", "_.inet.127_1.8080", service="127_1", port="8080"),
+        ),
+        (
+            "rt.http.client._.io_l5d_consul.dc1.web.requests",
+            "linkerd_requests",
+            _client("http", "_.io_l5d_consul.dc1.web", service="web"),
+        ),
+        (
+            "rt.http.client._.io_l5d_consul.dc1.canary.web.requests",
+            "linkerd_requests",
+            _client("http", "_.io_l5d_consul.dc1.canary.web", service="web"),
+        ),
         # unknown namer (variable depth): the catalogue finds the metric
-        ("rt.http.client._.io_l5d_marathon.group.app.retries.budget", "linkerd_retries_budget",
-         _client("http", "_.io_l5d_marathon.group.app", service="app")),
-        ("rt.http.client._.io_l5d_marathon.app.failures.interrupted", "linkerd_failures",
-         _client("http", "_.io_l5d_marathon.app", service="app", failure_flag="interrupted")),
-        ("rt.http.client._.io_l5d_marathon.app.service.svc.web.requests", "linkerd_requests",
-         {"router": "http", "scope": "client_service", "client": "_.io_l5d_marathon.app",
-          "service": "web"}),
+        (
+            "rt.http.client._.io_l5d_marathon.group.app.retries.budget",
+            "linkerd_retries_budget",
+            _client("http", "_.io_l5d_marathon.group.app", service="app"),
+        ),
+        (
+            "rt.http.client._.io_l5d_marathon.app.failures.interrupted",
+            "linkerd_failures",
+            _client("http", "_.io_l5d_marathon.app", service="app", failure_flag="interrupted"),
+        ),
+        (
+            "rt.http.client._.io_l5d_marathon.app.service.svc.web.requests",
+            "linkerd_requests",
+            {
+                "router": "http",
+                "scope": "client_service",
+                "client": "_.io_l5d_marathon.app",
+                "service": "web",
+            },
+        ),
         # k8s labelSelector value: a 4th id token
-        ("rt.http.client._.io_l5d_k8s.prod.http.web.v2.requests", "linkerd_requests",
-         _client("http", "_.io_l5d_k8s.prod.http.web.v2", namespace="prod", port="http",
-                 service="web")),
+        (
+            "rt.http.client._.io_l5d_k8s.prod.http.web.v2.requests",
+            "linkerd_requests",
+            _client(
+                "http",
+                "_.io_l5d_k8s.prod.http.web.v2",
+                namespace="prod",
+                port="http",
+                service="web",
+            ),
+        ),
         # router scope
-        ("rt.http.bindcache.path.evicts", "linkerd_bindcache_path_evicts",
-         {"router": "http", "scope": "router"}),
+        (
+            "rt.http.bindcache.path.evicts",
+            "linkerd_bindcache_path_evicts",
+            {"router": "http", "scope": "router"},
+        ),
         ("rt.http.originator", "linkerd_originator", {"router": "http", "scope": "router"}),
         # too short for its scope word: router scope with the remaining tokens
         ("rt.http.service.svc", "linkerd_service_svc", {"router": "http", "scope": "router"}),
@@ -167,25 +279,39 @@ def test_k8s_names_that_collide_with_metric_words(word: str) -> None:
     client = f"_.io_l5d_k8s.{word}.{word}.{word}"
     k8s = {"namespace": word, "port": word, "service": word}
     assert mapper.map(f"linkerd.rt.outgoing.client.{client}.requests") == key(
-        "linkerd_requests", _client("outgoing", client, **k8s))
+        "linkerd_requests", _client("outgoing", client, **k8s)
+    )
     assert mapper.map(f"linkerd.rt.outgoing.client.{client}.failures") == key(
-        "linkerd_failures", _client("outgoing", client, **k8s))
+        "linkerd_failures", _client("outgoing", client, **k8s)
+    )
     assert mapper.map(f"linkerd.rt.outgoing.client.{client}.service.svc.{word}.requests") == key(
-        "linkerd_requests", {"router": "outgoing", "scope": "client_service", "client": client,
-                             "service": word})
+        "linkerd_requests",
+        {"router": "outgoing", "scope": "client_service", "client": client, "service": word},
+    )
     assert mapper.map(f"linkerd.rt.outgoing.service.svc.{word}.requests") == key(
-        "linkerd_requests", {"router": "outgoing", "scope": "service", "service": word})
+        "linkerd_requests", {"router": "outgoing", "scope": "service", "service": word}
+    )
     assert mapper.map(f"linkerd.rt.incoming.service.svc.{word}.{word}.{word}.pending") == key(
-        "linkerd_pending", {"router": "incoming", "scope": "service", **k8s})
+        "linkerd_pending", {"router": "incoming", "scope": "service", **k8s}
+    )
 
 
 def test_client_service_tags_keep_logical_and_concrete_apart() -> None:
     mapper = NameMapper(service_depths={"incoming": 3})
     concrete = "_.io_l5d_k8s.backend.grpc.users_v2"
-    row = dict(mapper.map(
-        f"linkerd.rt.incoming.client.{concrete}.service.svc.front.http.users.requests").tags)
-    assert row == {"router": "incoming", "scope": "client_service", "client": concrete,
-                   "namespace": "front", "port": "http", "service": "users"}
+    row = dict(
+        mapper.map(
+            f"linkerd.rt.incoming.client.{concrete}.service.svc.front.http.users.requests"
+        ).tags
+    )
+    assert row == {
+        "router": "incoming",
+        "scope": "client_service",
+        "client": concrete,
+        "namespace": "front",
+        "port": "http",
+        "service": "users",
+    }
     client_row = dict(mapper.map(f"linkerd.rt.incoming.client.{concrete}.requests").tags)
     assert (client_row["namespace"], client_row["service"]) == ("backend", "users-v2")
 
@@ -193,36 +319,45 @@ def test_client_service_tags_keep_logical_and_concrete_apart() -> None:
 def test_logical_and_concrete_names_of_one_k8s_service_match() -> None:
     mapper = NameMapper()
     logical = dict(mapper.map("linkerd.rt.outgoing.service.svc.world_v1.requests").tags)
-    concrete = dict(mapper.map(
-        "linkerd.rt.outgoing.client._.io_l5d_k8s.default.http.world_v1.requests").tags)
+    concrete = dict(
+        mapper.map("linkerd.rt.outgoing.client._.io_l5d_k8s.default.http.world_v1.requests").tags
+    )
     assert logical["service"] == concrete["service"] == "world-v1"
 
 
 def test_configured_service_depth_is_used_exactly() -> None:
     mapper = NameMapper(service_depths={"api": 2, "incoming": 3})
     assert mapper.map("linkerd.rt.api.service.svc.users.v1.requests") == key(
-        "linkerd_requests", {"router": "api", "scope": "service", "service": "users.v1"})
+        "linkerd_requests", {"router": "api", "scope": "service", "service": "users.v1"}
+    )
     # a configured depth wins even when the tail is not a catalogue metric
     assert mapper.map("linkerd.rt.api.service.svc.users.v1.custom_thing") == key(
-        "linkerd_custom_thing", {"router": "api", "scope": "service", "service": "users.v1"})
+        "linkerd_custom_thing", {"router": "api", "scope": "service", "service": "users.v1"}
+    )
     # 3 tokens that are not Kubernetes-shaped give no namespace/port
     assert mapper.map("linkerd.rt.incoming.service.svc.Foo.Bar.baz.requests") == key(
-        "linkerd_requests", {"router": "incoming", "scope": "service", "service": "Foo.Bar.baz"})
+        "linkerd_requests", {"router": "incoming", "scope": "service", "service": "Foo.Bar.baz"}
+    )
 
 
 def test_linkerd_0x_scope_names() -> None:
     mapper = NameMapper()
     assert mapper.map("linkerd.rt.http.dst.path.svc.nginx.requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "service", "service": "nginx"})
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "nginx"}
+    )
     assert mapper.map("linkerd.rt.http.dst.path.http.1_1.GET.nginx.request_latency_ms") == key(
-        "linkerd_request_latency_ms", {"router": "http", "scope": "service", "service": "nginx"})
+        "linkerd_request_latency_ms", {"router": "http", "scope": "service", "service": "nginx"}
+    )
     assert mapper.map(f"linkerd.rt.http.dst.id.{K8S_NGINX}.connections") == key(
-        "linkerd_connections", {**OUT_CLIENT, "router": "http"})
+        "linkerd_connections", {**OUT_CLIENT, "router": "http"}
+    )
     assert mapper.map(f"linkerd.rt.http.dst.id.{K8S_NGINX}.path.svc.web.requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "client_service", "client": K8S_NGINX,
-                             "service": "web"})
+        "linkerd_requests",
+        {"router": "http", "scope": "client_service", "client": K8S_NGINX, "service": "web"},
+    )
     assert mapper.map("linkerd.rt.http.srv.0_0_0_0.4140.requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "server", "server": "0.0.0.0:4140"})
+        "linkerd_requests", {"router": "http", "scope": "server", "server": "0.0.0.0:4140"}
+    )
 
 
 A, B, C = "com_twitter_finagle_Failure", "java_io_IOException", "io_netty_Boom"
@@ -233,9 +368,13 @@ def test_one_failure_event_counts_once_per_tag_combination() -> None:
     mapper = NameMapper()
     base = "linkerd.rt.http.service.svc.web."
     rollup = [
-        "failures", "failures.interrupted",
-        f"failures.{A}", f"failures.{A}.{B}", f"failures.{A}.{B}.{C}",
-        f"failures.interrupted.{A}", f"failures.interrupted.{A}.{B}",
+        "failures",
+        "failures.interrupted",
+        f"failures.{A}",
+        f"failures.{A}.{B}",
+        f"failures.{A}.{B}.{C}",
+        f"failures.interrupted.{A}",
+        f"failures.interrupted.{A}.{B}",
         f"failures.interrupted.{A}.{B}.{C}",
     ]
     keys = [mapper.map(base + metric) for metric in rollup]
@@ -246,10 +385,12 @@ def test_one_failure_event_counts_once_per_tag_combination() -> None:
     by_flag = [t for t in failures if "failure_flag" in t and "exception" not in t]
     assert len(totals) == len(by_exception) == len(by_flag) == 1
     assert by_exception[0]["exception"] == A
-    chain = {(dict(k.tags).get("failure_flag"), dict(k.tags)["cause"])
-             for k in keys if k.measurement == "linkerd_failures_chain"}
-    assert chain == {(None, B), (None, f"{B}.{C}"), ("interrupted", B),
-                     ("interrupted", f"{B}.{C}")}
+    chain = {
+        (dict(k.tags).get("failure_flag"), dict(k.tags)["cause"])
+        for k in keys
+        if k.measurement == "linkerd_failures_chain"
+    }
+    assert chain == {(None, B), (None, f"{B}.{C}"), ("interrupted", B), ("interrupted", f"{B}.{C}")}
     assert all(dict(k.tags)["exception"] == A for k in keys if "exception" in dict(k.tags))
 
 
@@ -257,22 +398,40 @@ def test_one_failure_event_counts_once_per_tag_combination() -> None:
     ("metric", "measurement", "tags"),
     [
         (f"sourcedfailures.{K8S_NGINX}", "linkerd_sourcedfailures", {"source": K8S_NGINX}),
-        (f"sourcedfailures.{K8S_NGINX}.{A}", "linkerd_sourcedfailures",
-         {"source": K8S_NGINX, "exception": A}),
-        (f"sourcedfailures.{K8S_NGINX}.{A}.{B}", "linkerd_sourcedfailures_chain",
-         {"source": K8S_NGINX, "exception": A, "cause": B}),
-        (f"sourcedfailures._.inet.127_1.80.{A}", "linkerd_sourcedfailures",
-         {"source": "_.inet.127_1.80", "exception": A}),
-        (f"sourcedfailures._.io_l5d_marathon.a.b.{A}", "linkerd_sourcedfailures",
-         {"source": "_.io_l5d_marathon.a.b", "exception": A}),
-        ("sourcedfailures._.io_l5d_k8s.requests.http.failures", "linkerd_sourcedfailures",
-         {"source": "_.io_l5d_k8s.requests.http.failures"}),
+        (
+            f"sourcedfailures.{K8S_NGINX}.{A}",
+            "linkerd_sourcedfailures",
+            {"source": K8S_NGINX, "exception": A},
+        ),
+        (
+            f"sourcedfailures.{K8S_NGINX}.{A}.{B}",
+            "linkerd_sourcedfailures_chain",
+            {"source": K8S_NGINX, "exception": A, "cause": B},
+        ),
+        (
+            f"sourcedfailures._.inet.127_1.80.{A}",
+            "linkerd_sourcedfailures",
+            {"source": "_.inet.127_1.80", "exception": A},
+        ),
+        (
+            f"sourcedfailures._.io_l5d_marathon.a.b.{A}",
+            "linkerd_sourcedfailures",
+            {"source": "_.io_l5d_marathon.a.b", "exception": A},
+        ),
+        (
+            "sourcedfailures._.io_l5d_k8s.requests.http.failures",
+            "linkerd_sourcedfailures",
+            {"source": "_.io_l5d_k8s.requests.http.failures"},
+        ),
         ("status.200", "linkerd_status", {"status_code": "200"}),
         ("status.5XX", "linkerd_status", {"status_class": "5XX"}),
         ("status.error", "linkerd_status", {"status_class": "error"}),
         ("time.2XX", "linkerd_time", {"status_class": "2XX"}),
-        ("exn.java_nio_channels_ClosedChannelException", "linkerd_exn",
-         {"exception": "java_nio_channels_ClosedChannelException"}),
+        (
+            "exn.java_nio_channels_ClosedChannelException",
+            "linkerd_exn",
+            {"exception": "java_nio_channels_ClosedChannelException"},
+        ),
         ("failures.restartable", "linkerd_failures", {"failure_flag": "restartable"}),
         ("retries.budget_exhausted", "linkerd_retries_budget_exhausted", {}),
     ],
@@ -284,12 +443,15 @@ def test_metric_families(metric: str, measurement: str, tags: dict[str, str]) ->
 
 def test_prefix_is_stripped_literally() -> None:
     assert NameMapper(prefix="my.app").map("my.app.rt.http.service.svc.web.requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"})
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"}
+    )
     assert NameMapper(prefix="").map("rt.http.service.svc.web.requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"})
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "web"}
+    )
     # without the prefix: scope other, measurement from every token (sanitised)
     assert NameMapper().map("rt.http.service.svc.web.requests") == key(
-        "linkerd_rt_http_service_svc_web_requests", {"scope": "other"})
+        "linkerd_rt_http_service_svc_web_requests", {"scope": "other"}
+    )
     assert NameMapper().map("other-app.a b") == key("linkerd_other_app_a_b", {"scope": "other"})
     assert NameMapper().map("linkerdx.jvm.uptime").tags == (("scope", "other"),)
 
@@ -297,20 +459,29 @@ def test_prefix_is_stripped_literally() -> None:
 def test_empty_tokens_are_kept_and_empty_tags_omitted() -> None:
     mapper = NameMapper()
     assert mapper.map("linkerd.rt.http.service.svc..requests") == key(
-        "linkerd_requests", {"router": "http", "scope": "service"})
+        "linkerd_requests", {"router": "http", "scope": "service"}
+    )
     assert mapper.map("linkerd.rt.http.client._.io_l5d_k8s..http.web.requests") == key(
-        "linkerd_requests", _client("http", "_.io_l5d_k8s..http.web", port="http", service="web"))
+        "linkerd_requests", _client("http", "_.io_l5d_k8s..http.web", port="http", service="web")
+    )
     assert mapper.map("linkerd.jvm..x") == key("linkerd_jvm__x", {"scope": "jvm"})
 
 
 def test_extra_tags_are_added_without_overriding_derived_or_sidecar_tags() -> None:
     got = NameMapper().map(
         "linkerd.rt.http.service.svc.web.requests",
-        (("env", "prod"), ("service", "spoofed"), ("host", "h"), ("le", "1"), ("flag", ""),
-         ("", "x")),
+        (
+            ("env", "prod"),
+            ("service", "spoofed"),
+            ("host", "h"),
+            ("le", "1"),
+            ("flag", ""),
+            ("", "x"),
+        ),
     )
-    assert got == key("linkerd_requests", {"router": "http", "scope": "service", "service": "web",
-                                           "env": "prod"})
+    assert got == key(
+        "linkerd_requests", {"router": "http", "scope": "service", "service": "web", "env": "prod"}
+    )
 
 
 def test_cache_is_bounded_and_does_not_change_results() -> None:
@@ -329,8 +500,9 @@ def test_parse_service_depths() -> None:
     assert parse_service_depths("") == {}
 
 
-@pytest.mark.parametrize("bad", ["incoming", "incoming=x", "=3", "incoming=0", "a=1,a=2",
-                                 "incoming=-1", "incoming=65"])
+@pytest.mark.parametrize(
+    "bad", ["incoming", "incoming=x", "=3", "incoming=0", "a=1,a=2", "incoming=-1", "incoming=65"]
+)
 def test_parse_service_depths_names_the_bad_entry(bad: str) -> None:
     entry = bad.rsplit(",", maxsplit=1)[-1]
     with pytest.raises(ValueError, match=re.escape(repr(entry))):
@@ -342,11 +514,44 @@ def test_mapper_rejects_bad_depths() -> None:
         NameMapper(service_depths={"incoming": 0})
 
 
-_VOCAB = ["rt", "jvm", "namer", "http", "service", "client", "server", "srv", "dst", "path",
-          "id", "svc", "_", "io_l5d_k8s", "io_l5d_k8s_daemonset", "io_l5d_k8s_localnode",
-          "inet", "io_l5d_fs", "io_l5d_consul", "failures", "sourcedfailures", "interrupted",
-          "status", "time", "exn", "stream", "request", "retries", "budget", "requests",
-          "1_1", "GET", "com_twitter_Exc", "200", "", "prod"]
+_VOCAB = [
+    "rt",
+    "jvm",
+    "namer",
+    "http",
+    "service",
+    "client",
+    "server",
+    "srv",
+    "dst",
+    "path",
+    "id",
+    "svc",
+    "_",
+    "io_l5d_k8s",
+    "io_l5d_k8s_daemonset",
+    "io_l5d_k8s_localnode",
+    "inet",
+    "io_l5d_fs",
+    "io_l5d_consul",
+    "failures",
+    "sourcedfailures",
+    "interrupted",
+    "status",
+    "time",
+    "exn",
+    "stream",
+    "request",
+    "retries",
+    "budget",
+    "requests",
+    "1_1",
+    "GET",
+    "com_twitter_Exc",
+    "200",
+    "",
+    "prod",
+]
 _TOKEN = st.sampled_from(_VOCAB) | st.text("abcXYZ019_", max_size=6)
 _NAMES = st.lists(_TOKEN, min_size=1, max_size=16).map(".".join)
 _SCOPES = {"service", "client", "client_service", "server", "router", "jvm", "other"}
@@ -372,3 +577,33 @@ def test_any_dotted_name_maps_without_raising_and_deterministically(
     assert tags["scope"] in _SCOPES
     if got.measurement in ("linkerd_failures", "linkerd_sourcedfailures") and "exception" in tags:
         assert "." not in tags["exception"] and "cause" not in tags
+
+
+def test_router_namespace_names_logical_services_like_their_k8s_clients() -> None:
+    mapper = NameMapper(service_namespaces={"outgoing": "production"})
+    service = mapper.map("linkerd.rt.outgoing.service.svc.checkout.requests")
+    client = mapper.map("linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.checkout.requests")
+    other_router = mapper.map("linkerd.rt.incoming.service.svc.checkout.requests")
+    tags = dict(service.tags)
+    assert (tags["namespace"], tags["service"]) == ("production", "checkout")
+    assert dict(client.tags)["namespace"] == "production"
+    assert "namespace" not in dict(other_router.tags)
+
+
+def test_router_namespace_never_overrides_a_namespace_from_the_path() -> None:
+    mapper = NameMapper(service_depths={"in": 3}, service_namespaces={"in": "default"})
+    key = mapper.map("linkerd.rt.in.service.svc.payments.http.ledger.requests")
+    assert dict(key.tags)["namespace"] == "payments"
+
+
+@pytest.mark.parametrize("text", ["outgoing", "=x", "a=", "a=x,a=y"])
+def test_bad_service_namespace_entries_are_named(text: str) -> None:
+    with pytest.raises(ValueError, match="bad service namespace entry"):
+        parse_service_namespaces(text)
+
+
+def test_service_namespaces_parse() -> None:
+    assert parse_service_namespaces(" outgoing=production, incoming=prod ") == {
+        "outgoing": "production",
+        "incoming": "prod",
+    }
