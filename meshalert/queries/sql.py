@@ -46,6 +46,8 @@ def _select_sql(
     # Two steps: the window is aggregated per series with a primary-key range scan of that
     # series' points (no sort of raw points), then the few per-series rows are grouped by
     # service. Grouping raw points directly made SQLite sort millions of rows.
+    # ``LIMIT -1`` keeps SQLite from flattening the per-series subquery into the outer one:
+    # flattened, each reference to ``g.v`` re-ran the correlated scan (twice per series).
     params.append(sel.name)
     cols = ["? AS sel"]
     for tag in tags:
@@ -82,7 +84,7 @@ def _select_sql(
     return (
         f"SELECT {', '.join(cols)}\n"
         f"FROM (SELECT {group_cols}, {per_series}\n"
-        f"      FROM series AS s WHERE {' AND '.join(where)}) AS g\n"
+        f"      FROM series AS s WHERE {' AND '.join(where)} LIMIT -1) AS g\n"
         f"WHERE g.v IS NOT NULL\n"
         f"GROUP BY {group}"
     )

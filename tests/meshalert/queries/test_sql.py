@@ -57,3 +57,16 @@ def test_inline_text_runs_to_the_same_rows_as_the_bound_statement(
     inline = conn.execute(render_sql_inline(query)).fetchall()
     assert bound == inline
     assert [(r[0], r[-2]) for r in bound] == [("requests", 7.0)]
+
+
+def test_each_series_window_is_scanned_once_per_select() -> None:
+    # A flattened per-series subquery re-runs its correlated scan for every reference to
+    # its value (the WHERE filter and the aggregate): twice the points read per cycle.
+    conn = _store()
+    for cls in AlertClass:
+        query = class_query(cls, window_ms=60_000, end_ms=120_000)
+        text, params = render_sql(query)
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
+        scans = sum(1 for step in plan if step.startswith("CORRELATED SCALAR SUBQUERY"))
+        per_series = sum(2 if s.aggregate.value == "last" else 1 for s in query.selects)
+        assert scans == per_series, plan
