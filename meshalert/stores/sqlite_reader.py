@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from meshalert.queries.model import ClassAggregates, ClassQuery, SelectRow, assemble
 from meshalert.queries.sql import RESULT_PREFIX, render_sql, render_sql_inline, result_tags
 
-
 _MMAP_BYTES = 1 << 30
 _CACHE_KIB = 65_536
 
