@@ -8,7 +8,8 @@ gauges. Windows as in the default rules (latency/failures/retries 5m, endpoints 
 
 Prints wall time per cycle (best of 3, after a warm-up; CPU time of this process beside it,
 steadier than wall time on a shared machine; influxdb1's work is in the server), queries
-issued and peak Python heap (tracemalloc, separate run) and the sizes involved. Target: 10,000 services < 2 s per
+issued and peak Python heap (tracemalloc, separate run) and the sizes involved. Target:
+10,000 services < 2 s per
 cycle on SQLite.
 """
 
