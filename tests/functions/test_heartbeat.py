@@ -1,0 +1,161 @@
+"""functions/heartbeat.py end to end on the packaged stack in moto: ingest freshness from a
+real SQLite store (and a real influxd), evaluation staleness from the stack's DynamoDB
+table, notifications through SNS (read back from SQS) and Slack, once per transition."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from functions import evaluate, heartbeat
+from meshalert.health import DEFAULT_SOURCES, FreshnessQuery
+from meshalert.health_readers import InfluxDB1FreshnessReader
+from meshalert.lineprotocol import Point, encode
+from meshalert.store_url import parse_store_url
+from meshalert.stores.influxdb1_writer import InfluxDB1Writer
+from meshalert.stores.sqlite_store import SqliteWriter
+from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
+from tests.meshalert.scenario import T0_MS
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy")
+MINUTE = 60_000
+
+
+def sidecar_lines(host: str, minutes: Iterable[int]) -> list[str]:
+    """The sidecar's self-metrics point every 10 s of the given minutes."""
+    return [
+        encode(
+            Point.make(
+                "meshalert_sidecar",
+                {"host": host},
+                {"received": 5, "parsed": 5},
+                T0_MS + m * MINUTE + s * 1000,
+            )
+        )
+        for m in minutes
+        for s in range(0, 60, 10)
+    ]
+
+
+@pytest.fixture
+def store(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteWriter:
+    path = tmp_path / "meshalert.db"
+    monkeypatch.setenv("MESHALERT_STORE", f"sqlite:///{path}")
+    put_rules("defaults: {latency: {above_ms: 500, window: 2m, for: 1m}}")
+    return SqliteWriter.open(str(path))
+
+
+def beat(minute: int, request: str = "hb") -> dict[str, Any]:
+    scheduled = event("scheduled_heartbeat", time=at(T0_MS + minute * MINUTE + 6_000))
+    return heartbeat.handler(scheduled, FakeContext(f"{request}-{minute}"))
+
+
+def subjects(deployment: Deployment) -> list[str]:
+    return [m["Subject"] for m in deployment.sns_messages()]
+
+
+def test_ingest_stop_fires_per_host_and_resume_resolves(
+    deployment: Deployment, store: SqliteWriter
+) -> None:
+    store.write(sidecar_lines("node-a", range(0, 20)) + sidecar_lines("node-b", range(0, 5)))
+    for minute in range(1, 9):  # node-b's last point: minute 4:50
+        beat(minute)
+        beat(minute, "dup")  # a duplicated delivery of the same schedule
+    assert subjects(deployment) == ["[FIRING] failures meshalert/ingest:node-b"]
+
+    store.write(sidecar_lines("node-b", range(9, 12)))
+    for minute in range(9, 12):
+        beat(minute)
+    messages = deployment.sns_messages()
+    assert [m["Subject"] for m in messages] == ["[RESOLVED] failures meshalert/ingest:node-b"]
+    resolved = json.loads(messages[0]["Message"])
+    assert resolved["evidence"]["threshold"]["name"] == "stale_after_ms"
+    assert resolved["evidence"]["threshold"]["value"] == 3 * MINUTE
+    assert "meshalert_sidecar" in resolved["evidence"]["query"]
+    assert resolved["evidence"]["detail"]["host"] == "node-b"
+    posts = deployment.slack_posts()
+    assert [p["text"].split(": ")[0] for p in posts] == [
+        "[critical] FIRING failures meshalert/ingest:node-b",
+        "[critical] RESOLVED failures meshalert/ingest:node-b",
+    ]
+
+
+def test_whole_store_silent_fires_once_then_resolves(
+    deployment: Deployment, store: SqliteWriter
+) -> None:
+    store.write(sidecar_lines("node-a", range(0, 2)))
+    for minute in range(1, 8):
+        beat(minute)
+    assert sorted(subjects(deployment)) == [
+        "[FIRING] failures meshalert/ingest",
+        "[FIRING] failures meshalert/ingest:node-a",
+    ]
+    store.write(sidecar_lines("node-a", range(8, 9)))
+    beat(8)
+    assert sorted(subjects(deployment)) == [
+        "[RESOLVED] failures meshalert/ingest",
+        "[RESOLVED] failures meshalert/ingest:node-a",
+    ]
+
+
+def test_evaluation_staleness_fires_and_resolves(
+    deployment: Deployment, store: SqliteWriter
+) -> None:
+    store.write(sidecar_lines("node-a", range(0, 30)))
+    latency = event("evaluate_latency_transformed")
+    # The evaluator runs at minutes 1-3 only (a record exists once a service was seen).
+    store.write(
+        [
+            encode(
+                Point.make(
+                    "linkerd_request_latency_ms_bucket",
+                    {"host": "node-a", "scope": "service", "service": "web", "le": "10"},
+                    {"count": 50},
+                    T0_MS + m * MINUTE,
+                )
+            )
+            for m in range(0, 30)
+        ]
+    )
+    for minute in range(1, 4):
+        evaluate.handler({**latency, "time": at(T0_MS + minute * MINUTE)}, FakeContext("ev"))
+    for minute in range(4, 10):
+        beat(minute)
+    assert subjects(deployment) == ["[FIRING] failures meshalert/evaluation:latency"]
+    evaluate.handler({**latency, "time": at(T0_MS + 10 * MINUTE)}, FakeContext("ev"))
+    beat(10)
+    assert subjects(deployment) == ["[RESOLVED] failures meshalert/evaluation:latency"]
+
+    # Heartbeat records stay out of the class partitions the evaluators load.
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    items = ddb.query(
+        TableName=deployment.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "alert#failures"}},
+    )["Items"]
+    assert items == []
+    health = ddb.query(
+        TableName=deployment.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "health#heartbeat"}},
+    )["Items"]
+    assert "svc#meshalert/evaluation:latency" in {i["sk"]["S"] for i in health}
+
+
+def test_influxdb1_freshness_query_on_a_real_influxd(influxd: Any, influx_db: str) -> None:
+    url = influxd.store_url(influx_db)
+    writer = InfluxDB1Writer(parse_store_url(url))  # type: ignore[arg-type]
+    writer.write(sidecar_lines("node-a", range(0, 3)) + sidecar_lines('node b,"x', range(0, 1)))
+    writer.close()
+    reader = InfluxDB1FreshnessReader(parse_store_url(url), timeout_s=10)  # type: ignore[arg-type]
+    got = reader.newest_by_host(FreshnessQuery(DEFAULT_SOURCES, T0_MS, T0_MS + 10 * MINUTE))
+    assert got.newest_by_host == {
+        "node-a": T0_MS + 2 * MINUTE + 50_000,
+        'node b,"x': T0_MS + 50_000,
+    }
+    assert 'GROUP BY "host"' in got.query_text
