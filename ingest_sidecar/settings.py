@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ingest_sidecar.linkerd_names import parse_service_depths
+from ingest_sidecar.linkerd_names import parse_service_depths, parse_service_namespaces
 from meshalert.durations import DurationError, parse_duration_ms
 from meshalert.store_url import DEFAULT_STORE, StoreConfig, StoreUrlError, parse_store_url
 
@@ -30,6 +30,7 @@ ENV_NAMES: Mapping[str, str] = {
     "host": "MESHALERT_HOST",
     "max_series": "MESHALERT_MAX_SERIES",
     "service_depth": "MESHALERT_SERVICE_DEPTH",
+    "service_namespace": "MESHALERT_SERVICE_NAMESPACE",
     "write_batch_lines": "MESHALERT_WRITE_BATCH_LINES",
 }
 """Setting -> environment variable."""
@@ -115,6 +116,11 @@ def _check_depths(text: str) -> str:
     return text
 
 
+def _check_namespaces(text: str) -> str:
+    parse_service_namespaces(text)
+    return text
+
+
 def _check_prefix(text: str) -> str:
     if "\n" in text or "|" in text:
         raise ValueError("must not contain '|' or a newline")
@@ -140,6 +146,7 @@ class SidecarSettings(BaseModel):
     host: str = Field(default_factory=socket.gethostname, min_length=1)
     max_series: int = Field(default=100_000, ge=1)
     service_depth: Annotated[str, AfterValidator(_check_depths)] = ""
+    service_namespace: Annotated[str, AfterValidator(_check_namespaces)] = ""
     write_batch_lines: int = Field(default=5000, ge=1, le=1_000_000)
 
     @classmethod
@@ -170,6 +177,10 @@ class SidecarSettings(BaseModel):
     @property
     def service_depths(self) -> dict[str, int]:
         return parse_service_depths(self.service_depth) if self.service_depth.strip() else {}
+
+    @property
+    def service_namespaces(self) -> dict[str, str]:
+        return parse_service_namespaces(self.service_namespace)
 
     @property
     def store(self) -> StoreConfig:

@@ -105,7 +105,9 @@ class Sidecar:
             self._writer = SpoolingWriter(
                 self._spool, self._store, backoff_max_s=self._backoff_max_s
             )
-            mapper = NameMapper(s.statsd_prefix, s.service_depths)
+            mapper = NameMapper(
+                s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
+            )
             self._core = IngestCore(mapper, lambda: IntervalAggregator(max_series=s.max_series))
             host, port = s.listen
             sock = open_udp_socket(host, port, self._rcvbuf)

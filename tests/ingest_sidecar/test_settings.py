@@ -21,6 +21,7 @@ def test_from_env_values() -> None:
             "MESHALERT_STATSD_LISTEN": "[::1]:9125",
             "MESHALERT_FLUSH_INTERVAL": "500ms",
             "MESHALERT_SERVICE_DEPTH": "incoming=3, outgoing=1",
+            "MESHALERT_SERVICE_NAMESPACE": "outgoing=production",
             "MESHALERT_SPOOL_MAX_BYTES": "64MB",
             "MESHALERT_HOST": "node-7",
             "MESHALERT_MAX_SERIES": "20000",
@@ -31,6 +32,7 @@ def test_from_env_values() -> None:
     )
     assert s.listen == ("::1", 9125) and s.flush_interval_ms == 500
     assert s.service_depths == {"incoming": 3, "outgoing": 1}
+    assert s.service_namespaces == {"outgoing": "production"}
     assert s.spool_max_bytes_value == 64_000_000 and s.max_series == 20_000
     assert s.store.token == "tok-very-secret"  # type: ignore[union-attr]
     assert "tok-very-secret" not in repr(s) and s.secrets() == ["tok-very-secret"]
@@ -47,6 +49,7 @@ def test_from_env_values() -> None:
         ("MESHALERT_SPOOL_MAX_BYTES", "lots"),
         ("MESHALERT_MAX_SERIES", "0"),
         ("MESHALERT_SERVICE_DEPTH", "incoming"),
+        ("MESHALERT_SERVICE_NAMESPACE", "outgoing"),
         ("MESHALERT_WRITE_BATCH_LINES", "-1"),
     ],
 )
