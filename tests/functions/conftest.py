@@ -22,7 +22,7 @@ from functions import runtime
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.infra.test_serverless import REGION, STAGE, packaged, stack
 
-__all__ = ["packaged", "stack"]
+__all__ = ["REGION", "STAGE", "packaged", "stack"]
 
 EVENTS = Path(__file__).parent / "events"
 PREFIX = f"/meshalert/{STAGE}/"
