@@ -72,10 +72,13 @@ def main() -> None:
         datagrams = _datagrams(lines, per_datagram)
         parse_rate = _best_rate(partial(_parse_only, datagrams))
         both_rate = _best_rate(partial(_parse_and_map, datagrams, NameMapper()))
-        print(f"{per_datagram:>2} line(s)/datagram: parse {parse_rate:>10,.0f} lines/s   "
-              f"parse+map {both_rate:>10,.0f} lines/s")
-    uncached = [f"linkerd.rt.outgoing.client._.io_l5d_k8s.ns{i}.http.svc{i}.requests" for i in
-                range(50_000)]
+        print(
+            f"{per_datagram:>2} line(s)/datagram: parse {parse_rate:>10,.0f} lines/s   "
+            f"parse+map {both_rate:>10,.0f} lines/s"
+        )
+    uncached = [
+        f"linkerd.rt.outgoing.client._.io_l5d_k8s.ns{i}.http.svc{i}.requests" for i in range(50_000)
+    ]
     mapper = NameMapper()
     start = time.perf_counter()
     for name in uncached:

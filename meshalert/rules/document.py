@@ -343,9 +343,7 @@ def _scope_dict(values: ScopeValues) -> dict[str, Any]:
     return out
 
 
-def _build_service_rules(
-    service: str, keys: tuple[str, ...], values: ScopeValues
-) -> ServiceRules:
+def _build_service_rules(service: str, keys: tuple[str, ...], values: ScopeValues) -> ServiceRules:
     return ServiceRules(
         service=service,
         matched_keys=keys,

@@ -296,9 +296,7 @@ class EndpointsRule(RuleBase):
     alert_class: ClassVar[AlertClass] = AlertClass.ENDPOINTS
 
     available_ratio_below: Ratio | None = 0.7
-    available_below: Annotated[int, Field(ge=0)] | None = Field(
-        default=None, validate_default=True
-    )
+    available_below: Annotated[int, Field(ge=0)] | None = Field(default=None, validate_default=True)
     window: PositiveDuration = "1m"
     for_: Duration = Field(default="1m", alias="for")
 

@@ -13,9 +13,7 @@ from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, Unknown
 @dataclass
 class MemoryStateStore:
     records: dict[tuple[AlertClass, str], AlertRecord] = field(default_factory=dict)
-    entries: dict[tuple[int, AlertClass, str, str, str], HistoryEntry] = field(
-        default_factory=dict
-    )
+    entries: dict[tuple[int, AlertClass, str, str, str], HistoryEntry] = field(default_factory=dict)
     claims: dict[str, ClaimInfo] = field(default_factory=dict)
     notifications: list[Notification] = field(default_factory=list)
 

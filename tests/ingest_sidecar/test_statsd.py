@@ -17,26 +17,49 @@ from ingest_sidecar.statsd import (
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE_LINES = (DATA / "linkerd_example_datagram.txt").read_text().splitlines()
-C, MS, H, G, S = (MetricKind.COUNTER, MetricKind.TIMER, MetricKind.HISTOGRAM,
-                  MetricKind.GAUGE, MetricKind.SET)
+C, MS, H, G, S = (
+    MetricKind.COUNTER,
+    MetricKind.TIMER,
+    MetricKind.HISTOGRAM,
+    MetricKind.GAUGE,
+    MetricKind.SET,
+)
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("linkerd.rt.outgoing.service.svc.nginx.request_latency_ms:12|ms|@0.010000",
-         StatsdSample("linkerd.rt.outgoing.service.svc.nginx.request_latency_ms", 12.0, MS, 0.01)),
-        ("linkerd.rt.outgoing.service.svc.nginx.requests:1|c|@0.010000",
-         StatsdSample("linkerd.rt.outgoing.service.svc.nginx.requests", 1.0, C, 0.01)),
-        ("linkerd.rt.http.service.svc.nginx.requests:1|c|@1.000000",
-         StatsdSample("linkerd.rt.http.service.svc.nginx.requests", 1.0, C, 1.0)),
-        ("linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.nginx.received_bytes:1432|c|@0.010000",
-         StatsdSample("linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.nginx.received_bytes",
-                      1432.0, C, 0.01)),
-        ("linkerd.rt.outgoing.service.svc.nginx.pending:3|g",
-         StatsdSample("linkerd.rt.outgoing.service.svc.nginx.pending", 3.0, G)),
-        ("linkerd.jvm.mem.current.G1_Eden_Space.used:25165824|g",
-         StatsdSample("linkerd.jvm.mem.current.G1_Eden_Space.used", 25165824.0, G)),
+        (
+            "linkerd.rt.outgoing.service.svc.nginx.request_latency_ms:12|ms|@0.010000",
+            StatsdSample(
+                "linkerd.rt.outgoing.service.svc.nginx.request_latency_ms", 12.0, MS, 0.01
+            ),
+        ),
+        (
+            "linkerd.rt.outgoing.service.svc.nginx.requests:1|c|@0.010000",
+            StatsdSample("linkerd.rt.outgoing.service.svc.nginx.requests", 1.0, C, 0.01),
+        ),
+        (
+            "linkerd.rt.http.service.svc.nginx.requests:1|c|@1.000000",
+            StatsdSample("linkerd.rt.http.service.svc.nginx.requests", 1.0, C, 1.0),
+        ),
+        (
+            "linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.nginx.received_bytes:1432|c|@0.010000",
+            StatsdSample(
+                "linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.nginx.received_bytes",
+                1432.0,
+                C,
+                0.01,
+            ),
+        ),
+        (
+            "linkerd.rt.outgoing.service.svc.nginx.pending:3|g",
+            StatsdSample("linkerd.rt.outgoing.service.svc.nginx.pending", 3.0, G),
+        ),
+        (
+            "linkerd.jvm.mem.current.G1_Eden_Space.used:25165824|g",
+            StatsdSample("linkerd.jvm.mem.current.G1_Eden_Space.used", 25165824.0, G),
+        ),
         # comma-locale sample rate (DataDog/java-dogstatsd-client#24)
         ("a.b:1|c|@0,010000", StatsdSample("a.b", 1.0, C, 0.01)),
         # gauges are absolute: "-1" is the value -1, never a decrement
@@ -45,8 +68,12 @@ C, MS, H, G, S = (MetricKind.COUNTER, MetricKind.TIMER, MetricKind.HISTOGRAM,
         ("g:0.5|g", StatsdSample("g", 0.5, G)),
         ("t:3.25|h|@0.5", StatsdSample("t", 3.25, H, 0.5)),
         ("users:alice|s", StatsdSample("users", 0.0, S, set_member="alice")),
-        ("c:5|c|#env:prod,canary,region:eu:west",
-         StatsdSample("c", 5.0, C, tags=(("env", "prod"), ("canary", ""), ("region", "eu:west")))),
+        (
+            "c:5|c|#env:prod,canary,region:eu:west",
+            StatsdSample(
+                "c", 5.0, C, tags=(("env", "prod"), ("canary", ""), ("region", "eu:west"))
+            ),
+        ),
         ("c:5|c|@0.1|#env:prod", StatsdSample("c", 5.0, C, 0.1, (("env", "prod"),))),
         ("c:5|c|#env:prod|@0.1", StatsdSample("c", 5.0, C, 0.1, (("env", "prod"),))),
         ("c:5|c|#a,,b,", StatsdSample("c", 5.0, C, tags=(("a", ""), ("b", "")))),
@@ -144,10 +171,32 @@ def test_empty_datagrams() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300) | st.lists(
-    st.sampled_from([b"a.b:1|c|@0.01", b":", b"|", b"\n", b"\r\n", b"@", b"#", b"\xff", b"1",
-                     b"x", b",", b"g", b"ms", b"|#k:v", b"\xe2\x88\x9e", b"-"]),
-    max_size=30).map(b"".join))
+@given(
+    st.binary(max_size=300)
+    | st.lists(
+        st.sampled_from(
+            [
+                b"a.b:1|c|@0.01",
+                b":",
+                b"|",
+                b"\n",
+                b"\r\n",
+                b"@",
+                b"#",
+                b"\xff",
+                b"1",
+                b"x",
+                b",",
+                b"g",
+                b"ms",
+                b"|#k:v",
+                b"\xe2\x88\x9e",
+                b"-",
+            ]
+        ),
+        max_size=30,
+    ).map(b"".join)
+)
 def test_parse_datagram_never_raises_and_accounts_for_every_line(data: bytes) -> None:
     parsed = parse_datagram(data)
     nonempty = [line for line in data.replace(b"\r\n", b"\n").split(b"\n") if line]
@@ -187,8 +236,9 @@ def _samples(draw: st.DrawFn) -> StatsdSample:
     if kind is S:
         member = draw(st.text(_chars("|:\n\r"), min_size=1, max_size=10))
         return StatsdSample(name, 0.0, kind, rate, tags, member)
-    value = draw(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**6, 10**6)
-                 .map(float))
+    value = draw(
+        st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6).map(float)
+    )
     return StatsdSample(name, value, kind, rate, tags)
 
 

@@ -29,7 +29,6 @@ def _traffic(incidents: tuple[Incident, ...] = (), rate: float = 1.0) -> Linkerd
 
 def test_lines_have_linkerd_wire_format() -> None:
 
-
     traffic = _traffic(rate=0.01)
     lines = traffic.requests_step(0.0, 60.0) + traffic.gauges(0.0)
     assert lines
