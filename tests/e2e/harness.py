@@ -36,7 +36,9 @@ def wait_for(
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{context()}")
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f}s waiting for {what}\n{context()}"
+            )
         time.sleep(POLL_S)
     return time.monotonic() - started
 
@@ -163,11 +165,17 @@ class SteerableSender:
         self.sim_s = 0.0
         self.stats = SendStats()
         self.failed: BaseException | None = None
+        self.started_wall_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="statsd-sender", daemon=True)
 
     def start(self) -> None:
+        self.started_wall_s = time.time()
         self._thread.start()
+
+    def wall_s(self, sim_s: float) -> float:
+        """Wall-clock time of a simulated time (the sender paces itself in real time)."""
+        return self.started_wall_s + sim_s
 
     def _run(self) -> None:
         def on_step(t: float, _stats: SendStats) -> None:
