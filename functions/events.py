@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from meshalert.alerts.model import AlertClass
@@ -76,7 +76,7 @@ def scheduled_time_ms(event: object) -> int | None:
         raise EventError(f"event.time: {raw!r} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
         raise EventError(f"event.time: {raw!r} has no time zone (EventBridge sends UTC 'Z')")
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 def cycle_of(event: object, *, interval_ms: int, now_ms: int) -> Cycle:
@@ -87,3 +87,9 @@ def cycle_of(event: object, *, interval_ms: int, now_ms: int) -> Cycle:
     if scheduled is None:
         return Cycle(now_ms - now_ms % interval_ms, CYCLE_FROM_CLOCK)
     return Cycle(scheduled - scheduled % interval_ms, CYCLE_FROM_EVENT)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds (float seconds would round 8.149 s down to 8148 ms)."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

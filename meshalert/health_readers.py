@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from meshalert.health import (
@@ -173,14 +173,14 @@ def rfc3339_ms(text: str) -> int:
     raw = text.strip().replace("Z", "+00:00")
     main, dot, rest = raw.partition(".")
     if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         zone = rest[len(digits) :]
         raw = f"{main}.{(digits + '000000')[:6]}{zone}"
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise WindowQueryError(f"unreadable time {text!r} in a Flux answer") from None
-    return int(moment.timestamp() * 1000)
+    return epoch_ms(moment)
 
 
 def _post(url: str, data: bytes, headers: Mapping[str, str], timeout_s: float) -> str:
@@ -194,3 +194,9 @@ def _post(url: str, data: bytes, headers: Mapping[str, str], timeout_s: float) -
         raise WindowQueryError(f"{where} answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise WindowQueryError(f"{where} failed: {exc}") from None
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds (float seconds would round 8.149 s down to 8148 ms)."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
