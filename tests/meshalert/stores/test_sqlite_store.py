@@ -12,6 +12,7 @@ from meshalert.lineprotocol import Point, decode, encode, sanitize
 from meshalert.stores.protocols import StoreWriteError
 from meshalert.stores.sqlite_store import (
     SqliteWriter,
+    _decode_known_series,
     _fast_decode,
     open_database,
     prune,
@@ -207,3 +208,18 @@ def test_fast_decode_agrees_with_decode_on_encoded_points(
     assert fast is None or fast == decode(line)
     if "\\" not in line and '"' not in line:
         assert fast is not None  # the fast path does take plain lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_line_text, second_fields=_line_text)
+def test_remembered_series_decode_like_a_fresh_line(first: str, second_fields: str) -> None:
+    # The second line reuses the first one's series section with other fields: whether the
+    # section came from the cache or not, the result is what decode() says (or a fallback).
+    head = first.strip().split(" ")[0]
+    for line in (first, f"{head} {second_fields}", f"{head} {second_fields}"):
+        got = _decode_known_series(line)
+        if got is None:
+            continue
+        point = decode(line)
+        assert got.point == point
+        assert got.key == (point.measurement, tagset_of(point.tags))
