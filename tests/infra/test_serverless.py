@@ -150,9 +150,24 @@ def test_functions_and_schedules_in_template(packaged: Packaged) -> None:
         expression = rule["Properties"]["ScheduleExpression"]
         assert RATE.match(expression), expression
         for target in rule["Properties"]["Targets"]:
-            if "Input" in target:
-                inputs.add(json.loads(target["Input"])["alert_class"])
+            if (event := _scheduled_input(target)) is not None:
+                inputs.add(event["alert_class"])
+                assert event["time"] == SCHEDULED_TIME
     assert inputs == set(ALERT_CLASSES)
+
+
+SCHEDULED_TIME = "2026-11-25T18:31:00Z"
+
+
+def _scheduled_input(target: dict[str, Any]) -> dict[str, Any] | None:
+    """The event a schedule target hands the function, as EventBridge would render it for a
+    scheduled event at SCHEDULED_TIME (an input transformer substitutes ``$.time``)."""
+    transformer = target.get("InputTransformer")
+    if transformer is None:
+        return json.loads(target["Input"]) if "Input" in target else None
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    rendered = transformer["InputTemplate"].replace("<time>", json.dumps(SCHEDULED_TIME))
+    return json.loads(rendered)  # type: ignore[no-any-return]
 
 
 def test_table_has_ttl_and_string_keys(packaged: Packaged) -> None:
@@ -228,9 +243,9 @@ def test_stack_creates_in_moto(stack: dict[str, str]) -> None:
     for rule in events.list_rules()["Rules"]:
         assert rule["ScheduleExpression"] == "rate(1 minute)"
         for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-            if "Input" in target:
+            if (event := _scheduled_input(target)) is not None:
                 fn = target["Arn"].rsplit(":", 1)[1]
-                class_inputs[fn] = json.loads(target["Input"])["alert_class"]
+                class_inputs[fn] = event["alert_class"]
     assert class_inputs == {f"meshalert-{STAGE}-evaluate-{c}": c for c in ALERT_CLASSES}
 
     lam = boto3.client("lambda", region_name=REGION)
