@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from meshalert.alerts.baseline import Baselines, BaselineSource, shared_cache, with_baseline
 from meshalert.alerts.model import (
     AlertClass,
     AlertRecord,
@@ -32,6 +33,7 @@ from meshalert.alerts.model import (
 from meshalert.alerts.observe import observe
 from meshalert.alerts.state_machine import StepPolicy, StepResult, step
 from meshalert.durations import format_duration_ms
+from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import ClassAggregates, WindowReader, class_query
 from meshalert.state.protocols import HistoryEntry, StateStore
 from meshalert.state.serialization import evidence_to_dict
@@ -127,6 +129,12 @@ class Engine:
     dispatcher: Dispatcher | None
     lease_ms: int = 300_000
     clock: Callable[[], float] = time.monotonic
+    baselines: BaselineSource | None = None
+    """Retries baselines; by default the reader's shared cache when it can run the query."""
+
+    def __post_init__(self) -> None:
+        if self.baselines is None and isinstance(self.reader, BucketReader):
+            self.baselines = shared_cache(self.reader)
 
     def evaluate(
         self,
@@ -138,16 +146,20 @@ class Engine:
         extra_windows: Iterable[int] = (),
         deadline_s: float | None = None,
         percentile_of: Callable[[str], float] | None = None,
+        baseline_windows: Iterable[int] = (),
     ) -> CycleReport:
         """Evaluate every service of one class at ``cycle_ms``.
 
         ``extra_windows`` are the window lengths of per-service overrides: one query per
-        distinct window, whatever the number of services.
+        distinct window, whatever the number of services. ``baseline_windows`` are the
+        window lengths whose services' rules use a baseline (retries ``anomaly_factor``):
+        each service evaluated at one of them gets ``detail["baseline"]``.
         """
         report = CycleReport(alert_class, cycle_ms)
         deadline = deadline_s if deadline_s is not None else self.clock() + 30.0
         previous = self.state.load(alert_class)
         fetched = self._fetch(alert_class, {default_window_ms, *extra_windows}, cycle_ms, report)
+        baselines = self._baselines(set(baseline_windows), cycle_ms, report)
         records: list[AlertRecord] = []
         history: list[HistoryEntry] = []
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
@@ -161,6 +173,8 @@ class Engine:
                 continue
             percentile = percentile_of(key) if percentile_of else 99.0
             obs = _observation(aggregates, key, alert_class, percentile, observed)
+            if (window_baselines := baselines.get(rule.window_ms)) is not None:
+                obs = with_baseline(obs, window_baselines)
             report.observations[key] = obs
             result, evidence = self._step(rule, obs, previous.get(key), aggregates, cycle_ms)
             report.services_evaluated += 1
@@ -187,6 +201,17 @@ class Engine:
             )
             report.queries_issued += aggregates.queries_issued
             out[window] = aggregates
+        return out
+
+    def _baselines(
+        self, windows: set[int], cycle_ms: int, report: CycleReport
+    ) -> dict[int, Baselines]:
+        out: dict[int, Baselines] = {}
+        if self.baselines is None:
+            return out
+        for window in sorted(windows):
+            out[window] = self.baselines.get(window, cycle_ms)
+            report.queries_issued += out[window].queries_issued
         return out
 
     def _step(

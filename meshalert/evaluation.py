@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from meshalert.alerts.model import AlertClass
 from meshalert.engine import ClassRule, CycleReport, Engine
-from meshalert.rules import LoadedRules, ServiceRules
+from meshalert.rules import LoadedRules, RetriesRule, ServiceRules
 
 
 @dataclass
@@ -47,6 +47,23 @@ class RulesView:
                 extra.add(resolved.rule(alert_class).window_ms)
         return default, extra - {default}
 
+    def baseline_windows(self, alert_class: AlertClass) -> set[int]:
+        """Windows of the retries rules in force that set ``anomaly_factor`` (none by
+        default): only these cost the baseline query."""
+        if alert_class is not AlertClass.RETRIES:
+            return set()
+        candidates = [self.rules.document.defaults.rule(alert_class)]
+        for key in self.rules.document.service_keys:
+            is_glob = any(ch in key for ch in "*?[")
+            resolved = _glob_probe(self.rules, key) if is_glob else self.service(key)
+            if resolved is not None:
+                candidates.append(resolved.rule(alert_class))
+        return {
+            r.window_ms
+            for r in candidates
+            if isinstance(r, RetriesRule) and r.enabled and r.anomaly_factor is not None
+        }
+
 
 def _glob_probe(rules: LoadedRules, glob_key: str) -> ServiceRules | None:
     """Rules a service matching ``glob_key`` would get (to learn its window length)."""
@@ -75,4 +92,5 @@ def evaluate_class(
         extra_windows=extra,
         deadline_s=deadline_s,
         percentile_of=view.percentile,
+        baseline_windows=view.baseline_windows(alert_class),
     )

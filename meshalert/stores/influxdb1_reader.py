@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, assemble_buckets
+from meshalert.queries.baseline_text import render_bucket_influxql
 from meshalert.queries.influxql import VALUE_COLUMN, render_influxql
 from meshalert.queries.model import (
     ClassAggregates,
@@ -40,6 +42,12 @@ class InfluxDB1WindowReader:
         body = self._post(text)
         rows = list(parse_results(query, body))
         return assemble(query, rows, query_text=text, queries_issued=1)
+
+    def fetch_buckets(self, query: BucketQuery) -> BucketResult:
+        """The retries baseline's bucketed sums: all statements in one POST."""
+        text = render_bucket_influxql(query, retention_policy=self._config.retention_policy)
+        rows = list(parse_bucket_results(query, self._post(text)))
+        return assemble_buckets(query, rows, query_text=text)
 
     def _post(self, text: str) -> str:
         form = {
@@ -103,3 +111,28 @@ def parse_results(query: ClassQuery, body: str) -> Iterator[SelectRow]:
                 for values in series.get("values", []):
                     if values[column] is not None:
                         yield SelectRow(sel.name, group, float(values[column]))
+
+
+def parse_bucket_results(query: BucketQuery, body: str) -> Iterator[BucketRow]:
+    """Rows of a ``GROUP BY time()`` response; each row's ``time`` is its bucket's start."""
+    for doc in _documents(body):
+        if "error" in doc:
+            raise WindowQueryError(f"influxql error: {doc['error']}")
+        for result in doc.get("results", []):
+            if "error" in result:
+                raise WindowQueryError(f"influxql error: {result['error']}")
+            sel = query.selects[int(result.get("statement_id", 0))]
+            for series in result.get("series", []):
+                tags = series.get("tags") or {}
+                namespace, service = str(tags.get("namespace", "")), str(tags.get("service", ""))
+                time_col = series["columns"].index("time")
+                value_col = series["columns"].index(VALUE_COLUMN)
+                for values in series.get("values", []):
+                    if values[value_col] is not None:
+                        yield BucketRow(
+                            sel.name,
+                            namespace,
+                            service,
+                            int(values[time_col]),
+                            float(values[value_col]),
+                        )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import urllib3
@@ -20,6 +22,8 @@ from influxdb_client.client.flux_csv_parser import FluxCsvParserException, FluxQ
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 
+from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, assemble_buckets
+from meshalert.queries.baseline_text import render_bucket_flux
 from meshalert.queries.flux import FluxParams, render_flux
 from meshalert.queries.model import (
     ClassAggregates,
@@ -60,9 +64,22 @@ class InfluxDB2WindowReader:
 
     def fetch(self, query: ClassQuery) -> ClassAggregates:
         text, params = render_flux(query, bucket=self._config.bucket)
+        with self._translated_errors(), self._lock:
+            rows = list(rows_from_records(query, self._records(text, params)))
+        return assemble(query, rows, query_text=text, queries_issued=1)
+
+    def fetch_buckets(self, query: BucketQuery) -> BucketResult:
+        """The retries baseline's bucketed sums: one Flux script, one yield per select."""
+        text = render_bucket_flux(query, bucket=self._config.bucket)
+        with self._translated_errors(), self._lock:
+            rows = list(bucket_rows_from_records(query, self._records(text, {})))
+        return assemble_buckets(query, rows, query_text=text)
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        """Every client failure as a :class:`WindowQueryError` naming the store."""
         try:
-            with self._lock:
-                rows = list(rows_from_records(query, self._records(text, params)))
+            yield
         except ApiException as err:
             raise WindowQueryError(
                 f"{self._where()} answered {err.status}: {_api_message(err)}"
@@ -76,7 +93,6 @@ class InfluxDB2WindowReader:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             kind = "timed out" if _is_timeout(err) else "unreachable"
             raise WindowQueryError(f"{self._where()} {kind}: {type(err).__name__}: {err}") from None
-        return assemble(query, rows, query_text=text, queries_issued=1)
 
     def _records(self, text: str, params: FluxParams) -> Iterator[Any]:
         if params:  # only servers that support parameterized queries (InfluxDB Cloud)
@@ -118,6 +134,37 @@ def rows_from_records(query: ClassQuery, records: Iterable[Any]) -> Iterator[Sel
             )
         tags = {tag: _tag_text(values.get(tag)) for tag in sel.group_by}
         yield SelectRow(sel.name, tags, float(value))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def bucket_rows_from_records(query: BucketQuery, records: Iterable[Any]) -> Iterator[BucketRow]:
+    """``FluxRecord`` values of the baseline script -> bucket rows (``_time`` = bucket start)."""
+    names = {sel.name for sel in query.selects}
+    for record in records:
+        values: dict[str, Any] = record.values
+        result = str(values.get("result"))
+        if result not in names:
+            raise WindowQueryError(
+                f"Flux result {result!r} names no select of the baseline query "
+                f"(expected one of {sorted(names)})"
+            )
+        value, moment = values.get("_value"), values.get("_time")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise WindowQueryError(f"select {result!r} returned a non-numeric value {value!r}")
+        if not isinstance(moment, datetime):
+            raise WindowQueryError(f"select {result!r} returned a row without _time")
+        yield BucketRow(
+            result,
+            _tag_text(values.get("namespace")),
+            _tag_text(values.get("service")),
+            (moment - _EPOCH) // _ONE_MS,
+            float(value),
+        )
 
 
 def _is_timeout(err: BaseException) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, assemble_buckets
+from meshalert.queries.baseline_text import render_bucket_sql, render_bucket_sql_inline
 from meshalert.queries.model import ClassAggregates, ClassQuery, SelectRow, assemble
 from meshalert.queries.sql import RESULT_PREFIX, render_sql, render_sql_inline, result_tags
 
@@ -35,6 +37,16 @@ class SqliteWindowReader:
             cursor.close()
         return assemble(query, rows, query_text=render_sql_inline(query), queries_issued=1)
 
+    def fetch_buckets(self, query: BucketQuery) -> BucketResult:
+        """The retries baseline's bucketed sums in one statement (see ``baseline_text``)."""
+        text, params = render_bucket_sql(query)
+        cursor = self._conn.execute(text, params)
+        try:
+            rows = list(_bucket_rows(cursor, query))
+        finally:
+            cursor.close()
+        return assemble_buckets(query, rows, query_text=render_bucket_sql_inline(query))
+
 
 def _select_rows(cursor: sqlite3.Cursor, tags: tuple[str, ...]) -> Iterator[SelectRow]:
     names = [d[0] for d in cursor.description]
@@ -49,3 +61,10 @@ def _select_rows(cursor: sqlite3.Cursor, tags: tuple[str, ...]) -> Iterator[Sele
             tags={t: record[i] for t, i in tag_index},
             value=float(value),
         )
+
+
+def _bucket_rows(cursor: sqlite3.Cursor, query: BucketQuery) -> Iterator[BucketRow]:
+    for sel, namespace, service, index, value in cursor:
+        if value is not None:
+            start = query.start_ms + int(index) * query.window_ms
+            yield BucketRow(sel, namespace, service, start, float(value))
