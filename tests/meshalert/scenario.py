@@ -36,8 +36,8 @@ class Scenario:
     sample_rate: float = 0.1
 
 
-def ingest(scenario: Scenario, writer: LineWriter, *, seed: int = 3) -> int:
-    """Write the scenario's series; returns the number of points written."""
+def ingest(scenario: Scenario, writer: LineWriter, *, seed: int = 3, t0_ms: int = T0_MS) -> int:
+    """Write the scenario's series from ``t0_ms`` on; returns the number of points written."""
     mapper = NameMapper(prefix="linkerd")
     written = 0
     for h, host in enumerate(scenario.hosts):
@@ -57,7 +57,7 @@ def ingest(scenario: Scenario, writer: LineWriter, *, seed: int = 3) -> int:
                 for sample in parse_datagram(datagram).samples:
                     key = mapper.map(sample.name, sample.tags)
                     aggregator.add(key, sample.kind, sample.value, sample.rate)
-            points = aggregator.flush(T0_MS + start_s * 1000, host).points
+            points = aggregator.flush(t0_ms + start_s * 1000, host).points
             writer.write([encode(p) for p in points])
             written += len(points)
     return written
