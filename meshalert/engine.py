@@ -13,7 +13,7 @@ send each notification.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +32,7 @@ from meshalert.alerts.model import (
 )
 from meshalert.alerts.observe import observe
 from meshalert.alerts.state_machine import StepPolicy, StepResult, step
+from meshalert.delivery import Dispatcher, deliver
 from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import ClassAggregates, WindowReader, class_query
@@ -64,21 +65,6 @@ class ClassRule(Protocol):
 
 RuleLookup = Callable[[AlertClass, str], ClassRule | None]
 """(class, service key) -> the rule in force, or None when disabled for that service."""
-
-
-class DeliveryOutcome(Protocol):
-    @property
-    def channel(self) -> str: ...
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class Dispatcher(Protocol):
-    def dispatch(
-        self, notification: Notification, deadline_s: float
-    ) -> Sequence[DeliveryOutcome]: ...
 
 
 @dataclass
@@ -246,25 +232,19 @@ class Engine:
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
     ) -> None:
-        if not self.state.claim(note, now_ms=cycle_ms, lease_ms=self.lease_ms):
+        done = deliver(
+            note,
+            state=self.state,
+            dispatcher=self.dispatcher,
+            now_ms=cycle_ms,
+            lease_ms=self.lease_ms,
+            deadline_s=deadline,
+        )
+        if not done.claimed:
             report.duplicates_skipped += 1
             return
         report.notifications.append(note.dedup_key)
-        if self.dispatcher is None:
-            self.state.mark_sent(
-                note.dedup_key, "none", ok=True, detail="no channel", now_ms=cycle_ms
-            )
-            return
-        for outcome in self.dispatcher.dispatch(note, deadline):
-            if not outcome.ok:
-                report.send_failures += 1
-            self.state.mark_sent(
-                note.dedup_key,
-                outcome.channel,
-                ok=outcome.ok,
-                detail=outcome.error or "sent",
-                now_ms=cycle_ms,
-            )
+        report.send_failures += done.failures
 
 
 def _observation(

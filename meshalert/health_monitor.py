@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Evidence, Notification
 from meshalert.alerts.state_machine import StepPolicy, step
+from meshalert.delivery import Dispatcher, deliver
 from meshalert.durations import format_duration_ms
-from meshalert.engine import Dispatcher
 from meshalert.health import (
     DEFAULT_SOURCES,
     INGEST_KEY,
@@ -300,25 +300,19 @@ class HeartbeatMonitor:
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline_s: float, report: HeartbeatReport
     ) -> None:
-        if not self.state.claim(note, now_ms=cycle_ms, lease_ms=self.lease_ms):
+        done = deliver(
+            note,
+            state=self.state,
+            dispatcher=self.dispatcher,
+            now_ms=cycle_ms,
+            lease_ms=self.lease_ms,
+            deadline_s=deadline_s,
+        )
+        if not done.claimed:
             report.duplicates_skipped += 1
             return
         report.notifications.append(note.dedup_key)
-        outcomes = self.dispatcher.dispatch(note, deadline_s) if self.dispatcher else ()
-        if not outcomes:
-            self.state.mark_sent(
-                note.dedup_key, "none", ok=True, detail="no channel", now_ms=cycle_ms
-            )
-        for outcome in outcomes:
-            if not outcome.ok:
-                report.send_failures += 1
-            self.state.mark_sent(
-                note.dedup_key,
-                outcome.channel,
-                ok=outcome.ok,
-                detail=outcome.error or "sent",
-                now_ms=cycle_ms,
-            )
+        report.send_failures += done.failures
 
 
 def _forgotten_host(record: AlertRecord, value: float | None) -> bool:
