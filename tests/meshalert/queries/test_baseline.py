@@ -1,0 +1,166 @@
+"""The baseline model: span and bucket arithmetic, assembling rows, the median (pure)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshalert.alerts.model import AlertClass
+from meshalert.queries.baseline import (
+    LOOKBACK_MS,
+    MIN_BUCKETS,
+    RETRY_RATIO_SELECTS,
+    Baseline,
+    BucketQuery,
+    BucketRow,
+    RatioBucket,
+    assemble_buckets,
+    baseline_of,
+    baseline_query,
+)
+from meshalert.queries.model import CLASS_SELECTS, SeriesSelect
+
+END = 1_700_000_460_000
+W = 300_000
+
+
+def test_a_day_of_five_minute_buckets_ends_where_the_current_window_starts() -> None:
+    q = baseline_query(W, END)
+    assert q.bucket_count == 287
+    assert q.stop_ms == END - W
+    assert q.start_ms == END - LOOKBACK_MS
+    assert (q.start_ms - q.offset_ms) % W == 0 and 0 <= q.offset_ms < W
+
+
+def test_a_window_that_does_not_divide_the_day_keeps_whole_buckets_inside_it() -> None:
+    q = baseline_query(420_000, END)
+    assert q.bucket_count == (LOOKBACK_MS - 420_000) // 420_000
+    assert q.start_ms >= END - LOOKBACK_MS
+    assert (q.stop_ms - q.start_ms) == q.bucket_count * 420_000
+
+
+def test_the_ratio_parts_are_the_retries_class_own_selects() -> None:
+    assert [s.name for s in RETRY_RATIO_SELECTS] == ["retries_total", "requests"]
+    assert set(RETRY_RATIO_SELECTS) <= set(CLASS_SELECTS[AlertClass.RETRIES])
+
+
+@given(
+    window=st.integers(1, 3_600_000),
+    end=st.integers(10**11, 10**13),
+    ts=st.integers(0, 2 * LOOKBACK_MS),
+)
+@settings(max_examples=200)
+def test_bucket_start_is_aligned_to_the_end_and_holds_the_instant(
+    window: int, end: int, ts: int
+) -> None:
+    q = BucketQuery(window, end, lookback_ms=max(LOOKBACK_MS, 2 * window))
+    instant = end - 2 * LOOKBACK_MS + ts
+    start = q.bucket_start(instant)
+    if not q.start_ms <= instant < q.stop_ms:
+        assert start is None
+        return
+    assert start is not None and start <= instant < start + window
+    assert (end - start) % window == 0
+    assert start % window == q.offset_ms
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"window_ms": 0, "end_ms": END}, "window_ms must be positive"),
+        ({"window_ms": W, "end_ms": END, "lookback_ms": W}, "leaves no bucket"),
+        (
+            {
+                "window_ms": W,
+                "end_ms": END,
+                "selects": (RETRY_RATIO_SELECTS[0], RETRY_RATIO_SELECTS[0]),
+            },
+            "duplicate select names",
+        ),
+        (
+            {"window_ms": W, "end_ms": END, "selects": CLASS_SELECTS[AlertClass.ENDPOINTS]},
+            r"must sum per \(namespace, service\)",
+        ),
+    ],
+)
+def test_invalid_queries_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BucketQuery(**kwargs)  # type: ignore[arg-type]
+
+
+def test_rows_are_summed_per_service_and_bucket_and_strays_left_out() -> None:
+    q = baseline_query(W, END)
+    first = q.start_ms
+    rows = [
+        BucketRow("retries_total", "prod", "web", first, 2.0),
+        BucketRow("retries_total", "prod", "web", first + 10, 1.0),  # same bucket
+        BucketRow("requests", "prod", "web", first, 30.0),
+        BucketRow("requests", "prod", "web", first + W, 10.0),
+        BucketRow("requests", "", "legacy", q.stop_ms - 1, 5.0),
+        BucketRow("requests", "prod", "web", q.stop_ms, 999.0),  # the current window
+        BucketRow("requests", "prod", "web", first - 1, 999.0),  # before the span
+        BucketRow("budget_exhausted", "prod", "web", first, 999.0),  # not a select
+        BucketRow("requests", "prod", "", first, 999.0),  # no service
+    ]
+    result = assemble_buckets(q, rows, query_text="q")
+    assert result.services == {
+        "legacy": (RatioBucket(q.stop_ms - W, 0.0, 5.0),),
+        "prod/web": (RatioBucket(first, 3.0, 30.0), RatioBucket(first + W, 0.0, 10.0)),
+    }
+    assert result.query_text == "q" and result.queries_issued == 1
+
+
+def test_the_median_skips_buckets_without_requests() -> None:
+    buckets = [RatioBucket(i, float(i), 100.0) for i in range(MIN_BUCKETS)]
+    buckets.append(RatioBucket(99, 50.0, 0.0))
+    assert baseline_of(buckets) == Baseline(
+        statistics.median(i / 100 for i in range(MIN_BUCKETS)), MIN_BUCKETS
+    )
+
+
+def test_too_few_usable_buckets_give_no_baseline() -> None:
+    buckets = [RatioBucket(i, 1.0, 10.0) for i in range(MIN_BUCKETS - 1)]
+    buckets += [RatioBucket(100 + i, 3.0, 0.0) for i in range(5)]
+    assert baseline_of(buckets) == Baseline(None, MIN_BUCKETS - 1)
+    assert baseline_of(buckets, min_buckets=MIN_BUCKETS - 1).ratio == pytest.approx(0.1)
+    assert baseline_of([]) == Baseline(None, 0)
+    assert baseline_of([], min_buckets=0) == Baseline(None, 0)
+
+
+@given(
+    ratios=st.lists(
+        st.tuples(st.integers(0, 1000), st.integers(1, 1000)), min_size=MIN_BUCKETS, max_size=60
+    )
+)
+@settings(max_examples=100)
+def test_the_median_is_robust_to_a_minority_of_spikes(ratios: list[tuple[int, int]]) -> None:
+    buckets = [RatioBucket(i, float(r), float(n)) for i, (r, n) in enumerate(ratios)]
+    base = baseline_of(buckets)
+    values = sorted(r / n for r, n in ratios)
+    assert base.buckets == len(ratios)
+    assert base.ratio is not None and values[0] <= base.ratio <= values[-1]
+    below = sum(v <= base.ratio for v in values)
+    above = sum(v >= base.ratio for v in values)
+    assert below >= len(values) / 2 and above >= len(values) / 2
+
+
+def test_baselines_per_service_from_a_result() -> None:
+    q = baseline_query(W, END)
+    rows = [
+        BucketRow(sel, "ns", "a", q.start_ms + i * W, value)
+        for i in range(MIN_BUCKETS)
+        for sel, value in (("retries_total", 1.0 + (i == 0) * 50), ("requests", 10.0))
+    ]
+    rows.append(BucketRow("requests", "ns", "b", q.start_ms, 10.0))
+    baselines = assemble_buckets(q, rows, query_text="").baselines()
+    assert baselines == {"ns/a": Baseline(0.1, MIN_BUCKETS), "ns/b": Baseline(None, 1)}
+
+
+def test_a_select_can_be_looked_up_by_name() -> None:
+    q = baseline_query(W, END)
+    assert isinstance(q.select("requests"), SeriesSelect)
+    with pytest.raises(KeyError):
+        q.select("nope")
