@@ -1,0 +1,116 @@
+"""The same points, written to every store, must give the same baseline buckets and medians."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from meshalert.lineprotocol import Point
+from meshalert.queries.baseline import (
+    Baseline,
+    BucketQuery,
+    BucketReader,
+    BucketResult,
+    RatioBucket,
+    baseline_of,
+    baseline_query,
+)
+from tests.contract.backends import Backend
+from tests.contract.test_window_queries import counter, svc
+
+W = 300_000
+END = 1_700_000_460_000  # not a multiple of the window: buckets carry an offset
+QUERY = baseline_query(W, END)
+
+
+def fetch(backend: Backend, query: BucketQuery) -> BucketResult:
+    reader = backend.reader
+    assert isinstance(reader, BucketReader)
+    result = reader.fetch_buckets(query)
+    assert result.queries_issued == 1
+    assert result.query_text
+    return result
+
+
+def test_sums_per_bucket_over_hosts_with_the_span_half_open(backend: Backend) -> None:
+    first, last = QUERY.start_ms, QUERY.stop_ms - W
+    points = [
+        # Two hosts in the first bucket, at its very start and just before its end.
+        counter("linkerd_requests", first, 100, **svc("a")),
+        counter("linkerd_requests", first + W - 1, 50, **svc("b")),
+        counter("linkerd_retries_total", first, 6, **svc("a")),
+        counter("linkerd_retries_total", first + W - 1, 3, **svc("b")),
+        # The last bucket ends where the current window starts.
+        counter("linkerd_requests", last, 40, **svc("a")),
+        counter("linkerd_retries_total", QUERY.stop_ms - 1, 4, **svc("a")),
+        # Outside the span: before it, and the current window itself.
+        counter("linkerd_requests", first - 1, 1000, **svc("a")),
+        counter("linkerd_retries_total", QUERY.stop_ms, 1000, **svc("a")),
+        # Client-scope retries are not the service's ratio parts.
+        counter("linkerd_retries_total", first, 500, **svc("a", scope="client")),
+        # A service without namespace, with retries but no requests in its bucket.
+        counter("linkerd_retries_total", first + 3 * W, 2, **svc("a", namespace="", service="x")),
+    ]
+    backend.write(points)
+
+    result = fetch(backend, QUERY)
+
+    assert result.services == {
+        "prod/web": (RatioBucket(first, 9.0, 150.0), RatioBucket(last, 4.0, 40.0)),
+        "x": (RatioBucket(first + 3 * W, 2.0, 0.0),),
+    }
+    assert result.baselines(min_buckets=2) == {
+        "prod/web": Baseline((9 / 150 + 4 / 40) / 2, 2),
+        "x": Baseline(None, 0),
+    }
+    assert result.baselines() == {"prod/web": Baseline(None, 2), "x": Baseline(None, 0)}
+
+
+def _traffic(seed: int) -> tuple[list[Point], dict[str, dict[int, list[float]]]]:
+    """A day of 10 s points for three services on two hosts, some buckets silent; and the
+    per-bucket sums computed here from the points themselves."""
+    rng = random.Random(seed)
+    points: list[Point] = []
+    expected: dict[str, dict[int, list[float]]] = {}
+    services = {"prod/web": 0.05, "prod/api": 0.2, "pay/ledger": 0.01}
+    for key, rate in services.items():
+        namespace, service = key.split("/")
+        for b in range(0, QUERY.bucket_count, 7):  # every 7th bucket: 41 buckets
+            start = QUERY.start_ms + b * W
+            for ts in range(start + rng.randrange(0, 10_000), start + W, 60_000):
+                host = rng.choice(["a", "b"])
+                requests = float(rng.randrange(0, 40))
+                retries = float(round(requests * rate * rng.uniform(0.5, 1.5)))
+                tags = svc(host, namespace, service)
+                points.append(counter("linkerd_requests", ts, requests, **tags))
+                points.append(counter("linkerd_retries_total", ts, retries, **tags))
+                sums = expected.setdefault(key, {}).setdefault(start, [0.0, 0.0])
+                sums[0] += retries
+                sums[1] += requests
+    return points, expected
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_every_store_gives_the_baseline_computed_from_the_points(
+    backend: Backend, seed: int
+) -> None:
+    points, expected = _traffic(seed)
+    backend.write(points)
+
+    result = fetch(backend, QUERY)
+
+    want = {
+        key: tuple(RatioBucket(start, r, n) for start, (r, n) in sorted(buckets.items()))
+        for key, buckets in expected.items()
+    }
+    assert result.services == want
+    baselines = result.baselines()
+    assert baselines == {key: baseline_of(b) for key, b in want.items()}
+    assert baselines["prod/api"].ratio == pytest.approx(0.2, abs=0.03)
+    assert all(b.buckets >= 12 for b in baselines.values())
+
+
+def test_an_empty_day_gives_no_services(backend: Backend) -> None:
+    backend.write([counter("linkerd_requests", END - 1, 10, **svc("a"))])  # current window
+    assert fetch(backend, QUERY).services == {}
