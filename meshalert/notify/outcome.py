@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshalert.alerts.model import Notification
 from meshalert.notify.base import SendResult
-from meshalert.notify.retry import RetryReport
+from meshalert.notify.retry import AttemptOutcome, RetryPolicy, RetryReport, send_with_retries
 
 
 def finish(channel: str, notification: Notification, report: RetryReport, log: Any) -> SendResult:
@@ -32,3 +36,32 @@ def finish(channel: str, notification: Notification, report: RetryReport, log: A
     else:
         log.warning("notify.failed", error=result.error, **fields)
     return result
+
+
+@dataclass(frozen=True)
+class Retrier:
+    """A channel's retry settings, and the one way its sends are retried and reported."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+
+    def send(
+        self,
+        channel: str,
+        notification: Notification,
+        attempt: Callable[[float], AttemptOutcome],
+        *,
+        deadline_s: float,
+        log: Any,
+    ) -> SendResult:
+        report = send_with_retries(
+            attempt,
+            deadline_s=deadline_s,
+            policy=self.policy,
+            clock=self.clock,
+            sleep=self.sleep,
+            rand=self.rand,
+        )
+        return finish(channel, notification, report, log)

@@ -15,8 +15,8 @@ from meshalert.alerts.model import Notification, NotificationKind
 from meshalert.notify import render
 from meshalert.notify.base import Secret, SendResult
 from meshalert.notify.http import post_json
-from meshalert.notify.outcome import finish
-from meshalert.notify.retry import AttemptOutcome, RetryPolicy, send_with_retries
+from meshalert.notify.outcome import Retrier
+from meshalert.notify.retry import AttemptOutcome, RetryPolicy
 
 # Slack Block Kit limits (characters).
 HEADER_MAX = 150
@@ -148,8 +148,7 @@ class SlackWebhookNotifier:
     ) -> None:
         self._url = Secret(url)
         self._runbook_url = runbook_url
-        self._policy = policy or RetryPolicy()
-        self._clock, self._sleep, self._rand = clock, sleep, rand
+        self._retrier = Retrier(policy or RetryPolicy(), clock, sleep, rand)
 
     def __repr__(self) -> str:
         return f"SlackWebhookNotifier(url={self._url!r}, runbook_url={self._runbook_url!r})"
@@ -160,12 +159,6 @@ class SlackWebhookNotifier:
         def attempt(timeout_s: float) -> AttemptOutcome:
             return post_json(self._url, body, timeout_s)
 
-        report = send_with_retries(
-            attempt,
-            deadline_s=deadline_s,
-            policy=self._policy,
-            clock=self._clock,
-            sleep=self._sleep,
-            rand=self._rand,
+        return self._retrier.send(
+            self.channel, notification, attempt, deadline_s=deadline_s, log=log
         )
-        return finish(self.channel, notification, report, log)

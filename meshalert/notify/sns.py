@@ -14,8 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from meshalert.alerts.model import Notification
 from meshalert.notify import render
 from meshalert.notify.base import SendResult
-from meshalert.notify.outcome import finish
-from meshalert.notify.retry import AttemptOutcome, RetryPolicy, send_with_retries
+from meshalert.notify.outcome import Retrier
+from meshalert.notify.retry import AttemptOutcome, RetryPolicy
 
 log = structlog.get_logger("meshalert.notify.sns")
 
@@ -77,8 +77,7 @@ class SnsNotifier:
     ) -> None:
         self._topic_arn = topic_arn
         self._client = client
-        self._policy = policy or RetryPolicy()
-        self._clock, self._sleep, self._rand = clock, sleep, rand
+        self._retrier = Retrier(policy or RetryPolicy(), clock, sleep, rand)
 
     def __repr__(self) -> str:
         return f"SnsNotifier(topic_arn={self._topic_arn!r})"
@@ -94,15 +93,9 @@ class SnsNotifier:
         def attempt(_timeout_s: float) -> AttemptOutcome:
             return self._publish(request)
 
-        report = send_with_retries(
-            attempt,
-            deadline_s=deadline_s,
-            policy=self._policy,
-            clock=self._clock,
-            sleep=self._sleep,
-            rand=self._rand,
+        return self._retrier.send(
+            self.channel, notification, attempt, deadline_s=deadline_s, log=log
         )
-        return finish(self.channel, notification, report, log)
 
     def _publish(self, request: Mapping[str, Any]) -> AttemptOutcome:
         try:
