@@ -67,6 +67,13 @@ class LocalStack:
     _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a bad route or state URL must not leave the sidecar bound and running
+            raise
+
+    def _start(self) -> None:
         provider = RulesProvider(self.env, flag_rules_path=self.rules_path)
         provider.current(time.time())  # bad rules fail here, before anything runs
         self.sidecar = Sidecar(self.sidecar_settings)

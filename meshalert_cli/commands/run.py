@@ -8,6 +8,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from ingest_sidecar.sidecar import SpoolLockedError
 from meshalert.logs import configure_logging
 from meshalert.wiring import secrets_of
 from meshalert_cli.local_stack import build_stack, environment
@@ -48,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack.start()
+    try:
+        stack.start()
+    except SpoolLockedError as err:  # another run owns the spool: say so, no traceback
+        print(f"meshalert run: {err}", file=sys.stderr)
+        return 2
     try:
         stack.run_forever()
     finally:
