@@ -27,6 +27,7 @@ from meshalert.queries.baseline import (
     Baseline,
     BucketQuery,
     BucketReader,
+    BucketResult,
 )
 from meshalert.queries.flux import flux_time
 from meshalert.queries.model import WindowQueryError
@@ -121,17 +122,37 @@ class BaselineCache:
         )
 
 
+class _WeakReader:
+    """Forwards to a reader without keeping it alive (the shared cache must not)."""
+
+    def __init__(self, reader: BucketReader) -> None:
+        self._ref = weakref.ref(reader)
+
+    def __repr__(self) -> str:
+        return repr(self._ref())
+
+    def fetch_buckets(self, query: BucketQuery) -> BucketResult:
+        reader = self._ref()
+        if reader is None:
+            raise WindowQueryError("the store reader of this baseline cache is gone")
+        return reader.fetch_buckets(query)
+
+
 _SHARED: weakref.WeakKeyDictionary[BucketReader, BaselineCache] = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
 
 
 def shared_cache(reader: BucketReader) -> BaselineCache:
     """The one cache of ``reader``: engines built per invocation around a long-lived reader
-    (a Lambda container) share it, so the cache outlives each engine."""
+    (a Lambda container) share it, so the cache outlives each engine but not the reader.
+    A reader that cannot be a weak dictionary key gets a cache of its own."""
     with _SHARED_LOCK:
-        cache = _SHARED.get(reader)
-        if cache is None:
-            cache = _SHARED[reader] = BaselineCache(reader)
+        try:
+            cache = _SHARED.get(reader)
+            if cache is None:
+                cache = _SHARED[reader] = BaselineCache(_WeakReader(reader))
+        except TypeError:  # unhashable or not weakly referenceable
+            return BaselineCache(reader)
         return cache
 
 
