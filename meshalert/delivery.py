@@ -38,11 +38,41 @@ class Delivered:
     failures: int = 0
 
 
+class DeliveryTally(Protocol):
+    """The counters a cycle report keeps about its notifications."""
+
+    notifications: list[str]
+    duplicates_skipped: int
+    send_failures: int
+
+
 def deliver(
     note: Notification,
     *,
     state: StateStore,
     dispatcher: Dispatcher | None,
+    now_ms: int,
+    lease_ms: int,
+    deadline_s: float,
+    tally: DeliveryTally | None = None,
+) -> Delivered:
+    done = _claim_and_send(
+        note, state, dispatcher, now_ms=now_ms, lease_ms=lease_ms, deadline_s=deadline_s
+    )
+    if tally is not None:
+        if done.claimed:
+            tally.notifications.append(note.dedup_key)
+            tally.send_failures += done.failures
+        else:
+            tally.duplicates_skipped += 1
+    return done
+
+
+def _claim_and_send(
+    note: Notification,
+    state: StateStore,
+    dispatcher: Dispatcher | None,
+    *,
     now_ms: int,
     lease_ms: int,
     deadline_s: float,

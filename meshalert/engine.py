@@ -37,7 +37,7 @@ from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import ClassAggregates, WindowReader, class_query
 from meshalert.state.protocols import HistoryEntry, StateStore
-from meshalert.state.serialization import evidence_to_dict
+from meshalert.state.serialization import history_entry_from_step
 
 
 class ClassRule(Protocol):
@@ -162,14 +162,13 @@ class Engine:
             if (window_baselines := baselines.get(rule.window_ms)) is not None:
                 obs = with_baseline(obs, window_baselines)
             report.observations[key] = obs
-            result, evidence = self._step(rule, obs, previous.get(key), aggregates, cycle_ms)
+            result = self._step(rule, obs, previous.get(key), aggregates, cycle_ms)
             report.services_evaluated += 1
             report.states[key] = result.record.state
             records.append(result.record)
-            if result.transition is not None:
-                src, dst = result.transition
-                report.transitions.append((key, src.value, dst.value))
-                history.append(_history(result, src, dst, evidence, cycle_ms))
+            if (entry := history_entry_from_step(result)) is not None:
+                report.transitions.append((key, entry.from_state.value, entry.to_state.value))
+                history.append(entry)
             for note in result.notifications:
                 self._deliver(note, cycle_ms, deadline, report)
         self.state.save(records)
@@ -207,7 +206,7 @@ class Engine:
         prev: AlertRecord | None,
         aggregates: ClassAggregates,
         cycle_ms: int,
-    ) -> tuple[StepResult, Evidence]:
+    ) -> StepResult:
         verdict = rule.judge(obs.value, obs.samples, obs.detail)
         evidence = Evidence(
             alert_class=obs.alert_class,
@@ -227,24 +226,20 @@ class Engine:
             no_data=rule.no_data,
             severity=rule.severity,
         )
-        return step(prev, obs, verdict, evidence, policy, cycle_ms), evidence
+        return step(prev, obs, verdict, evidence, policy, cycle_ms)
 
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
     ) -> None:
-        done = deliver(
+        deliver(
             note,
             state=self.state,
             dispatcher=self.dispatcher,
             now_ms=cycle_ms,
             lease_ms=self.lease_ms,
             deadline_s=deadline,
+            tally=report,
         )
-        if not done.claimed:
-            report.duplicates_skipped += 1
-            return
-        report.notifications.append(note.dedup_key)
-        report.send_failures += done.failures
 
 
 def _observation(
@@ -262,17 +257,3 @@ def _observation(
         window_observations = memo[slot] = observe(aggregates, percentile=percentile)
     obs = window_observations.get(key)
     return obs if obs is not None else Observation(alert_class, key, None)
-
-
-def _history(
-    result: StepResult, src: AlertState, dst: AlertState, evidence: Evidence, cycle_ms: int
-) -> HistoryEntry:
-    return HistoryEntry(
-        at_ms=cycle_ms,
-        alert_class=result.record.alert_class,
-        service=result.record.service,
-        from_state=src,
-        to_state=dst,
-        evidence=evidence_to_dict(evidence),
-        dedup_key=result.notifications[0].dedup_key if result.notifications else None,
-    )

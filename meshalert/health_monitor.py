@@ -33,7 +33,11 @@ from meshalert.health import (
 from meshalert.health_readers import FreshnessReader
 from meshalert.settings import DynamoDBState, SqliteState, StateConfig
 from meshalert.state.protocols import HistoryEntry, StateStore
-from meshalert.state.serialization import evidence_to_dict, record_from_dict, record_to_dict
+from meshalert.state.serialization import (
+    history_entry_from_step,
+    record_from_dict,
+    record_to_dict,
+)
 
 HEALTH_PK = "health#heartbeat"
 
@@ -273,22 +277,11 @@ class HeartbeatMonitor:
                 forget.append(record.service)
             else:
                 keep.append(record)
-            if result.transition is not None:
-                src, dst = result.transition
-                report.transitions.append((record.service, src.value, dst.value))
-                history.append(
-                    HistoryEntry(
-                        at_ms=cycle_ms,
-                        alert_class=record.alert_class,
-                        service=record.service,
-                        from_state=src,
-                        to_state=dst,
-                        evidence=evidence_to_dict(result.evidence),
-                        dedup_key=(
-                            result.notifications[0].dedup_key if result.notifications else None
-                        ),
-                    )
+            if (entry := history_entry_from_step(result)) is not None:
+                report.transitions.append(
+                    (record.service, entry.from_state.value, entry.to_state.value)
                 )
+                history.append(entry)
             for note in result.notifications:
                 self._deliver(note, cycle_ms, deadline_s, report)
         self.records.save(keep)
@@ -300,19 +293,15 @@ class HeartbeatMonitor:
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline_s: float, report: HeartbeatReport
     ) -> None:
-        done = deliver(
+        deliver(
             note,
             state=self.state,
             dispatcher=self.dispatcher,
             now_ms=cycle_ms,
             lease_ms=self.lease_ms,
             deadline_s=deadline_s,
+            tally=report,
         )
-        if not done.claimed:
-            report.duplicates_skipped += 1
-            return
-        report.notifications.append(note.dedup_key)
-        report.send_failures += done.failures
 
 
 def _forgotten_host(record: AlertRecord, value: float | None) -> bool:
