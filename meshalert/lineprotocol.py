@@ -149,10 +149,13 @@ def decode(line: str) -> Point:
     ``decode(encode(p))`` equals ``p`` with names and tag values passed through
     :func:`sanitize`.
     """
-    sections = _split_unescaped(line.strip(), " ", quotes=True)
-    if len(sections) != 3:
+    # Quotes only delimit string field values: the series section ends at the first
+    # unescaped space whatever quotes its tags hold, and the timestamp is the last token.
+    head_rest = _split_unescaped(line.strip(), " ", 1)
+    rest = head_rest[1].rsplit(" ", 1) if len(head_rest) == 2 else []
+    if len(rest) != 2 or not rest[0]:
         raise LineProtocolError(f"expected 'series fields timestamp' in line {line!r}")
-    series, fields_text, ts_text = sections
+    series, (fields_text, ts_text) = head_rest[0], rest
     head = _split_unescaped(series, ",")
     measurement = _unescape(head[0])
     if not measurement:

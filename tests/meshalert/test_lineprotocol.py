@@ -81,3 +81,8 @@ def test_quotes_in_tags_are_plain_characters() -> None:
     assert back.tags == (("t", 'say "hi", ok'),)
     assert back.measurement == 'm"x'
     assert back.fields == (("s", 'q"uote\\'),)
+
+
+def test_a_tag_value_starting_with_a_quote_stays_in_the_series_section() -> None:
+    point = Point.make("m", {"t": '"', "u": 'a="b'}, {"s": 'x " y', "v": 1.0}, 7)
+    assert decode(encode(point)) == point
