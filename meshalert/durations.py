@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -12,8 +13,11 @@ class DurationError(ValueError):
     """A duration string that does not follow the ``<number><unit>`` form."""
 
 
+@lru_cache(maxsize=1024)
 def parse_duration_ms(text: str) -> int:
-    """Return the duration in whole milliseconds; ``1m30s`` combinations are allowed."""
+    """Return the duration in whole milliseconds; ``1m30s`` combinations are allowed.
+
+    Cached: rules read their durations for every service on every cycle."""
     cleaned = text.strip().lower()
     if not cleaned:
         raise DurationError("empty duration; write e.g. 500ms, 10s, 5m, 1h")
