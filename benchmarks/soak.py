@@ -183,13 +183,8 @@ def report(
     parsed = sum(int(e.get("parsed", 0)) for e in events if e.get("event") == "sidecar_flush")
     lost = sent.lines - parsed
     print(f"lines sent - lines parsed by the sidecar: {lost} ({lost / max(sent.lines, 1):.3%})")
-    sends = [e for e in events if e.get("event") in ("notify.sent", "notify.failed")]
-    failed = sum(1 for e in sends if e.get("event") == "notify.failed")
     errors = [e for e in events if e.get("level") in ("error", "critical")]
-    print(
-        f"log events: {len(events)}, errors: {len(errors)}, channel sends: {len(sends)} "
-        f"({failed} failed)"
-    )
+    print(f"log events: {len(events)}, errors: {len(errors)}")
     for e in errors[:5]:
         print("  error:", json.dumps(e)[:300])
 
