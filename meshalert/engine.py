@@ -60,7 +60,12 @@ class ClassRule(Protocol):
         samples: float,
         detail: Mapping[str, float | str | None] | None = None,
     ) -> Verdict: ...
-    def primary_threshold(self) -> ThresholdInForce: ...
+    def evidence_of(
+        self,
+        value: float | None,
+        samples: float,
+        detail: Mapping[str, float | str | None] | None = None,
+    ) -> tuple[float | None, ThresholdInForce]: ...
 
 
 RuleLookup = Callable[[AlertClass, str], ClassRule | None]
@@ -208,11 +213,12 @@ class Engine:
         cycle_ms: int,
     ) -> StepResult:
         verdict = rule.judge(obs.value, obs.samples, obs.detail)
+        observed, threshold = rule.evidence_of(obs.value, obs.samples, obs.detail)
         evidence = Evidence(
             alert_class=obs.alert_class,
             service=obs.service,
-            observed=obs.value,
-            threshold=rule.primary_threshold(),
+            observed=observed,
+            threshold=threshold,
             window=format_duration_ms(rule.window_ms),
             query=aggregates.query_text,
             samples=obs.samples,

@@ -173,6 +173,14 @@ class RuleBase(BaseModel):
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
         raise NotImplementedError
 
+    def evidence_of(
+        self, value: float | None, samples: float, detail: Detail | None = None
+    ) -> tuple[float | None, ThresholdInForce]:
+        """The observed figure and the threshold an alert should show: the condition that
+        is breached when one is, so evidence never reads "14.6% vs 20%" for an alert that
+        fired on another condition."""
+        return value, self.primary_threshold()
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -253,16 +261,22 @@ class FailuresRule(RuleBase):
             raise ValueError(f"recover_below ({value:g}) must be <= rate_above ({above:g})")
         return value
 
+    RECOVER_FRACTION: ClassVar[float] = 0.8
+    """Without recover_below, recovery is at 80% of rate_above (5% -> 4%), so a service
+    hovering at the threshold does not resolve and re-fire every cycle."""
+
     @property
     def recover_rate(self) -> float:
-        return self.rate_above if self.recover_below is None else self.recover_below
+        if self.recover_below is None:
+            return self.rate_above * self.RECOVER_FRACTION
+        return self.recover_below
 
     def _recover_threshold(self) -> ThresholdInForce:
         if self.recover_below is not None:
             return self._threshold("recover_below")
         return ThresholdInForce(
             name="failures.recover_below",
-            value=self.rate_above,
+            value=self.recover_rate,
             source=f"{self.source_of('rate_above')} (derived from rate_above)",
         )
 
@@ -333,6 +347,24 @@ class EndpointsRule(RuleBase):
             return NO_DATA
         return Verdict(breached=breached, recovered=not breached)
 
+    def evidence_of(
+        self, value: float | None, samples: float, detail: Detail | None = None
+    ) -> tuple[float | None, ThresholdInForce]:
+        extra = detail or {}
+        count = _number(extra.get(DETAIL_MIN_AVAILABLE))
+        if count is None:
+            count = _number(extra.get(DETAIL_AVAILABLE))
+        ratio_breached = (
+            self.available_ratio_below is not None
+            and value is not None
+            and value < self.available_ratio_below
+        )
+        if self.available_below is None or count is None or ratio_breached:
+            return value, self.primary_threshold()
+        if self.available_ratio_below is None or count < self.available_below:
+            return count, self._threshold("available_below")
+        return value, self.primary_threshold()
+
     def describe(self) -> str:
         parts = []
         if self.available_ratio_below is not None:
@@ -347,6 +379,9 @@ class RetriesRule(RuleBase):
 
     exhausted_above: Annotated[float, Field(ge=0)] = 0
     ratio_above: Annotated[float, Field(ge=0)] = 0.2
+    min_requests: Annotated[int, Field(ge=0)] = 20
+    """The ratio and anomaly tests need this many requests in the window (an exhausted
+    budget counts whatever the traffic): 1 retry of 4 requests is not a retry storm."""
     window: PositiveDuration = "5m"
     for_: Duration = Field(default="1m", alias="for")
     anomaly_factor: Annotated[float, Field(gt=0)] | None = None
@@ -355,7 +390,7 @@ class RetriesRule(RuleBase):
         return self._threshold("ratio_above")
 
     def thresholds(self) -> tuple[ThresholdInForce, ...]:
-        names = ("exhausted_above", "ratio_above", "anomaly_factor")
+        names = ("exhausted_above", "ratio_above", "min_requests", "anomaly_factor")
         return tuple(self._threshold(n) for n in names if getattr(self, n) is not None)
 
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
@@ -364,9 +399,32 @@ class RetriesRule(RuleBase):
         if value is None and exhausted is None:
             return NO_DATA
         breached = exhausted is not None and exhausted > self.exhausted_above
-        if value is not None:
+        if value is not None and samples >= self.min_requests:
             breached = breached or value > self.ratio_above or self._anomalous(value, extra)
         return Verdict(breached=breached, recovered=not breached)
+
+    def evidence_of(
+        self, value: float | None, samples: float, detail: Detail | None = None
+    ) -> tuple[float | None, ThresholdInForce]:
+        extra = detail or {}
+        exhausted = _number(extra.get(DETAIL_EXHAUSTED))
+        ratio_breached = value is not None and value > self.ratio_above
+        if exhausted is not None and exhausted > self.exhausted_above and not ratio_breached:
+            return exhausted, self._threshold("exhausted_above")
+        baseline = _number(extra.get(DETAIL_BASELINE))
+        if (
+            value is not None
+            and not ratio_breached
+            and self.anomaly_factor is not None
+            and self._anomalous(value, extra)
+            and baseline is not None
+        ):
+            return value, ThresholdInForce(
+                name="retries.anomaly_factor x baseline",
+                value=self.anomaly_factor * baseline,
+                source=self.source_of("anomaly_factor"),
+            )
+        return value, self.primary_threshold()
 
     def _anomalous(self, value: float, detail: Detail) -> bool:
         baseline = _number(detail.get(DETAIL_BASELINE))
@@ -377,7 +435,7 @@ class RetriesRule(RuleBase):
     def describe(self) -> str:
         text = (
             f"retry budget exhausted more than {self.exhausted_above:g} times or retries "
-            f"above {_pct(self.ratio_above)} of requests"
+            f"above {_pct(self.ratio_above)} of requests (at least {self.min_requests})"
         )
         if self.anomaly_factor is not None:
             text += f" or above {self.anomaly_factor:g}x the previous day's median"

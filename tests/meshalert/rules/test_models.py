@@ -33,7 +33,7 @@ def test_defaults_match_the_documented_values() -> None:
         300_000,
         60_000,
     )
-    assert fail.recover_rate == 0.05
+    assert fail.recover_rate == pytest.approx(0.04)
     assert (ep.available_ratio_below, ep.available_below, ep.window_ms) == (0.7, None, 60_000)
     assert (ret.exhausted_above, ret.ratio_above, ret.anomaly_factor) == (0, 0.2, None)
     assert (lat.enabled, lat.severity, lat.no_data, lat.renotify_ms) == (
@@ -245,7 +245,37 @@ def test_retries_never_breached_and_recovered(
     ratio_above: float, value: float | None, exhausted: float | None
 ) -> None:
     rule = RetriesRule(ratio_above=ratio_above)
-    verdict = rule.judge(value, 10, {"budget_exhausted": exhausted})
+    verdict = rule.judge(value, 100, {"budget_exhausted": exhausted})
     assert not (verdict.breached and verdict.recovered)
     if value is not None and value > ratio_above:
         assert verdict.breached
+
+
+def test_retry_ratio_needs_min_requests_but_an_exhausted_budget_does_not() -> None:
+    rule = RetriesRule(ratio_above=0.2, min_requests=20)
+    assert rule.judge(0.25, 4, {"budget_exhausted": 0.0}).breached is False
+    assert rule.judge(0.25, 40, {"budget_exhausted": 0.0}).breached is True
+    assert rule.judge(0.0, 4, {"budget_exhausted": 3.0}).breached is True
+
+
+def test_evidence_names_the_condition_that_fired() -> None:
+    rule = RetriesRule(ratio_above=0.2, exhausted_above=0)
+    observed, threshold = rule.evidence_of(0.146, 100, {"budget_exhausted": 12.0})
+    assert (observed, threshold.name, threshold.value) == (12.0, "retries.exhausted_above", 0.0)
+    observed, threshold = rule.evidence_of(0.3, 100, {"budget_exhausted": 12.0})
+    assert (observed, threshold.name) == (0.3, "retries.ratio_above")
+    anomaly = RetriesRule(ratio_above=0.5, anomaly_factor=3)
+    observed, threshold = anomaly.evidence_of(0.35, 100, {"baseline": 0.08})
+    assert threshold.value == pytest.approx(0.24)
+    endpoints = EndpointsRule(available_ratio_below=0.5, available_below=7)
+    observed, threshold = endpoints.evidence_of(0.6, 3, {"min_available": 6.0})
+    assert (observed, threshold.name) == (6.0, "endpoints.available_below")
+    observed, threshold = endpoints.evidence_of(0.4, 3, {"min_available": 4.0})
+    assert (observed, threshold.name) == (0.4, "endpoints.available_ratio_below")
+
+
+def test_failures_recover_below_their_trigger_by_default() -> None:
+    rule = FailuresRule(rate_above=0.05)
+    assert rule.judge(0.049, 100).breached is False
+    assert rule.judge(0.049, 100).recovered is False  # between 4% and 5%: hold
+    assert rule.judge(0.039, 100).recovered is True
