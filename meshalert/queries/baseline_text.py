@@ -3,8 +3,9 @@
 Each renderer answers the whole query in one request, one part per select, every part
 grouped by (namespace, service, bucket of ``window_ms``) over ``[start_ms, stop_ms)``:
 
-* SQL: ``UNION ALL`` of grouped selects; the bucket is the integer ``(ts - start) / w``
-  (the reader turns it back into the bucket's start). Every value is a bound parameter.
+* SQL: ``UNION ALL`` of grouped selects over a recursive ``buckets(i)`` table of bucket
+  indexes; each (series, bucket) is a primary-key range sum, and the reader turns the index
+  back into the bucket's start. Every value is a bound parameter.
 * InfluxQL: one statement per select, ``GROUP BY time(<w>ms, <offset>ms), namespace,
   service fill(none)``; InfluxDB stamps each row with its bucket's start.
 * Flux: one pipeline per select ending in ``aggregateWindow(every:, offset:, fn: sum,
@@ -39,40 +40,47 @@ def _sql_column(tag: str) -> str:
 
 
 def _sql_part(sel: SeriesSelect, query: BucketQuery, params: list[SqlParam]) -> str:
-    group_cols = [
-        f"COALESCE({_sql_column(tag)}, '') AS {sql_identifier(RESULT_PREFIX + tag)}"
-        for tag in SERVICE_GROUP
-    ]
-    params += [sel.name, query.start_ms, query.window_ms]
-    where = [
-        "s.measurement = ?",
-        f"s.scope IN ({', '.join('?' * len(sel.scopes))})",
-    ]
+    # Per (series, bucket), a correlated primary-key range sum; only those few rows are then
+    # grouped by service. Grouping the raw points by a computed bucket instead made SQLite
+    # sort every point of the day (3-4x slower at 100 services). ``LIMIT -1`` keeps the
+    # subquery from being flattened into the outer one (which re-ran the scan per use).
+    params.append(sel.name)
+    where = ["s.measurement = ?", f"s.scope IN ({', '.join('?' * len(sel.scopes))})"]
+    in_bucket = (
+        "p.series_id = s.id AND p.field = ? AND p.ts >= ? + b.i * ? AND p.ts < ? + (b.i + 1) * ?"
+    )
+    params += [sel.field, query.start_ms, query.window_ms, query.start_ms, query.window_ms]
     params += [sel.measurement, *sel.scopes]
     for tag, value in sel.tag_equals:
         where.append(f"{_sql_column(tag)} = ?")
         params.append(value)
     where += [f"{_sql_column(tag)} IS NULL" for tag in sel.tags_absent]
-    where += ["p.field = ?", "p.ts >= ?", "p.ts < ?"]
-    params += [sel.field, query.start_ms, query.stop_ms]
-    group = ", ".join(sql_identifier(RESULT_PREFIX + tag) for tag in SERVICE_GROUP)
-    # CROSS JOIN keeps the series as the outer loop, so each series' day is one range scan
-    # of the points primary key rather than a scan of every point of the day by time.
+    inner = ", ".join(
+        f"COALESCE({_sql_column(tag)}, '') AS {sql_identifier(RESULT_PREFIX + tag)}"
+        for tag in SERVICE_GROUP
+    )
+    group = ", ".join(f"g.{sql_identifier(RESULT_PREFIX + tag)}" for tag in SERVICE_GROUP)
     return (
-        f"SELECT ? AS sel, {', '.join(group_cols)},\n"
-        f"       (p.ts - ?) / ? AS {BUCKET_COLUMN}, SUM(p.value) AS {VALUE_COLUMN}\n"
-        f"FROM series AS s CROSS JOIN points AS p ON p.series_id = s.id\n"
-        f"WHERE {' AND '.join(where)}\n"
-        f"GROUP BY {group}, {BUCKET_COLUMN}"
+        f"SELECT ? AS sel, {group}, g.i AS {BUCKET_COLUMN}, SUM(g.v) AS {VALUE_COLUMN}\n"
+        f"FROM (SELECT {inner}, b.i AS i,\n"
+        f"        (SELECT SUM(p.value) FROM points AS p WHERE {in_bucket}) AS v\n"
+        f"      FROM series AS s CROSS JOIN buckets AS b\n"
+        f"      WHERE {' AND '.join(where)} LIMIT -1) AS g\n"
+        f"WHERE g.v IS NOT NULL\n"
+        f"GROUP BY {group}, g.i"
     )
 
 
 def render_bucket_sql(query: BucketQuery) -> tuple[str, tuple[SqlParam, ...]]:
     """One statement with ``?`` placeholders (columns ``sel, g_namespace, g_service,
     bucket, value``; ``bucket`` is the bucket's index from ``start_ms``), and its params."""
-    params: list[SqlParam] = []
+    params: list[SqlParam] = [query.bucket_count]
+    head = (
+        "WITH RECURSIVE buckets(i) AS"
+        " (SELECT 0 UNION ALL SELECT i + 1 FROM buckets WHERE i + 1 < ?)\n"
+    )
     parts = [_sql_part(sel, query, params) for sel in query.selects]
-    return "\nUNION ALL\n".join(parts), tuple(params)
+    return head + "\nUNION ALL\n".join(parts), tuple(params)
 
 
 def render_bucket_sql_inline(query: BucketQuery) -> str:

@@ -50,12 +50,24 @@ def test_sql_binds_every_value_and_groups_by_service_and_bucket() -> None:
     q = GOLDEN_QUERIES["retries_5m"]
     text, params = render_bucket_sql(q)
     assert text.count("?") == len(params)
-    assert text.count("UNION ALL") == 1
+    assert text.count("UNION ALL") == 2  # one in the bucket table, one between the selects
     assert "linkerd_" not in text and str(q.start_ms) not in text
-    assert params[:3] == ("retries_total", q.start_ms, q.window_ms)
-    assert params[3:8] == ("linkerd_retries_total", "service", "count", q.start_ms, q.stop_ms)
-    assert text.count('GROUP BY "g_namespace", "g_service", bucket') == 2
-    assert "CROSS JOIN points" in text
+    assert params[0] == q.bucket_count == 287
+    w, start = q.window_ms, q.start_ms
+    assert params[1:9] == (
+        "retries_total",
+        "count",
+        start,
+        w,
+        start,
+        w,
+        "linkerd_retries_total",
+        "service",
+    )
+    assert params[9] == "requests"
+    assert text.count('GROUP BY g."g_namespace", g."g_service", g.i') == 2
+    assert text.count("CROSS JOIN buckets AS b") == 2
+    assert "p.series_id = s.id AND p.field = ? AND p.ts >= ? + b.i * ?" in text
 
 
 def test_sql_tag_conditions_are_bound_too() -> None:
