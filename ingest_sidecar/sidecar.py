@@ -58,6 +58,7 @@ class Sidecar:
         self._flusher: Flusher | None = None
         self._granted_rcvbuf = 0
         self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
 
     # --- what tests and the composition root read ----------------------------------------
 
@@ -139,7 +140,12 @@ class Sidecar:
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop receiving, flush the partial interval, write or spool it; idempotent."""
+        """Stop receiving, flush the partial interval, write or spool it; idempotent and
+        safe to call from several threads (a signal handler's and the main one)."""
+        with self._stop_lock:
+            self._stop(timeout_s)
+
+    def _stop(self, timeout_s: float) -> None:
         if self._stopped.is_set() or self._receiver is None:
             return
         assert self._flusher is not None and self._writer is not None

@@ -116,6 +116,14 @@ class LocalStack:
             raise RuntimeError("start() first")
         self.loop.run(self.stop_event)
 
+    def request_stop(self) -> None:
+        """From a signal handler: stop the evaluation loop after its current cycle, and the
+        sidecar at once, so the partial interval is flushed even if a slow notification
+        keeps the cycle busy past the orchestrator's grace period."""
+        self.stop_event.set()
+        if self.sidecar is not None:
+            threading.Thread(target=self.sidecar.stop, name="sidecar-stop", daemon=True).start()
+
     def stop(self) -> None:
         self.stop_event.set()
         if self._thread is not None:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(secrets=[*secrets_of(stack.settings), *stack.sidecar_settings.secrets()])
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stack.stop_event.set()
+        stack.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
