@@ -64,9 +64,9 @@ DEFAULT_RULES_YAML = """\
 # > MESHALERT_RULES > SSM (MESHALERT_RULES_SSM_PARAMETER) > MESHALERT_RULES_FILE > these defaults.
 defaults:
   latency:   {percentile: 99, above_ms: 500, window: 5m, for: 2m, recover_below_ms: 400}
-  failures:  {rate_above: 0.05, min_requests: 20, window: 5m, for: 1m}
+  failures:  {rate_above: 0.05, min_requests: 20, window: 5m, for: 1m}   # recover_below: 0.04
   endpoints: {available_ratio_below: 0.7, window: 1m, for: 1m}   # or available_below: 7
-  retries:   {exhausted_above: 0, ratio_above: 0.2, window: 5m, for: 1m}
+  retries:   {exhausted_above: 0, ratio_above: 0.2, min_requests: 20, window: 5m, for: 1m}
   no_data:   keep            # keep | alert | ok
   severity:  critical
 # services:                  # keys: "<namespace>/<service>", "<service>" or a glob
