@@ -17,11 +17,20 @@ from meshalert.queries.baseline import (
     baseline_query,
 )
 from tests.contract.backends import Backend
-from tests.contract.test_window_queries import counter, svc
 
 W = 300_000
 END = 1_700_000_460_000  # not a multiple of the window: buckets carry an offset
 QUERY = baseline_query(W, END)
+
+
+def counter(measurement: str, ts: int, count: float, **tags: str) -> Point:
+    return Point.make(measurement, tags, {"count": float(count), "samples": 1}, ts)
+
+
+def svc(
+    host: str, namespace: str = "prod", service: str = "web", scope: str = "service"
+) -> dict[str, str]:
+    return {"host": host, "namespace": namespace, "service": service, "scope": scope}
 
 
 def fetch(backend: Backend, query: BucketQuery) -> BucketResult:
