@@ -103,6 +103,8 @@ def test_a_jump_to_several_times_the_usual_rate_fires_and_resolves(
     baseline = detail["baseline"]
     assert isinstance(baseline, float) and 0.06 < baseline < 0.10
     assert firing.evidence.observed is not None and firing.evidence.observed > 3 * baseline
+    assert firing.evidence.threshold.name == "retries.anomaly_factor x baseline"
+    assert firing.evidence.threshold.value == pytest.approx(3 * baseline)
     assert isinstance(detail["baseline_buckets"], float) and detail["baseline_buckets"] >= 12
     assert str(detail["baseline_span"]).startswith("[")
 
