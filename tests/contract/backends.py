@@ -8,7 +8,6 @@ production writers (the same line protocol every store receives).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -53,13 +52,7 @@ def influxdb1_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend("influxdb1", writer, InfluxDB1WindowReader(config))
 
 
-def influxdb2_backend(request: pytest.FixtureRequest) -> Backend:
-    url = os.environ.get("MESHALERT_TEST_INFLUXDB2_URL")
-    if not url:
-        pytest.skip("MESHALERT_TEST_INFLUXDB2_URL not set")
-    # The Flux reader plugs in here: its writer and reader built from ``url``.
-    pytest.skip("InfluxDB 2 reader not wired into the contract suite yet")
-
+from tests.contract.backend_influxdb2 import influxdb2_backend  # noqa: E402 -- it imports Backend lazily
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "sqlite": sqlite_backend,
