@@ -9,6 +9,8 @@ from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, ass
 from meshalert.queries.baseline_text import render_bucket_sql, render_bucket_sql_inline
 from meshalert.queries.model import ClassAggregates, ClassQuery, SelectRow, assemble
 from meshalert.queries.sql import RESULT_PREFIX, render_sql, render_sql_inline, result_tags
+from meshalert.stores.sqlite_schema import ROLLUP_MS, ROLLUP_VERSION
+from meshalert.stores.sqlite_store import schema_version
 
 _MMAP_BYTES = 1 << 30
 _CACHE_KIB = 65_536
@@ -29,13 +31,17 @@ class SqliteWindowReader:
         connection.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 
     def fetch(self, query: ClassQuery) -> ClassAggregates:
-        text, params = render_sql(query)
+        # Asked every time: a writer may migrate the file to rollups while we hold it open
+        # (a read-only connection cannot migrate it, and a version 1 file has no rollups).
+        rollup_ms = ROLLUP_MS if schema_version(self._conn) >= ROLLUP_VERSION else None
+        text, params = render_sql(query, rollup_ms=rollup_ms)
         cursor = self._conn.execute(text, params)
         try:
             rows = list(_select_rows(cursor, result_tags(query)))
         finally:
             cursor.close()
-        return assemble(query, rows, query_text=render_sql_inline(query), queries_issued=1)
+        inline = render_sql_inline(query, rollup_ms=rollup_ms)
+        return assemble(query, rows, query_text=inline, queries_issued=1)
 
     def fetch_buckets(self, query: BucketQuery) -> BucketResult:
         """The retries baseline's bucketed sums in one statement (see ``baseline_text``)."""

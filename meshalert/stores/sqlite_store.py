@@ -21,7 +21,14 @@ from pathlib import Path
 
 from meshalert.lineprotocol import LineProtocolError, Point, decode, escape_key
 from meshalert.stores.protocols import LineWriter, StoreWriteError
-from meshalert.stores.sqlite_schema import DDL, TAG_COLUMNS
+from meshalert.stores.sqlite_schema import (
+    DDL,
+    ROLLUP_BACKFILL,
+    ROLLUP_MS,
+    ROLLUP_VERSION,
+    SCHEMA_VERSION,
+    TAG_COLUMNS,
+)
 
 _BUSY_TIMEOUT_S = 10.0
 _MAX_SHOWN_LINE = 300
@@ -60,9 +67,39 @@ def open_database(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
-    for statement in DDL:
-        conn.execute(statement)
+    _create_or_migrate(conn)
     return conn
+
+
+_PRAGMAS = tuple(s for s in DDL if s.startswith("PRAGMA") and "user_version" not in s)
+_CREATES = tuple(s for s in DDL if not s.startswith("PRAGMA"))
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION` in one transaction (a no-op when it is).
+
+    A version 1 file gets the rollup table, its triggers and its rows built from the points
+    it holds. ``BEGIN IMMEDIATE`` serialises two processes opening one old file: the second
+    finds the work done. A newer file is left as it is.
+    """
+    for pragma in _PRAGMAS:  # journal mode cannot change inside a transaction
+        conn.execute(pragma)
+    if schema_version(conn) >= SCHEMA_VERSION:
+        return
+    with _transaction(conn, immediate=True):
+        version = schema_version(conn)
+        if version >= SCHEMA_VERSION:
+            return
+        for statement in _CREATES:
+            conn.execute(statement)
+        if version < ROLLUP_VERSION:
+            conn.execute(ROLLUP_BACKFILL)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version (``PRAGMA user_version``; 0 for a new, empty file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def tagset_of(tags: Iterable[tuple[str, str]]) -> str:
@@ -71,11 +108,15 @@ def tagset_of(tags: Iterable[tuple[str, str]]) -> str:
 
 
 def prune(conn: sqlite3.Connection, older_than_ms: int) -> int:
-    """Delete points with ``ts < older_than_ms`` and series left without points.
+    """Delete points with ``ts < older_than_ms``, their rollups, and series left without
+    points.
 
     Returns the number of point rows deleted. One transaction.
     """
     with _transaction(conn):
+        # Whole minutes first: their points' delete trigger then finds no rollup row and
+        # skips recomputing a minute that is going away anyway.
+        conn.execute("DELETE FROM rollup_1m WHERE minute_ms <= ? - ?", (older_than_ms, ROLLUP_MS))
         deleted = conn.execute("DELETE FROM points WHERE ts < ?", (older_than_ms,)).rowcount
         conn.execute(
             "DELETE FROM series WHERE NOT EXISTS "
