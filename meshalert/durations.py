@@ -37,6 +37,7 @@ def parse_duration_s(text: str) -> float:
     return parse_duration_ms(text) / 1000.0
 
 
+@lru_cache(maxsize=1024)
 def format_duration_ms(ms: int) -> str:
     """Shortest exact rendering, e.g. 300000 -> '5m', 1500 -> '1500ms'."""
     for unit in ("d", "h", "m", "s"):

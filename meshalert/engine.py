@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from meshalert.alerts.baseline import Baselines, BaselineSource, shared_cache, with_baseline
@@ -103,6 +104,17 @@ class CycleReport:
 
 def align_cycle(now_ms: int, interval_ms: int) -> int:
     return now_ms - now_ms % interval_ms
+
+
+def _policy(rule: ClassRule) -> StepPolicy:
+    return _policy_of(rule.for_ms, rule.renotify_ms, rule.no_data, rule.severity)
+
+
+@lru_cache(maxsize=256)
+def _policy_of(
+    for_ms: int, renotify_ms: int, no_data: NoDataPolicy, severity: Severity
+) -> StepPolicy:
+    return StepPolicy(for_ms=for_ms, renotify_ms=renotify_ms, no_data=no_data, severity=severity)
 
 
 def replay_command(alert_class: AlertClass, service: str, cycle_ms: int, window_ms: int) -> str:
@@ -226,13 +238,7 @@ class Engine:
             previous_state=prev.state if prev else AlertState.OK,
             replay=replay_command(obs.alert_class, obs.service, cycle_ms, rule.window_ms),
         )
-        policy = StepPolicy(
-            for_ms=rule.for_ms,
-            renotify_ms=rule.renotify_ms,
-            no_data=rule.no_data,
-            severity=rule.severity,
-        )
-        return step(prev, obs, verdict, evidence, policy, cycle_ms)
+        return step(prev, obs, verdict, evidence, _policy(rule), cycle_ms)
 
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport

@@ -138,7 +138,8 @@ def step(  # noqa: PLR0917 -- the engine's agreed call shape is positional
         state=AlertState.OK,
         since_ms=now_ms,
     )
-    evidence = replace(evidence, previous_state=prev.state)
+    if evidence.previous_state is not prev.state:
+        evidence = replace(evidence, previous_state=prev.state)
     base = replace(
         prev,
         last_value=observation.value,

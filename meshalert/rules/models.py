@@ -120,6 +120,9 @@ class RuleBase(BaseModel):
     for_: Duration = Field(default="1m", alias="for")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _thresholds: dict[tuple[str, float | None], ThresholdInForce] = PrivateAttr(
+        default_factory=dict
+    )
 
     @property
     def window_ms(self) -> int:
@@ -146,6 +149,7 @@ class RuleBase(BaseModel):
         """A copy that remembers where each field came from (missing = ``default``)."""
         copy = self.model_copy()
         copy._sources = dict(sources)
+        copy._thresholds = {}
         return copy
 
     def source_of(self, field: str) -> str:
@@ -156,12 +160,17 @@ class RuleBase(BaseModel):
         return {name: self.source_of(name) for name in self.model_fields}
 
     def _threshold(self, field: str, value: float | None = None) -> ThresholdInForce:
-        shown = getattr(self, field) if value is None else value
-        return ThresholdInForce(
-            name=f"{self.alert_class.value}.{field}",
-            value=float(shown),
-            source=self.source_of(field),
-        )
+        # Rule objects are shared by every service they apply to and read every cycle.
+        cached = self._thresholds.get((field, value))
+        if cached is None:
+            shown = getattr(self, field) if value is None else value
+            cached = ThresholdInForce(
+                name=f"{self.alert_class.value}.{field}",
+                value=float(shown),
+                source=self.source_of(field),
+            )
+            self._thresholds[(field, value)] = cached
+        return cached
 
     def primary_threshold(self) -> ThresholdInForce:
         raise NotImplementedError
