@@ -36,7 +36,7 @@ that a duplicated scheduler run computes the same episode start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from meshalert.alerts.model import (
     AlertRecord,
@@ -140,7 +140,7 @@ def step(  # noqa: PLR0917 -- the engine's agreed call shape is positional
     )
     if evidence.previous_state is not prev.state:
         evidence = replace(evidence, previous_state=prev.state)
-    base = replace(
+    base = _evolve(
         prev,
         last_value=observation.value,
         last_evaluated_ms=now_ms,
@@ -160,12 +160,27 @@ def step(  # noqa: PLR0917 -- the engine's agreed call shape is positional
 _Out = tuple[AlertRecord, tuple[Notification, ...]]
 
 
+_RECORD_FIELDS = frozenset(f.name for f in fields(AlertRecord))
+
+
+def _evolve(record: AlertRecord, **changes: object) -> AlertRecord:
+    """``dataclasses.replace`` without its per-call field introspection: a cycle steps every
+    (class, service) -- 40,000 records at 10,000 services -- and replace() was a tenth of it.
+    The record stays immutable to everyone else (frozen); only this fresh copy is filled."""
+    if unknown := changes.keys() - _RECORD_FIELDS:
+        raise TypeError(f"AlertRecord has no field(s) {sorted(unknown)}")
+    copy = object.__new__(AlertRecord)
+    copy.__dict__.update(record.__dict__)
+    copy.__dict__.update(changes)
+    return copy
+
+
 def _from_ok(
     rec: AlertRecord, cond: _Condition, evidence: Evidence, policy: StepPolicy, now_ms: int
 ) -> _Out:
     if cond.hold or not cond.breached:
         return rec, ()
-    pending = replace(rec, state=AlertState.PENDING, since_ms=now_ms, episode_start_ms=now_ms)
+    pending = _evolve(rec, state=AlertState.PENDING, since_ms=now_ms, episode_start_ms=now_ms)
     if policy.for_ms <= 0:
         return _fire(pending, evidence, policy, now_ms)
     return pending, ()
@@ -177,11 +192,11 @@ def _from_pending(
     if cond.hold:
         return rec, ()
     if not cond.breached:
-        return replace(rec, state=AlertState.OK, since_ms=now_ms, episode_start_ms=None), ()
+        return _evolve(rec, state=AlertState.OK, since_ms=now_ms, episode_start_ms=None), ()
     start = rec.episode_start_ms if rec.episode_start_ms is not None else now_ms
     if now_ms - start >= policy.for_ms:
-        return _fire(replace(rec, episode_start_ms=start), evidence, policy, now_ms)
-    return replace(rec, episode_start_ms=start), ()
+        return _fire(_evolve(rec, episode_start_ms=start), evidence, policy, now_ms)
+    return _evolve(rec, episode_start_ms=start), ()
 
 
 def _fire(rec: AlertRecord, evidence: Evidence, policy: StepPolicy, now_ms: int) -> _Out:
@@ -189,7 +204,7 @@ def _fire(rec: AlertRecord, evidence: Evidence, policy: StepPolicy, now_ms: int)
     refire = rec.last_resolved_ms is not None and start - rec.last_resolved_ms <= (
         policy.flap_window_ms
     )
-    fired = replace(
+    fired = _evolve(
         rec,
         state=AlertState.FIRING,
         since_ms=now_ms,
@@ -211,15 +226,15 @@ def _from_firing(
             damped = rec.flaps >= policy.max_flaps
             if not damped or now_ms - since >= policy.damped_hold_ms:
                 return _resolve(rec, evidence, policy, now_ms)
-            rec = replace(rec, recovering_since_ms=since)
+            rec = _evolve(rec, recovering_since_ms=since)
         else:
-            rec = replace(rec, recovering_since_ms=None)
+            rec = _evolve(rec, recovering_since_ms=None)
     return _remind_if_due(rec, evidence, policy, now_ms)
 
 
 def _resolve(rec: AlertRecord, evidence: Evidence, policy: StepPolicy, now_ms: int) -> _Out:
     note = _notification(rec, NotificationKind.RESOLVED, evidence, policy, now_ms)
-    resolved = replace(
+    resolved = _evolve(
         rec,
         state=AlertState.OK,
         since_ms=now_ms,
@@ -236,7 +251,7 @@ def _remind_if_due(rec: AlertRecord, evidence: Evidence, policy: StepPolicy, now
     last = rec.last_notified_ms if rec.last_notified_ms is not None else rec.since_ms
     if policy.renotify_ms <= 0 or now_ms - last < policy.renotify_ms:
         return rec, ()
-    reminded = replace(rec, last_notified_ms=now_ms, reminder_seq=rec.reminder_seq + 1)
+    reminded = _evolve(rec, last_notified_ms=now_ms, reminder_seq=rec.reminder_seq + 1)
     return reminded, (_notification(reminded, NotificationKind.REMINDER, evidence, policy, now_ms),)
 
 
