@@ -105,10 +105,14 @@ _NEW_APPEND_IF_LATEST = (
     " WHERE excluded.last_ts > rollup_1m.last_ts;"
 )
 _OLD_DELETE, _OLD_UPSERT = _refresh("OLD")
-_OLD_HAS_ROLLUP = (
-    "EXISTS (SELECT 1 FROM rollup_1m WHERE series_id = OLD.series_id"
-    f" AND field = OLD.field AND minute_ms = {minute_of('OLD.ts')})"
-)
+DELETE_TRIGGER = "points_rollup_delete"
+DELETE_TRIGGER_DDL = f"""CREATE TRIGGER IF NOT EXISTS {DELETE_TRIGGER} AFTER DELETE ON points
+    BEGIN
+        {_OLD_DELETE}
+        {_OLD_UPSERT}
+    END"""
+"""Recomputes a deleted point's minute. Bulk deletes (``prune``) drop it for their
+transaction and fix the rollups themselves: a trigger per deleted row tripled a prune."""
 
 ROLLUP_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS rollup_1m (
@@ -121,21 +125,14 @@ ROLLUP_DDL: tuple[str, ...] = (
         last_value REAL NOT NULL,
         PRIMARY KEY (series_id, field, minute_ms)
     ) WITHOUT ROWID""",
-    # For prune: whole minutes below the cutoff go first, so the per-point delete trigger
-    # finds no rollup row and does nothing.
+    # For prune: the rollups of the pruned minutes, in one range delete.
     "CREATE INDEX IF NOT EXISTS rollup_by_minute ON rollup_1m (minute_ms)",
     f"""CREATE TRIGGER IF NOT EXISTS points_rollup_insert AFTER INSERT ON points
     BEGIN
         {_NEW_RECOMPUTE_IF_NOT_LATEST}
         {_NEW_APPEND_IF_LATEST}
     END""",
-    # A pruned minute's rollup row is deleted before its points (see prune): nothing to do.
-    f"""CREATE TRIGGER IF NOT EXISTS points_rollup_delete AFTER DELETE ON points
-    WHEN {_OLD_HAS_ROLLUP}
-    BEGIN
-        {_OLD_DELETE}
-        {_OLD_UPSERT}
-    END""",
+    DELETE_TRIGGER_DDL,
     f"""CREATE TRIGGER IF NOT EXISTS points_rollup_update AFTER UPDATE ON points
     BEGIN
         {_OLD_DELETE}
@@ -145,12 +142,15 @@ ROLLUP_DDL: tuple[str, ...] = (
 )
 """The rollup table, its index and the triggers that maintain it; idempotent."""
 
-ROLLUP_BACKFILL = (
+_BUILD = (
     "INSERT OR REPLACE INTO rollup_1m (series_id, field, minute_ms, sum, n, last_ts, last_value)"
     f" SELECT series_id, field, {minute_of('ts')} AS m, SUM(value), COUNT(*), MAX(ts), value"
-    " FROM points GROUP BY series_id, field, m"
+    " FROM points {where} GROUP BY series_id, field, m"
 )
+ROLLUP_BACKFILL = _BUILD.format(where="")
 """Builds every rollup row from ``points`` (the migration from version 1)."""
+ROLLUP_REBUILD_RANGE = _BUILD.format(where="WHERE ts >= ? AND ts < ?")
+"""Builds the rollup rows of the points with ``?1 <= ts < ?2`` (whole minutes' worth)."""
 
 DDL: tuple[str, ...] = (
     "PRAGMA journal_mode=WAL",

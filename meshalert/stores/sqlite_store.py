@@ -23,8 +23,11 @@ from meshalert.lineprotocol import LineProtocolError, Point, decode, escape_key
 from meshalert.stores.protocols import LineWriter, StoreWriteError
 from meshalert.stores.sqlite_schema import (
     DDL,
+    DELETE_TRIGGER,
+    DELETE_TRIGGER_DDL,
     ROLLUP_BACKFILL,
     ROLLUP_MS,
+    ROLLUP_REBUILD_RANGE,
     ROLLUP_VERSION,
     SCHEMA_VERSION,
     TAG_COLUMNS,
@@ -111,13 +114,19 @@ def prune(conn: sqlite3.Connection, older_than_ms: int) -> int:
     """Delete points with ``ts < older_than_ms``, their rollups, and series left without
     points.
 
-    Returns the number of point rows deleted. One transaction.
+    Returns the number of point rows deleted. One transaction. The per-row delete trigger is
+    dropped for it (it would recompute each deleted point's minute): rollups of minutes
+    before the cutoff go in one statement, and a minute cut in two is rebuilt from the
+    points it keeps.
     """
-    with _transaction(conn):
-        # Whole minutes first: their points' delete trigger then finds no rollup row and
-        # skips recomputing a minute that is going away anyway.
-        conn.execute("DELETE FROM rollup_1m WHERE minute_ms <= ? - ?", (older_than_ms, ROLLUP_MS))
+    cut_minute = older_than_ms - older_than_ms % ROLLUP_MS
+    with _transaction(conn, immediate=True):
+        conn.execute(f"DROP TRIGGER IF EXISTS {DELETE_TRIGGER}")
+        conn.execute("DELETE FROM rollup_1m WHERE minute_ms < ?", (older_than_ms,))
         deleted = conn.execute("DELETE FROM points WHERE ts < ?", (older_than_ms,)).rowcount
+        if cut_minute != older_than_ms:
+            conn.execute(ROLLUP_REBUILD_RANGE, (older_than_ms, cut_minute + ROLLUP_MS))
+        conn.execute(DELETE_TRIGGER_DDL)
         conn.execute(
             "DELETE FROM series WHERE NOT EXISTS "
             "(SELECT 1 FROM points WHERE points.series_id = series.id)"

@@ -169,6 +169,11 @@ def test_prune_drops_whole_minutes_and_recomputes_the_cut_one() -> None:
         (60_000, 3.0, 3),
         (120_000, 6.0, 6),
     ]
+    # Prune runs without the per-row delete trigger; it must be back afterwards.
+    conn.execute("DELETE FROM points WHERE ts = 170000")
+    assert stored_rollups(conn) == expected_rollups(stored_points(conn))
+    assert prune(conn, 120_000) == 3
+    assert [(r[2], r[3], r[4]) for r in stored_rollups(conn)] == [(120_000, 5.0, 5)]
 
 
 def _v1_file(path: Path, points: dict[PointKey, float]) -> None:
