@@ -77,6 +77,7 @@ class SqliteStateStore:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
+
         if self._path == ":memory:" or self._path.startswith("file:"):
             # Every operation opens its own connection; a private in-memory DB would vanish.
             raise ValueError(f"SqliteStateStore needs a file path, got {self._path!r}")
@@ -92,6 +93,18 @@ class SqliteStateStore:
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({self._path!r})"
+
+    @property
+    def _records(self) -> dict[AlertClass, tuple[int, dict[str, AlertRecord]]]:
+        """Records as this thread's connection last read or wrote them, per class, with its
+        data_version then (per connection, so per thread): unchanged means no other
+        connection has written since, and the rows need not be read and parsed again."""
+        cache: dict[AlertClass, tuple[int, dict[str, AlertRecord]]] | None = getattr(
+            self._local, "records", None
+        )
+        if cache is None:
+            cache = self._local.records = {}
+        return cache
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -110,11 +123,17 @@ class SqliteStateStore:
 
     def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
         with self._connect() as conn:
+            version = _data_version(conn)
+            cached = self._records.get(alert_class)
+            if cached is not None and cached[0] == version:
+                return dict(cached[1])
             rows = conn.execute(
                 "SELECT record_json FROM alert_state WHERE alert_class = ?", (alert_class.value,)
             ).fetchall()
         records = (record_from_dict(json.loads(row[0])) for row in rows)
-        return {r.service: r for r in records}
+        loaded = {r.service: r for r in records}
+        self._records[alert_class] = (version, loaded)
+        return dict(loaded)
 
     def load_all(self) -> list[AlertRecord]:
         with self._connect() as conn:
@@ -134,12 +153,24 @@ class SqliteStateStore:
             )
             for r in records
         ]
-        with self._connect() as conn, _write(conn):
-            conn.executemany(
-                "INSERT OR REPLACE INTO alert_state "
-                "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        with self._connect() as conn:
+            before = _data_version(conn)
+            with _write(conn):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO alert_state "
+                    "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            self._remember(records, before, _data_version(conn))
+
+    def _remember(self, records: Sequence[AlertRecord], before: int, after: int) -> None:
+        """Fold saved records into the read cache when nobody else wrote in between."""
+        for alert_class in {r.alert_class for r in records}:
+            cached = self._records.get(alert_class)
+            if cached is None or cached[0] != before or before != after:
+                self._records.pop(alert_class, None)
+                continue
+            cached[1].update((r.service, r) for r in records if r.alert_class is alert_class)
 
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:
         rows = [
@@ -260,10 +291,15 @@ class SqliteStateStore:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
-        self._local = threading.local()
+        self._local = threading.local()  # connections and their record caches
 
 
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    return int(version)
 
 
 def _has_schema(conn: sqlite3.Connection) -> bool:

@@ -83,3 +83,20 @@ def test_corrupt_row_names_the_field(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ValueError, match="service"):
         store.load(AlertClass.LATENCY)
+
+
+def test_a_write_by_another_store_is_seen_despite_the_record_cache(tmp_path: Path) -> None:
+    from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+
+    path = tmp_path / "state.db"
+    mine, other = SqliteStateStore(path), SqliteStateStore(path)
+    first = AlertRecord(AlertClass.LATENCY, "checkout", AlertState.OK, 1)
+    mine.save([first])
+    assert mine.load(AlertClass.LATENCY) == {"checkout": first}
+    mine.save([first.__class__(AlertClass.LATENCY, "checkout", AlertState.PENDING, 2)])
+    assert mine.load(AlertClass.LATENCY)["checkout"].state is AlertState.PENDING
+    other.save([AlertRecord(AlertClass.LATENCY, "checkout", AlertState.FIRING, 3)])
+    assert mine.load(AlertClass.LATENCY)["checkout"].state is AlertState.FIRING
+    loaded = mine.load(AlertClass.LATENCY)
+    loaded.clear()  # callers get a copy: the cache is not theirs to change
+    assert "checkout" in mine.load(AlertClass.LATENCY)
