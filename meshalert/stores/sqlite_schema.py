@@ -150,7 +150,9 @@ _BUILD = (
 ROLLUP_BACKFILL = _BUILD.format(where="")
 """Builds every rollup row from ``points`` (the migration from version 1)."""
 ROLLUP_REBUILD_RANGE = _BUILD.format(where="WHERE ts >= ? AND ts < ?")
-"""Builds the rollup rows of the points with ``?1 <= ts < ?2`` (whole minutes' worth)."""
+"""Builds the rollup rows of the points with ``?1 <= ts < ?2``; right only when the range
+holds every point of each minute it touches (``prune``: from the cutoff to the end of the
+minute it cuts, after deleting what lies before)."""
 
 DDL: tuple[str, ...] = (
     "PRAGMA journal_mode=WAL",
