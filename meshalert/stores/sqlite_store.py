@@ -110,15 +110,36 @@ def tagset_of(tags: Iterable[tuple[str, str]]) -> str:
     return ",".join(f"{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags))
 
 
-def prune(conn: sqlite3.Connection, older_than_ms: int) -> int:
-    """Delete points with ``ts < older_than_ms``, their rollups, and series left without
-    points.
+PRUNE_CHUNK_MS = 60_000
 
-    Returns the number of point rows deleted. One transaction. The per-row delete trigger is
-    dropped for it (it would recompute each deleted point's minute): rollups of minutes
-    before the cutoff go in one statement, and a minute cut in two is rebuilt from the
-    points it keeps.
+
+def prune(conn: sqlite3.Connection, older_than_ms: int, *, chunk_ms: int = PRUNE_CHUNK_MS) -> int:
+    """Delete points with ``ts < older_than_ms``, their rollups, and series left without
+    points. Returns the number of point rows deleted.
+
+    One transaction per ``chunk_ms`` of data, oldest first: an hour of a large mesh is
+    millions of rows, and one transaction would hold the write lock longer than the
+    sidecar's busy timeout. Each chunk is complete on its own, so a prune interrupted
+    half-way leaves a consistent store that simply kept more.
     """
+    deleted = 0
+    while True:
+        (first,) = conn.execute("SELECT min(ts) FROM points").fetchone()
+        if first is None or first >= older_than_ms:
+            break
+        deleted += _prune_before(conn, min(first - first % chunk_ms + chunk_ms, older_than_ms))
+    with _transaction(conn, immediate=True):
+        conn.execute(
+            "DELETE FROM series WHERE NOT EXISTS "
+            "(SELECT 1 FROM points WHERE points.series_id = series.id)"
+        )
+    return deleted
+
+
+def _prune_before(conn: sqlite3.Connection, older_than_ms: int) -> int:
+    """One transaction. The per-row delete trigger is dropped for it (it would recompute
+    each deleted point's minute): rollups of minutes before the cutoff go in one statement,
+    and a minute cut in two is rebuilt from the points it keeps."""
     cut_minute = older_than_ms - older_than_ms % ROLLUP_MS
     with _transaction(conn, immediate=True):
         conn.execute(f"DROP TRIGGER IF EXISTS {DELETE_TRIGGER}")
@@ -127,10 +148,6 @@ def prune(conn: sqlite3.Connection, older_than_ms: int) -> int:
         if cut_minute != older_than_ms:
             conn.execute(ROLLUP_REBUILD_RANGE, (older_than_ms, cut_minute + ROLLUP_MS))
         conn.execute(DELETE_TRIGGER_DDL)
-        conn.execute(
-            "DELETE FROM series WHERE NOT EXISTS "
-            "(SELECT 1 FROM points WHERE points.series_id = series.id)"
-        )
     return int(deleted)
 
 

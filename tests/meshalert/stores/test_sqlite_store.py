@@ -223,3 +223,20 @@ def test_remembered_series_decode_like_a_fresh_line(first: str, second_fields: s
         point = decode(line)
         assert got.point == point
         assert got.key == (point.measurement, tagset_of(point.tags))
+
+
+def test_prune_in_chunks_removes_exactly_the_old_points_and_orphan_series(tmp_path: Path) -> None:
+    writer = SqliteWriter.open(str(tmp_path / "m.db"))
+    lines = [f"m,host=a,service=old v=1.0 {t}" for t in range(0, 600_000, 10_000)]
+    lines += [f"m,host=a,service=new v=2.0 {t}" for t in range(300_000, 900_000, 10_000)]
+    writer.write(lines)
+    conn = writer.connection
+    deleted = prune(conn, 605_000, chunk_ms=120_000)
+    assert deleted == 60 + 31  # every point of "old", "new" from 300 s to 600 s
+    (left,) = conn.execute("SELECT count(*) FROM points").fetchone()
+    assert left == 29
+    services = [r[0] for r in conn.execute("SELECT service FROM series")]
+    assert services == ["new"]
+    (rolled,) = conn.execute("SELECT sum(sum) FROM rollup_1m").fetchone()
+    assert rolled == 2.0 * 29
+    writer.close()
