@@ -39,7 +39,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from meshalert.alerts.model import AlertClass
 from meshalert.histogram import parse_le
@@ -227,10 +227,10 @@ def cycle_queries(
 # --- results --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SelectRow:
+class SelectRow(NamedTuple):
     """One group of one select as returned by a store: ``tags`` holds the select's
-    ``group_by`` tags (absent tags as ``""``) and ``value`` the aggregate."""
+    ``group_by`` tags (absent tags as ``""``) and ``value`` the aggregate. A named tuple:
+    a 10,000-service cycle builds ~100,000 of them."""
 
     select: str
     tags: Mapping[str, str]
@@ -338,10 +338,12 @@ def _attributed(query: ClassQuery, rows: Iterable[SelectRow]) -> list[tuple[str,
         keyed.append((service_key(row.tags.get("namespace", ""), service), service, row))
     if not mixed:
         return [(key, row) for key, _, row in keyed]
-    logical = {key for key, _, row in keyed if row.select in primary}
+    logical: set[str] = set()
     by_name: dict[str, set[str]] = {}
-    for key in logical:
-        by_name.setdefault(ServiceRef.parse(key).service, set()).add(key)
+    for key, service, row in keyed:
+        if row.select in primary:
+            logical.add(key)
+            by_name.setdefault(service, set()).add(key)
     out: list[tuple[str, SelectRow]] = []
     for key, service, row in keyed:
         if row.select in primary or key in logical:
