@@ -143,25 +143,51 @@ class SqliteStateStore:
         return [record_from_dict(json.loads(row[0])) for row in rows]
 
     def save(self, records: Sequence[AlertRecord]) -> None:
-        rows = [
-            (
-                r.alert_class.value,
-                r.service,
-                r.state.value,
-                r.since_ms,
-                json.dumps(record_to_dict(r)),
-            )
-            for r in records
-        ]
         with self._connect() as conn:
             before = _data_version(conn)
+            full, values = self._split_by_change(records, before)
             with _write(conn):
                 conn.executemany(
                     "INSERT OR REPLACE INTO alert_state "
                     "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
-                    rows,
+                    [
+                        (
+                            r.alert_class.value,
+                            r.service,
+                            r.state.value,
+                            r.since_ms,
+                            json.dumps(record_to_dict(r)),
+                        )
+                        for r in full
+                    ],
+                )
+                conn.executemany(
+                    "UPDATE alert_state SET record_json = json_set(record_json, "
+                    "'$.last_value', ?, '$.last_evaluated_ms', ?) "
+                    "WHERE alert_class = ? AND service = ?",
+                    [
+                        (r.last_value, r.last_evaluated_ms, r.alert_class.value, r.service)
+                        for r in values
+                    ],
                 )
             self._remember(records, before, _data_version(conn))
+
+    def _split_by_change(
+        self, records: Sequence[AlertRecord], version: int
+    ) -> tuple[list[AlertRecord], list[AlertRecord]]:
+        """Records to write whole, and records whose stored copy (known unchanged since we
+        read or wrote it) differs only in the value and time of the last evaluation: most of
+        them, every cycle, and those are patched in place instead of re-encoded."""
+        full: list[AlertRecord] = []
+        values: list[AlertRecord] = []
+        for record in records:
+            cached = self._records.get(record.alert_class)
+            previous = cached[1].get(record.service) if cached and cached[0] == version else None
+            if previous is not None and _durable(previous) == _durable(record):
+                values.append(record)
+            else:
+                full.append(record)
+        return full, values
 
     def _remember(self, records: Sequence[AlertRecord], before: int, after: int) -> None:
         """Fold saved records into the read cache when nobody else wrote in between."""
@@ -295,6 +321,17 @@ class SqliteStateStore:
 
 
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
+
+
+_VOLATILE = ("last_value", "last_evaluated_ms")
+
+
+def _durable(record: AlertRecord) -> dict[str, object]:
+    """The record without the fields every evaluation changes."""
+    fields = dict(record.__dict__)
+    for name in _VOLATILE:
+        del fields[name]
+    return fields
 
 
 def _data_version(conn: sqlite3.Connection) -> int:

@@ -100,3 +100,25 @@ def test_a_write_by_another_store_is_seen_despite_the_record_cache(tmp_path: Pat
     loaded = mine.load(AlertClass.LATENCY)
     loaded.clear()  # callers get a copy: the cache is not theirs to change
     assert "checkout" in mine.load(AlertClass.LATENCY)
+
+
+def test_value_only_changes_are_patched_and_read_back_by_another_store(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+
+    path = tmp_path / "state.db"
+    writer = SqliteStateStore(path)
+    first = AlertRecord(AlertClass.FAILURES, "cart", AlertState.PENDING, 10, episode_start_ms=10)
+    writer.save([first])
+    writer.load(AlertClass.FAILURES)
+    later = replace(first, last_value=0.125, last_evaluated_ms=70)
+    writer.save([later])
+    moved = replace(later, state=AlertState.FIRING, since_ms=130, last_evaluated_ms=130)
+    other = AlertRecord(AlertClass.FAILURES, "web", AlertState.OK, 5, last_value=0.5)
+    writer.save([moved, other])
+    reader = SqliteStateStore(path)
+    assert reader.load(AlertClass.FAILURES) == {"cart": moved, "web": other}
+    writer.save([replace(moved, last_value=None, last_evaluated_ms=190)])
+    got = SqliteStateStore(path).load(AlertClass.FAILURES)["cart"]
+    assert (got.state, got.last_value, got.last_evaluated_ms) == (AlertState.FIRING, None, 190)
