@@ -32,7 +32,7 @@ from meshalert.alerts.model import (
     Verdict,
 )
 from meshalert.alerts.observe import observe
-from meshalert.alerts.state_machine import StepPolicy, StepResult, step
+from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
 from meshalert.delivery import Dispatcher, deliver
 from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
@@ -167,19 +167,25 @@ class Engine:
         history: list[HistoryEntry] = []
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
         observed: dict[tuple[int, float], dict[str, Observation]] = {}
+        kits: dict[int, _RuleKit] = {}
         for key in keys:
             rule = rules(alert_class, key)
             if rule is None:
                 continue
-            aggregates = fetched.get(rule.window_ms)
+            # Rules are shared by the services they apply to; the kit holds its rule, so the
+            # id cannot be reused by another object during this call.
+            kit = kits.get(id(rule))
+            if kit is None:
+                kit = kits[id(rule)] = _RuleKit(rule)
+            aggregates = fetched.get(kit.window_ms)
             if aggregates is None:
                 continue
             percentile = percentile_of(key) if percentile_of else 99.0
             obs = _observation(aggregates, key, alert_class, percentile, observed)
-            if (window_baselines := baselines.get(rule.window_ms)) is not None:
+            if (window_baselines := baselines.get(kit.window_ms)) is not None:
                 obs = with_baseline(obs, window_baselines)
             report.observations[key] = obs
-            result = self._step(rule, obs, previous.get(key), aggregates, cycle_ms)
+            result = self._step(kit, obs, previous.get(key), aggregates, cycle_ms)
             report.services_evaluated += 1
             report.states[key] = result.record.state
             records.append(result.record)
@@ -218,27 +224,19 @@ class Engine:
 
     def _step(
         self,
-        rule: ClassRule,
+        kit: _RuleKit,
         obs: Observation,
         prev: AlertRecord | None,
         aggregates: ClassAggregates,
         cycle_ms: int,
     ) -> StepResult:
+        rule = kit.rule
         verdict = rule.judge(obs.value, obs.samples, obs.detail)
         observed, threshold = rule.evidence_of(obs.value, obs.samples, obs.detail)
-        evidence = Evidence(
-            alert_class=obs.alert_class,
-            service=obs.service,
-            observed=observed,
-            threshold=threshold,
-            window=format_duration_ms(rule.window_ms),
-            query=aggregates.query_text,
-            samples=obs.samples,
-            detail=dict(obs.detail),
-            previous_state=prev.state if prev else AlertState.OK,
-            replay=replay_command(obs.alert_class, obs.service, cycle_ms, rule.window_ms),
+        evidence: EvidenceSource = _EvidenceOf(
+            kit, obs, observed, threshold, aggregates.query_text, cycle_ms
         )
-        return step(prev, obs, verdict, evidence, _policy(rule), cycle_ms)
+        return step(prev, obs, verdict, evidence, kit.policy, cycle_ms)
 
     def _deliver(
         self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
@@ -251,6 +249,58 @@ class Engine:
             lease_ms=self.lease_ms,
             deadline_s=deadline,
             tally=report,
+        )
+
+
+class _RuleKit:
+    """What the engine derives from one rule, once per cycle rather than once per service
+    (durations are parsed from the rule's text on every read)."""
+
+    __slots__ = ("policy", "rule", "window", "window_ms")
+
+    def __init__(self, rule: ClassRule) -> None:
+        self.rule = rule
+        self.window_ms = rule.window_ms
+        self.window = format_duration_ms(self.window_ms)
+        self.policy = _policy(rule)
+
+
+class _EvidenceOf:
+    """The evidence of one service's evaluation, built only if the step needs it."""
+
+    __slots__ = ("_cycle_ms", "_kit", "_obs", "_observed", "_query", "threshold")
+
+    def __init__(  # noqa: PLR0917 -- the parts of one Evidence, kept until needed
+        self,
+        kit: _RuleKit,
+        obs: Observation,
+        observed: float | None,
+        threshold: ThresholdInForce,
+        query: str,
+        cycle_ms: int,
+    ) -> None:
+        self._kit = kit
+        self._obs = obs
+        self._observed = observed
+        self.threshold = threshold
+        self._query = query
+        self._cycle_ms = cycle_ms
+
+    def build(self, previous_state: AlertState) -> Evidence:
+        obs = self._obs
+        return Evidence(
+            alert_class=obs.alert_class,
+            service=obs.service,
+            observed=self._observed,
+            threshold=self.threshold,
+            window=self._kit.window,
+            query=self._query,
+            samples=obs.samples,
+            detail=dict(obs.detail),
+            previous_state=previous_state,
+            replay=replay_command(
+                obs.alert_class, obs.service, self._cycle_ms, self._kit.window_ms
+            ),
         )
 
 

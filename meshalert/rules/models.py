@@ -53,6 +53,17 @@ PARTIAL_CONTEXT = {"partial": True}
 
 Detail = Mapping[str, float | str | None]
 NO_DATA = Verdict(breached=None, recovered=False)
+_VERDICTS = {
+    (breached, recovered): Verdict(breached=breached, recovered=recovered)
+    for breached in (False, True)
+    for recovered in (False, True)
+}
+
+
+def _verdict(breached: bool, recovered: bool) -> Verdict:
+    """A shared verdict: judge runs for every service and class each cycle, and building a
+    frozen dataclass each time cost a microsecond of it."""
+    return _VERDICTS[breached, recovered]
 
 
 def _duration(value: object, *, positive: bool) -> str:
@@ -161,7 +172,11 @@ class RuleBase(BaseModel):
 
     def _threshold(self, field: str, value: float | None = None) -> ThresholdInForce:
         # Rule objects are shared by every service they apply to and read every cycle.
-        cached = self._thresholds.get((field, value))
+        # ``self._thresholds`` would go through BaseModel.__getattr__ (~2 us, once per
+        # service and class); the private values' own mapping is a plain slot.
+        private = self.__pydantic_private__
+        thresholds = private["_thresholds"] if private is not None else self._thresholds
+        cached: ThresholdInForce | None = thresholds.get((field, value))
         if cached is None:
             shown = getattr(self, field) if value is None else value
             cached = ThresholdInForce(
@@ -169,7 +184,7 @@ class RuleBase(BaseModel):
                 value=float(shown),
                 source=self.source_of(field),
             )
-            self._thresholds[(field, value)] = cached
+            thresholds[(field, value)] = cached
         return cached
 
     def primary_threshold(self) -> ThresholdInForce:
@@ -244,7 +259,7 @@ class LatencyRule(RuleBase):
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
         if value is None:
             return NO_DATA
-        return Verdict(breached=value > self.above_ms, recovered=value < self.recover_ms)
+        return _verdict(value > self.above_ms, value < self.recover_ms)
 
     def describe(self) -> str:
         return (
@@ -304,8 +319,8 @@ class FailuresRule(RuleBase):
             return NO_DATA
         if samples < self.min_requests:
             # Too little traffic to trust a rate: healthy, and it lets a firing alert resolve.
-            return Verdict(breached=False, recovered=True)
-        return Verdict(breached=value > self.rate_above, recovered=value < self.recover_rate)
+            return _verdict(False, True)
+        return _verdict(value > self.rate_above, value < self.recover_rate)
 
     def describe(self) -> str:
         return (
@@ -354,7 +369,7 @@ class EndpointsRule(RuleBase):
             judged, breached = True, breached or count < self.available_below
         if not judged:
             return NO_DATA
-        return Verdict(breached=breached, recovered=not breached)
+        return _verdict(breached, not breached)
 
     def evidence_of(
         self, value: float | None, samples: float, detail: Detail | None = None
@@ -410,7 +425,7 @@ class RetriesRule(RuleBase):
         breached = exhausted is not None and exhausted > self.exhausted_above
         if value is not None and samples >= self.min_requests:
             breached = breached or value > self.ratio_above or self._anomalous(value, extra)
-        return Verdict(breached=breached, recovered=not breached)
+        return _verdict(breached, not breached)
 
     def evidence_of(
         self, value: float | None, samples: float, detail: Detail | None = None
