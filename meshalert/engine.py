@@ -168,6 +168,7 @@ class Engine:
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
         observed: dict[tuple[int, float], dict[str, Observation]] = {}
         kits: dict[int, _RuleKit] = {}
+        latency = alert_class is AlertClass.LATENCY
         for key in keys:
             rule = rules(alert_class, key)
             if rule is None:
@@ -180,7 +181,8 @@ class Engine:
             aggregates = fetched.get(kit.window_ms)
             if aggregates is None:
                 continue
-            percentile = percentile_of(key) if percentile_of else 99.0
+            # Only latency observations read the percentile (see observe()).
+            percentile = percentile_of(key) if percentile_of and latency else 99.0
             obs = _observation(aggregates, key, alert_class, percentile, observed)
             if (window_baselines := baselines.get(kit.window_ms)) is not None:
                 obs = with_baseline(obs, window_baselines)
@@ -189,7 +191,7 @@ class Engine:
             report.services_evaluated += 1
             report.states[key] = result.record.state
             records.append(result.record)
-            if (entry := history_entry_from_step(result)) is not None:
+            if result.transition is not None and (entry := history_entry_from_step(result)):
                 report.transitions.append((key, entry.from_state.value, entry.to_state.value))
                 history.append(entry)
             for note in result.notifications:

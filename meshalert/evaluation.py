@@ -21,9 +21,11 @@ class RulesView:
     _resolved: dict[str, ServiceRules | None] = field(default_factory=dict)
 
     def service(self, key: str) -> ServiceRules | None:
-        if key not in self._resolved:
-            self._resolved[key] = self.rules.for_service(key)
-        return self._resolved[key]
+        try:
+            return self._resolved[key]
+        except KeyError:
+            resolved = self._resolved[key] = self.rules.for_service(key)
+            return resolved
 
     def rule(self, alert_class: AlertClass, key: str) -> ClassRule | None:
         rules = self.service(key)

@@ -331,11 +331,14 @@ def _attributed(query: ClassQuery, rows: Iterable[SelectRow]) -> list[tuple[str,
     primary = {s.name for s in query.selects if s.scopes == (SERVICE_SCOPE,)}
     mixed = bool(primary) and len(primary) < len(query.selects)
     keyed: list[tuple[str, str, SelectRow]] = []
+    append, isfinite = keyed.append, math.isfinite  # ~100,000 rows per 10k-service cycle
     for row in rows:
-        service = row.tags.get("service", "")
-        if not math.isfinite(row.value) or not service:
+        tags = row.tags
+        service = tags.get("service", "")
+        if not service or not isfinite(row.value):
             continue  # series without a service tag cannot be attributed
-        keyed.append((service_key(row.tags.get("namespace", ""), service), service, row))
+        namespace = tags.get("namespace", "")
+        append((f"{namespace}/{service}" if namespace else service, service, row))
     if not mixed:
         return [(key, row) for key, _, row in keyed]
     logical: set[str] = set()

@@ -180,10 +180,16 @@ class SqliteStateStore:
         them, every cycle, and those are patched in place instead of re-encoded."""
         full: list[AlertRecord] = []
         values: list[AlertRecord] = []
+        # The records known unchanged, per class, looked up once rather than per record.
+        known = {
+            alert_class: cached[1]
+            for alert_class, cached in self._records.items()
+            if cached[0] == version
+        }
+        nothing: dict[str, AlertRecord] = {}
         for record in records:
-            cached = self._records.get(record.alert_class)
-            previous = cached[1].get(record.service) if cached and cached[0] == version else None
-            if previous is not None and _durable(previous) == _durable(record):
+            previous = known.get(record.alert_class, nothing).get(record.service)
+            if previous is not None and _same_durable(previous, record):
                 values.append(record)
             else:
                 full.append(record)
@@ -323,15 +329,14 @@ class SqliteStateStore:
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
 
 
-_VOLATILE = ("last_value", "last_evaluated_ms")
+_VOLATILE = {"last_value": None, "last_evaluated_ms": None}
+"""The fields every evaluation changes, masked out of the comparison."""
 
 
-def _durable(record: AlertRecord) -> dict[str, object]:
-    """The record without the fields every evaluation changes."""
-    fields = dict(record.__dict__)
-    for name in _VOLATILE:
-        del fields[name]
-    return fields
+def _same_durable(a: AlertRecord, b: AlertRecord) -> bool:
+    """Whether two records differ at most in the volatile fields (one dict merge each, in C:
+    this runs for every record of every class each cycle)."""
+    return (a.__dict__ | _VOLATILE) == (b.__dict__ | _VOLATILE)
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
