@@ -123,24 +123,15 @@ def run_sqlite(services: int, tmp: Path) -> None:
 
 
 def run_influxdb1(services: int, tmp: Path) -> None:
-    from tests.fixtures.influxd import INFLUXD, InfluxdServer
+    from benchmarks.query_cycle import local_influxd
 
-    if not Path(INFLUXD).exists():
-        print(f"influxdb1  skipped: {INFLUXD} not installed")
-        return
-    root = tmp / f"influxd_{services}"
-    root.mkdir()
-    server = InfluxdServer(root)
-    server.start()
-    try:
-        server.create_database("bench")
-        config = InfluxDB1Store(server.url, "bench", None, None, None)
+    with local_influxd(tmp, services) as config:
+        if config is None:
+            return
         t0 = time.perf_counter()
         rows = fill_influxdb1(config, services)
         print(f"influxdb1  filled {rows:,} points in {time.perf_counter() - t0:.1f}s", flush=True)
         measure("influxdb1", services, rows, InfluxDB1WindowReader(config, timeout_s=300))
-    finally:
-        server.stop()
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass
@@ -182,9 +183,12 @@ def run_sqlite(services: int, tmp: Path) -> None:
         conn.close()
 
 
-def run_influxdb1(services: int, tmp: Path) -> None:
+@contextmanager
+def local_influxd(tmp: Path, services: int) -> Iterator[InfluxDB1Store | None]:
+    """A throwaway influxd 1.x with a ``bench`` database (None when it is not installed)."""
     if not Path(INFLUXD).exists():
         print(f"influxdb1  skipped: {INFLUXD} not installed")
+        yield None
         return
     root = tmp / f"influxd_{services}"
     root.mkdir()
@@ -192,13 +196,19 @@ def run_influxdb1(services: int, tmp: Path) -> None:
     server.start()
     try:
         server.create_database("bench")
-        config = InfluxDB1Store(server.url, "bench", None, None, None)
+        yield InfluxDB1Store(server.url, "bench", None, None, None)
+    finally:
+        server.stop()
+
+
+def run_influxdb1(services: int, tmp: Path) -> None:
+    with local_influxd(tmp, services) as config:
+        if config is None:
+            return
         t0 = time.perf_counter()
         rows = fill_influxdb1(config, services)
         print(f"influxdb1  filled {rows:,} points in {time.perf_counter() - t0:.1f}s", flush=True)
         measure("influxdb1", services, rows, InfluxDB1WindowReader(config, timeout_s=300))
-    finally:
-        server.stop()
 
 
 def main() -> None:
