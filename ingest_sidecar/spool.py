@@ -1,13 +1,23 @@
 """A durable, bounded FIFO of line-protocol batches, kept on disk while the store is down.
 
-Layout: ``segment-<n>.spool`` files in one directory, each an append-only log of records::
+Layout: ``segment-<n>.spool`` files in one directory (mode 0700, files 0600 whatever the
+umask: they hold service topology), each an append-only log of records::
 
-    magic "MSP1" | type u8 | seq u64 | nlines u32 | length u32 | crc32 u32 | payload
+    magic "MSP2" | type u8 | seq u64 | nlines u32 | length u32 | payload_crc u32 |
+    header_crc u32 | payload
 
 ``type`` is BATCH (payload = the lines joined by ``\\n``) or FLOOR (no payload: every batch
-with ``seq <= floor`` is gone, acknowledged or dropped). The CRC covers the header fields
-and the payload, so a record torn by a crash (kill -9, power loss) is detected on the next
-open, counted in :attr:`Spool.torn_records` and cut off; it never crashes the sidecar.
+with ``seq <= floor`` is gone, acknowledged or dropped). The header has its own CRC, so a
+damaged payload still gives a trustworthy ``nlines`` and ``length``. Records of the previous
+format (``MSP1``: one CRC over header fields and payload) are still read.
+
+Recovery on open: a record cut short at the end of a segment (a crash part way through an
+append, which therefore never returned) is counted in ``torn_records`` and cut off. A record
+damaged anywhere else (a flipped byte) is skipped: reading re-synchronises on the next valid
+record, the damaged segment is copied to ``damaged/`` first (at most
+:data:`MAX_DAMAGED_COPIES` copies are kept), the segment is rewritten without the damaged
+bytes, and the lost lines are counted exactly in ``corrupt_records``/``corrupt_lines`` (a
+damaged batch that had been acknowledged already loses nothing and is not counted).
 
 Durability: every append and every ack is fsynced before it returns, and the directory is
 fsynced whenever a segment file is created or removed. A new process on the same directory
@@ -17,16 +27,28 @@ Bound: :attr:`Spool.pending_bytes` (record bytes of unacknowledged batches, head
 never exceeds ``max_bytes``. To make room, the OLDEST batches are dropped and counted in
 ``dropped_batches``/``dropped_lines``; a batch bigger than ``max_bytes`` on its own is dropped
 and counted instead of stored. Disk use can exceed ``pending_bytes`` by at most one segment
-of already-acknowledged records (segments are removed whole once every batch in them is gone).
-The drop and torn counters are per process (they are health figures, not persisted).
+of already-acknowledged records (segments are removed whole once every batch in them is gone),
+plus the damaged copies.
+
+I/O errors (a full disk, EIO) never raise out of :meth:`Spool.append` or :meth:`Spool.ack`:
+an append that cannot be stored is counted as dropped (``write_failures`` counts the failed
+attempts), a half-written record is cut off again and a segment left empty is removed; an ack
+whose floor record cannot be written is kept in memory and written with the next record
+(until then a restart would replay that batch, which overwrites itself in every store).
+
+Counters (dropped, torn, corrupt, write failures) are cumulative across restarts: they live
+in the spool directory's :class:`~ingest_sidecar.ledger.Ledger`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import struct
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -35,13 +57,29 @@ from pathlib import Path
 
 import structlog
 
-_MAGIC = b"MSP1"
-_HEADER = struct.Struct("<4sBQIII")  # magic, type, seq, nlines, length, crc32
+from ingest_sidecar.ledger import LEDGER_FILE, Ledger
+
+_MAGIC = b"MSP2"
+_MAGIC_V1 = b"MSP1"
+_HEADER = struct.Struct("<4sBQIIII")  # magic, type, seq, nlines, length, payload_crc, header_crc
+_HEADER_V1 = struct.Struct("<4sBQIII")  # magic, type, seq, nlines, length, crc32
+_HEADER_CRC_SPAN = _HEADER.size - 4
 _BATCH = 1
 _FLOOR = 2
 _SEGMENT_RE = re.compile(r"^segment-(\d{12})\.spool$")
 _MIN_SEGMENT_BYTES = 64 * 1024
-_MAX_SEGMENT_BYTES = 16 * 1024 * 1024
+MAX_SEGMENT_BYTES = 16 * 1024 * 1024
+DAMAGED_DIR = "damaged"
+MAX_DAMAGED_COPIES = 2
+"""Damaged segments kept for inspection (the oldest copy goes first)."""
+
+# Ledger counter names (also the ``*_total`` health fields' sources).
+DROPPED_BATCHES = "spool_dropped_batches"
+DROPPED_LINES = "spool_dropped_lines"
+TORN_RECORDS = "spool_torn_records"
+CORRUPT_RECORDS = "spool_corrupt_records"
+CORRUPT_LINES = "spool_corrupt_lines"
+WRITE_FAILURES = "spool_write_failures"
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +97,35 @@ class _Entry:
     offset: int  # of the record header
     size: int  # header + payload
     nlines: int
+    crc: int | None = None  # payload CRC (None for records of the old format)
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    kind: int
+    seq: int
+    nlines: int
+    size: int
+    crc: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Damage:
+    seq: int | None  # None when the header is unreadable (found from the neighbours)
+    nlines: int
+    kind: int | None
 
 
 def record_size(lines: Sequence[str]) -> int:
     """Bytes one batch takes in the spool (what counts against ``max_bytes``)."""
     return _HEADER.size + len("\n".join(lines).encode("utf-8"))
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) and make it 0700 whatever the umask."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o777 != 0o700:
+        os.chmod(directory, 0o700)
 
 
 class Spool:
@@ -73,9 +135,9 @@ class Spool:
         if max_bytes <= _HEADER.size:
             raise ValueError(f"spool max_bytes must exceed {_HEADER.size}, got {max_bytes}")
         self._dir = Path(directory)
-        self._dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self._dir)
         self._max_bytes = max_bytes
-        self._segment_limit = min(_MAX_SEGMENT_BYTES, max(_MIN_SEGMENT_BYTES, max_bytes // 8))
+        self._segment_limit = min(MAX_SEGMENT_BYTES, max(_MIN_SEGMENT_BYTES, max_bytes // 8))
         self._lock = threading.Lock()
         self._pending: deque[_Entry] = deque()
         self._pending_bytes = 0
@@ -84,11 +146,13 @@ class Spool:
         self._active_fd: int | None = None
         self._active_size = 0
         self._floor = 0
+        self._floor_unsaved = False
         self._next_seq = 1
-        self.dropped_batches = 0
-        self.dropped_lines = 0
-        self.torn_records = 0
+        self._last_io_error = 0.0
+        self._last_scanned_batch: int | None = None
+        self.ledger = Ledger(self._dir / LEDGER_FILE)
         self._recover()
+        self.ledger.save()
 
     # --- public API ---------------------------------------------------------------------
 
@@ -99,6 +163,10 @@ class Spool:
     @property
     def max_bytes(self) -> int:
         return self._max_bytes
+
+    @property
+    def segment_limit(self) -> int:
+        return self._segment_limit
 
     @property
     def pending_batches(self) -> int:
@@ -113,10 +181,38 @@ class Spool:
         with self._lock:
             return sum(entry.nlines for entry in self._pending)
 
-    def append(self, lines: Sequence[str]) -> None:
-        """Store one batch durably (fsynced) before returning; empty batches are ignored."""
+    @property
+    def dropped_batches(self) -> int:
+        return self.ledger.get(DROPPED_BATCHES)
+
+    @property
+    def dropped_lines(self) -> int:
+        return self.ledger.get(DROPPED_LINES)
+
+    @property
+    def torn_records(self) -> int:
+        return self.ledger.get(TORN_RECORDS)
+
+    @property
+    def corrupt_records(self) -> int:
+        return self.ledger.get(CORRUPT_RECORDS)
+
+    @property
+    def corrupt_lines(self) -> int:
+        return self.ledger.get(CORRUPT_LINES)
+
+    @property
+    def write_failures(self) -> int:
+        return self.ledger.get(WRITE_FAILURES)
+
+    def append(self, lines: Sequence[str]) -> bool:
+        """Store one batch durably (fsynced) before returning; empty batches are ignored.
+
+        False when the batch could not be stored (too large, or an I/O error such as a
+        full disk): it is then counted in ``dropped_batches``/``dropped_lines``.
+        """
         if not lines:
-            return
+            return True
         for index, line in enumerate(lines):
             if "\n" in line:
                 raise ValueError(f"spool line {index} contains a newline: {line[:200]!r}")
@@ -124,40 +220,77 @@ class Spool:
         size = _HEADER.size + len(payload)
         with self._lock:
             if size > self._max_bytes:
-                self._count_drop(len(lines))
+                self._count_drop(1, len(lines))
                 log.warning(
                     "spool_batch_too_large_dropped",
                     lines=len(lines),
                     bytes=size,
                     max_bytes=self._max_bytes,
                 )
-                return
-            dropped_to = self._make_room(size)
-            seq = self._next_seq
+                return False
+            victims = self._victims(size)
+            new_floor = victims[-1].seq if victims else None
             record = b""
-            if dropped_to is not None:
-                record += _encode(_FLOOR, dropped_to, 0, b"")
+            if new_floor is not None or self._floor_unsaved:
+                record += _encode(_FLOOR, max(new_floor or 0, self._floor), 0, b"")
             header_at = len(record)
+            seq = self._next_seq
             record += _encode(_BATCH, seq, len(lines), payload)
-            segment, start = self._write_durably(record)
+            try:
+                segment, start = self._write_durably(record)
+            except OSError as err:
+                self._count_drop(1, len(lines))
+                self.ledger.add(WRITE_FAILURES)
+                self._log_io_error("spool_append_failed_batch_dropped", err, lines=len(lines))
+                return False
+            self._floor_unsaved = False
+            if victims:
+                self._drop_victims(victims)
             self._next_seq += 1
-            self._pending.append(_Entry(seq, segment, start + header_at, size, len(lines)))
+            entry = _Entry(seq, segment, start + header_at, size, len(lines), zlib.crc32(payload))
+            self._pending.append(entry)
             self._pending_bytes += size
-            if dropped_to is not None:
+            if victims:
                 self._remove_dead_segments()
+        self.ledger.save()
+        return True
 
     def peek(self) -> SpoolBatch | None:
-        """The oldest pending batch (it stays pending until :meth:`ack`)."""
-        with self._lock:
-            if not self._pending:
-                return None
-            entry = self._pending[0]
-            payload = self._read_payload(entry)
-        return SpoolBatch(entry.seq, payload.decode("utf-8").split("\n"))
+        """The oldest pending batch (it stays pending until :meth:`ack`).
+
+        A batch whose bytes changed on disk since it was written is dropped and counted in
+        ``corrupt_records``/``corrupt_lines``, and the next one is returned.
+        """
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return None
+                entry = self._pending[0]
+                payload = self._read_payload(entry)
+                if entry.crc is None or zlib.crc32(payload) == entry.crc:
+                    return SpoolBatch(entry.seq, payload.decode("utf-8").split("\n"))
+                self._pending.popleft()
+                self._pending_bytes -= entry.size
+                self._floor = entry.seq
+                self._floor_unsaved = True
+                self.ledger.add(CORRUPT_RECORDS)
+                self.ledger.add(CORRUPT_LINES, entry.nlines)
+                log.error(
+                    "spool_batch_corrupt_dropped",
+                    segment=self._segment_path(entry.segment).name,
+                    offset=entry.offset,
+                    lines=entry.nlines,
+                )
+            self.ledger.save()
 
     def ack(self, batch_id: int) -> bool:
         """Remove the oldest batch durably. Returns False (and does nothing) when that batch
-        is already gone, e.g. dropped for room while it was being sent."""
+        is already gone, e.g. dropped for room while it was being sent.
+
+        The batch leaves the queue even when its floor record cannot be written (full
+        disk): that record goes out with the next one, and until then a restart would
+        replay the batch, which overwrites itself in every store.
+        """
         with self._lock:
             if not self._pending or batch_id < self._pending[0].seq:
                 return False
@@ -169,40 +302,76 @@ class Spool:
             entry = self._pending.popleft()
             self._pending_bytes -= entry.size
             self._floor = entry.seq
-            self._write_durably(_encode(_FLOOR, entry.seq, 0, b""))
+            try:
+                self._write_durably(_encode(_FLOOR, entry.seq, 0, b""))
+                self._floor_unsaved = False
+            except OSError as err:
+                self._floor_unsaved = True
+                self._log_io_error("spool_ack_not_persisted", err, floor=entry.seq)
             self._remove_dead_segments()
             return True
 
     def close(self) -> None:
         with self._lock:
+            if self._floor_unsaved:
+                try:
+                    self._write_durably(_encode(_FLOOR, self._floor, 0, b""))
+                    self._floor_unsaved = False
+                except OSError as err:
+                    self._log_io_error("spool_ack_not_persisted", err, floor=self._floor)
             self._close_active()
+        self.ledger.close()
 
     # --- appending ------------------------------------------------------------------------
 
-    def _make_room(self, size: int) -> int | None:
-        """Drop oldest batches until ``size`` more bytes fit; returns the new floor if any."""
-        new_floor: int | None = None
-        while self._pending and self._pending_bytes + size > self._max_bytes:
-            entry = self._pending.popleft()
-            self._pending_bytes -= entry.size
-            self._count_drop(entry.nlines)
-            new_floor = entry.seq
-        if new_floor is not None:
-            self._floor = new_floor
-            log.warning(
-                "spool_full_dropped_oldest",
-                floor=new_floor,
-                dropped_batches=self.dropped_batches,
-                dropped_lines=self.dropped_lines,
-            )
-        return new_floor
+    def _victims(self, size: int) -> list[_Entry]:
+        """The oldest batches to drop so ``size`` more bytes fit (not dropped yet: only once
+        the record that persists the new floor is on disk)."""
+        victims: list[_Entry] = []
+        total = self._pending_bytes
+        for entry in self._pending:
+            if total + size <= self._max_bytes:
+                break
+            victims.append(entry)
+            total -= entry.size
+        return victims
 
-    def _count_drop(self, nlines: int) -> None:
-        self.dropped_batches += 1
-        self.dropped_lines += nlines
+    def _drop_victims(self, victims: list[_Entry]) -> None:
+        for entry in victims:
+            self._pending.popleft()
+            self._pending_bytes -= entry.size
+        self._floor = max(self._floor, victims[-1].seq)
+        self._count_drop(len(victims), sum(entry.nlines for entry in victims))
+        log.warning(
+            "spool_full_dropped_oldest",
+            floor=self._floor,
+            dropped_batches=self.dropped_batches,
+            dropped_lines=self.dropped_lines,
+        )
+
+    def _count_drop(self, batches: int, nlines: int) -> None:
+        self.ledger.add(DROPPED_BATCHES, batches)
+        self.ledger.add(DROPPED_LINES, nlines)
+
+    def _log_io_error(self, event: str, err: OSError, **fields: object) -> None:
+        # A full disk fails every flush: one warning a minute says it, the ledger counts it.
+        now = time.monotonic()
+        if now - self._last_io_error >= 60.0:
+            self._last_io_error = now
+            log.warning(
+                event,
+                directory=str(self._dir),
+                error=str(err),
+                errno=errno.errorcode.get(err.errno or 0, err.errno),
+                **fields,
+            )
 
     def _write_durably(self, record: bytes) -> tuple[int, int]:
-        """Append ``record`` to the active segment and fsync; returns (segment, offset)."""
+        """Append ``record`` to the active segment and fsync; returns (segment, offset).
+
+        On an I/O error nothing of the record stays: a partial write is cut off again, and a
+        segment created for this record and left empty is removed.
+        """
         if self._active_fd is not None and self._active_size >= self._segment_limit:
             self._close_active()
         if self._active_fd is None:
@@ -213,21 +382,39 @@ class Spool:
             _write_all(self._active_fd, record)
             os.fsync(self._active_fd)
         except OSError:
-            # A partial record would be cut off on the next open; start a fresh segment now
-            # so nothing is ever appended after it.
-            self._close_active()
+            self._undo_partial_write(start)
             raise
         self._active_size += len(record)
         return self._active, start
 
+    def _undo_partial_write(self, start: int) -> None:
+        assert self._active is not None and self._active_fd is not None
+        number = self._active
+        try:
+            os.ftruncate(self._active_fd, start)
+            os.fsync(self._active_fd)
+        except OSError:
+            # Cannot cut it: never append after a partial record (the next open cuts it).
+            self._close_active()
+            return
+        if start == 0:
+            self._close_active()
+            self._unlink([number])
+
     def _open_new_segment(self) -> None:
         number = (self._segments[-1] + 1) if self._segments else 1
         path = self._segment_path(number)
-        self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        self._active_fd = fd
         self._active = number
         self._active_size = 0
         self._segments.append(number)
-        _fsync_dir(self._dir)
+        try:
+            _fsync_dir(self._dir)
+        except OSError:
+            self._close_active()
+            self._unlink([number])
+            raise
 
     def _close_active(self) -> None:
         if self._active_fd is not None:
@@ -259,7 +446,10 @@ class Spool:
         for number in numbers:
             self._segment_path(number).unlink(missing_ok=True)
             self._segments.remove(number)
-        _fsync_dir(self._dir)
+        try:
+            _fsync_dir(self._dir)
+        except OSError as err:
+            self._log_io_error("spool_dir_fsync_failed", err)
 
     # --- reading and recovery -------------------------------------------------------------
 
@@ -267,19 +457,25 @@ class Spool:
         return self._dir / f"segment-{number:012d}.spool"
 
     def _read_payload(self, entry: _Entry) -> bytes:
+        header = _HEADER_V1.size if entry.crc is None else _HEADER.size
         with open(self._segment_path(entry.segment), "rb") as handle:
-            handle.seek(entry.offset + _HEADER.size)
-            return handle.read(entry.size - _HEADER.size)
+            handle.seek(entry.offset + header)
+            return handle.read(entry.size - header)
 
     def _recover(self) -> None:
+        for path in self._dir.iterdir():
+            if _SEGMENT_RE.match(path.name) and path.stat().st_mode & 0o777 != 0o600:
+                os.chmod(path, 0o600)
         numbers = sorted(
             int(m.group(1)) for p in self._dir.iterdir() if (m := _SEGMENT_RE.match(p.name))
         )
         batches: list[_Entry] = []
+        damaged: list[_Damage] = []
+        self._last_scanned_batch = None
         highest = 0
         for number in numbers:
             self._segments.append(number)
-            for kind, seq, entry in self._scan(number):
+            for kind, seq, entry in self._scan(number, damaged):
                 highest = max(highest, seq)
                 if kind == _FLOOR:
                     self._floor = max(self._floor, seq)
@@ -289,35 +485,129 @@ class Spool:
             if entry.seq > self._floor:
                 self._pending.append(entry)
                 self._pending_bytes += entry.size
+        self._count_damage(damaged)
         self._next_seq = highest + 1
         self._remove_dead_segments()
-        if self._pending or self.torn_records:
+        if self._pending or damaged:
             log.info(
                 "spool_recovered",
                 directory=str(self._dir),
                 pending_batches=len(self._pending),
                 pending_bytes=self._pending_bytes,
                 torn_records=self.torn_records,
+                corrupt_records=self.corrupt_records,
+                corrupt_lines=self.corrupt_lines,
             )
 
-    def _scan(self, number: int) -> list[tuple[int, int, _Entry | None]]:
+    def _count_damage(self, damaged: list[_Damage]) -> None:
+        """Lost lines: damaged batches the floor did not already cover. A batch whose header
+        is unreadable has the seq after the batch before it (batch seqs are consecutive);
+        with no batch before it, it is counted unless the floor proves it acknowledged."""
+        for damage in damaged:
+            self.ledger.add(CORRUPT_RECORDS)
+            if damage.kind == _FLOOR or damage.nlines == 0:
+                continue
+            seq = self._floor + 1 if damage.seq is None else damage.seq
+            if seq > self._floor:
+                self.ledger.add(CORRUPT_LINES, damage.nlines)
+
+    def _scan(self, number: int, damaged: list[_Damage]) -> list[tuple[int, int, _Entry | None]]:
         path = self._segment_path(number)
         data = path.read_bytes()
         out: list[tuple[int, int, _Entry | None]] = []
         offset = 0
+        keep: list[tuple[int, int]] = []  # byte ranges of valid records
+        found_damage = False
         while offset < len(data):
-            parsed = _decode_at(data, offset)
-            if parsed is None:
+            record = _decode_at(data, offset)
+            if record is not None:
+                entry = (
+                    _Entry(record.seq, number, offset, record.size, record.nlines, record.crc)
+                    if record.kind == _BATCH
+                    else None
+                )
+                out.append((record.kind, record.seq, entry))
+                keep.append((offset, offset + record.size))
+                if record.kind == _BATCH:
+                    self._last_scanned_batch = record.seq
+                offset += record.size
+                continue
+            resync = _next_valid(data, offset + 1)
+            if resync is None and _is_torn_tail(data, offset):
                 self._cut_torn_tail(path, offset, len(data))
                 break
-            kind, seq, nlines, size = parsed
-            entry = _Entry(seq, number, offset, size, nlines) if kind == _BATCH else None
-            out.append((kind, seq, entry))
-            offset += size
+            end = len(data) if resync is None else resync
+            damage = _describe_damage(data[offset:end], self._last_scanned_batch)
+            if damage.kind == _BATCH and damage.seq is not None:
+                self._last_scanned_batch = damage.seq
+            damaged.append(damage)
+            found_damage = True
+            log.error(
+                "spool_damaged_record_skipped",
+                segment=path.name,
+                offset=offset,
+                bytes_skipped=end - offset,
+                lines=damage.nlines,
+            )
+            offset = end
+        if found_damage:
+            out = self._rewrite_without_damage(number, path, data, keep, out)
         return out
 
+    def _rewrite_without_damage(
+        self,
+        number: int,
+        path: Path,
+        data: bytes,
+        keep: list[tuple[int, int]],
+        records: list[tuple[int, int, _Entry | None]],
+    ) -> list[tuple[int, int, _Entry | None]]:
+        """Copy the segment aside, then replace it by its valid records only (so the damage
+        is counted once, not at every open); returns the records at their new offsets."""
+        self._keep_damaged_copy(path)
+        clean = b"".join(data[a:b] for a, b in keep)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _write_all(fd, clean)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(self._dir)
+        except OSError as err:
+            # No room to rewrite: read it in place (the damage is counted again next open).
+            tmp.unlink(missing_ok=True)
+            log.warning("spool_damaged_segment_not_rewritten", segment=path.name, error=str(err))
+            return records
+        out: list[tuple[int, int, _Entry | None]] = []
+        offset = 0
+        for (a, b), (kind, seq, old) in zip(keep, records, strict=True):
+            moved = (
+                None
+                if old is None
+                else _Entry(old.seq, number, offset, old.size, old.nlines, old.crc)
+            )
+            out.append((kind, seq, moved))
+            offset += b - a
+        return out
+
+    def _keep_damaged_copy(self, path: Path) -> None:
+        aside = self._dir / DAMAGED_DIR
+        try:
+            ensure_private_dir(aside)
+            target = aside / f"{path.name}.{time.time_ns()}"
+            shutil.copyfile(path, target)
+            os.chmod(target, 0o600)
+            copies = sorted(aside.iterdir(), key=lambda p: p.name.rsplit(".", 1)[-1])
+            for old in copies[:-MAX_DAMAGED_COPIES]:
+                old.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("spool_damaged_copy_failed", segment=path.name, error=str(err))
+
     def _cut_torn_tail(self, path: Path, good: int, total: int) -> None:
-        self.torn_records += 1
+        self.ledger.add(TORN_RECORDS)
         log.warning(
             "spool_torn_record_skipped", segment=path.name, offset=good, bytes_cut=total - good
         )
@@ -330,22 +620,88 @@ class Spool:
 
 
 def _encode(kind: int, seq: int, nlines: int, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(struct.pack("<BQII", kind, seq, nlines, len(payload))))
-    return _HEADER.pack(_MAGIC, kind, seq, nlines, len(payload), crc) + payload
+    head = struct.pack("<4sBQIII", _MAGIC, kind, seq, nlines, len(payload), zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
 
 
-def _decode_at(data: bytes, offset: int) -> tuple[int, int, int, int] | None:
-    """(type, seq, nlines, record size) of the record at ``offset``, or None if torn."""
-    if offset + _HEADER.size > len(data):
+def _header_at(data: bytes, offset: int) -> tuple[int, int, int, int, int] | None:
+    """(type, seq, nlines, length, payload_crc) of a valid current-format header."""
+    if offset + _HEADER.size > len(data) or data[offset : offset + 4] != _MAGIC:
         return None
-    magic, kind, seq, nlines, length, crc = _HEADER.unpack_from(data, offset)
+    _, kind, seq, nlines, length, pcrc, hcrc = _HEADER.unpack_from(data, offset)
+    if zlib.crc32(data[offset : offset + _HEADER_CRC_SPAN]) != hcrc:
+        return None
+    if kind not in (_BATCH, _FLOOR):
+        return None
+    return kind, seq, nlines, length, pcrc
+
+
+def _decode_at(data: bytes, offset: int) -> _Record | None:
+    """The valid record at ``offset``, or None (torn, damaged, or not a record start)."""
+    if data[offset : offset + 4] == _MAGIC_V1:
+        return _decode_v1_at(data, offset)
+    header = _header_at(data, offset)
+    if header is None:
+        return None
+    kind, seq, nlines, length, pcrc = header
     end = offset + _HEADER.size + length
-    if magic != _MAGIC or kind not in (_BATCH, _FLOOR) or end > len(data):
+    if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != pcrc:
         return None
-    payload = data[offset + _HEADER.size : end]
+    return _Record(kind, seq, nlines, end - offset, pcrc)
+
+
+def _decode_v1_at(data: bytes, offset: int) -> _Record | None:
+    if offset + _HEADER_V1.size > len(data):
+        return None
+    magic, kind, seq, nlines, length, crc = _HEADER_V1.unpack_from(data, offset)
+    end = offset + _HEADER_V1.size + length
+    if magic != _MAGIC_V1 or kind not in (_BATCH, _FLOOR) or end > len(data):
+        return None
+    payload = data[offset + _HEADER_V1.size : end]
     if zlib.crc32(payload, zlib.crc32(struct.pack("<BQII", kind, seq, nlines, length))) != crc:
         return None
-    return kind, seq, nlines, end - offset
+    return _Record(kind, seq, nlines, end - offset, None)
+
+
+def _next_valid(data: bytes, start: int) -> int | None:
+    """Offset of the next valid record at or after ``start`` (re-synchronisation)."""
+    position = start
+    while True:
+        found = [i for i in (data.find(_MAGIC, position), data.find(_MAGIC_V1, position)) if i >= 0]
+        if not found:
+            return None
+        candidate = min(found)
+        if _decode_at(data, candidate) is not None:
+            return candidate
+        position = candidate + 1
+
+
+def _is_torn_tail(data: bytes, offset: int) -> bool:
+    """True for the prefix of a record a crash cut short: a header too short to check, or a
+    valid header whose payload runs past the end of the file."""
+    if len(data) - offset < _HEADER.size:
+        return True
+    if data[offset : offset + 4] == _MAGIC_V1:
+        length = int(_HEADER_V1.unpack_from(data, offset)[4])
+        return offset + _HEADER_V1.size + length > len(data)
+    header = _header_at(data, offset)
+    return header is not None and offset + _HEADER.size + header[3] > len(data)
+
+
+def _describe_damage(region: bytes, last_batch_seq: int | None) -> _Damage:
+    """What a damaged region held: from its header when that is valid (the header has its
+    own CRC), else from its payload, checked against the payload CRC in the header."""
+    header = _header_at(region, 0)
+    if header is not None:
+        kind, seq, nlines, _, _ = header
+        return _Damage(seq, nlines if kind == _BATCH else 0, kind)
+    guess = None if last_batch_seq is None else last_batch_seq + 1
+    if len(region) <= _HEADER.size:
+        return _Damage(guess, 0, _FLOOR)  # no payload: a floor record
+    # One flipped byte in a header leaves the payload intact (the region ends where the next
+    # valid record starts), so its lines are exactly the payload's.
+    size = _HEADER_V1.size if region[:4] == _MAGIC_V1 else _HEADER.size
+    return _Damage(guess, region[size:].count(b"\n") + 1, _BATCH)
 
 
 def _write_all(fd: int, data: bytes) -> None:

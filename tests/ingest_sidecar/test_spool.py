@@ -115,19 +115,125 @@ def test_torn_last_record_is_skipped_and_counted(tmp_path: Path, cut: int) -> No
     assert _drain(again) == [["a v=1 1"], ["b v=2 2"]]
 
 
-def test_corrupted_record_fails_checksum(tmp_path: Path) -> None:
+def _ten_batches(directory: Path) -> list[list[str]]:
+    batches = [[f"m{i},host=h v={j} {j}" for j in range(i + 1)] for i in range(10)]
+    spool = Spool(str(directory), MiB)
+    for batch in batches:
+        spool.append(batch)
+    spool.close()
+    return batches
+
+
+def _record_span(directory: Path, index: int) -> tuple[int, int]:
+    """Byte range of the ``index``-th record written by :func:`_ten_batches`."""
+    batches = [[f"m{i},host=h v={j} {j}" for j in range(i + 1)] for i in range(10)]
+    start = sum(record_size(b) for b in batches[:index])
+    return start, start + record_size(batches[index])
+
+
+def _flip(segment: Path, offset: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[offset] ^= 0x5A
+    segment.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("victim", [0, 3, 9])
+def test_a_flipped_byte_anywhere_in_a_record_loses_only_that_batch(
+    tmp_path: Path, victim: int
+) -> None:
+    """Every header byte (each field and both CRCs) and payload bytes at both ends and in
+    the middle."""
+    start, end = _record_span(tmp_path, victim)
+    header_end = start + record_size([])
+    for offset in [*range(start, header_end), header_end, (header_end + end) // 2, end - 1]:
+        directory = tmp_path / f"at-{offset}"
+        batches = _ten_batches(directory)
+        (segment,) = _segments(directory)
+        _flip(segment, offset)
+        again = Spool(str(directory), MiB)
+        expected = batches[:victim] + batches[victim + 1 :]
+        assert _drain(again) == expected, f"flip at byte {offset}"
+        assert again.corrupt_records == 1, f"flip at byte {offset}"
+        assert again.corrupt_lines == len(batches[victim]), f"flip at byte {offset}"
+        assert again.torn_records == 0
+        again.close()
+        # Set aside once, counted once: the next open finds a clean segment.
+        assert len(list((directory / "damaged").iterdir())) == 1
+        reopened = Spool(str(directory), MiB)
+        assert reopened.corrupt_lines == len(batches[victim])
+        assert reopened.corrupt_records == 1
+        reopened.close()
+
+
+def test_damage_in_an_acknowledged_batch_loses_nothing(tmp_path: Path) -> None:
     spool = Spool(str(tmp_path), MiB)
-    spool.append(["a v=1 1"])
-    spool.append(["b v=2 2"])
+    spool.append(["a v=1 1", "a v=2 2"])
+    spool.append(["b v=1 1"])
+    first = spool.peek()
+    assert first is not None and spool.ack(first.id)
     spool.close()
     (segment,) = _segments(tmp_path)
-    data = bytearray(segment.read_bytes())
-    data[-2] ^= 0xFF  # flip a payload byte of the last record
-    segment.write_bytes(bytes(data))
+    _flip(segment, 40)  # inside the first (acknowledged) batch's payload
     again = Spool(str(tmp_path), MiB)
-    assert again.torn_records == 1
-    again.append(["c v=3 3"])  # appends after a cut tail are readable on the next open
-    assert _drain(Spool(str(tmp_path), MiB)) == [["a v=1 1"], ["c v=3 3"]]
+    assert again.corrupt_records == 1 and again.corrupt_lines == 0
+    assert _drain(again) == [["b v=1 1"]]
+
+
+def test_damage_found_while_running_drops_only_that_batch(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path), MiB)
+    spool.append(["a v=1 1"])
+    spool.append(["b v=1 1", "b v=2 2"])
+    spool.append(["c v=1 1"])
+    (segment,) = _segments(tmp_path)
+    _flip(segment, record_size(["a v=1 1"]) + record_size(["b v=1 1", "b v=2 2"]) - 3)
+    assert _drain(spool) == [["a v=1 1"], ["c v=1 1"]]
+    assert spool.corrupt_lines == 2
+
+
+def test_previous_format_segments_are_still_read(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def v1(kind: int, seq: int, lines: list[str]) -> bytes:
+        payload = "\n".join(lines).encode()
+        crc = zlib.crc32(
+            payload, zlib.crc32(struct.pack("<BQII", kind, seq, len(lines), len(payload)))
+        )
+        return struct.pack("<4sBQIII", b"MSP1", kind, seq, len(lines), len(payload), crc) + payload
+
+    (tmp_path / "segment-000000000001.spool").write_bytes(
+        v1(1, 1, ["a v=1 1"]) + v1(1, 2, ["b v=1 1"]) + v1(2, 1, [])
+    )
+    spool = Spool(str(tmp_path), MiB)
+    spool.append(["c v=1 1"])
+    assert _drain(spool) == [["b v=1 1"], ["c v=1 1"]]
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        directory = tmp_path / "spool"
+        spool = Spool(str(directory), MiB)
+        spool.append(["a v=1 1"])
+        spool.close()
+    finally:
+        os.umask(old)
+    assert directory.stat().st_mode & 0o777 == 0o700
+    for path in directory.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
+
+
+def test_counters_survive_a_restart(tmp_path: Path) -> None:
+    batch = [f"m,host=h v={i} {i}" for i in range(10)]
+    spool = Spool(str(tmp_path), record_size(batch) * 2)
+    for _ in range(5):
+        spool.append(batch)
+    assert (spool.dropped_batches, spool.dropped_lines) == (3, 30)
+    spool.close()
+    again = Spool(str(tmp_path), record_size(batch) * 2)
+    assert (again.dropped_batches, again.dropped_lines) == (3, 30)
+    again.append(batch)
+    assert again.dropped_lines == 40
 
 
 def test_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
@@ -269,7 +375,6 @@ def test_matches_a_list_model(
         elif op == "reopen":
             spool.close()
             spool = Spool(directory, max_bytes)
-            dropped_batches = dropped_lines = 0  # counters are per process
         assert spool.pending_batches == len(model)
         assert spool.pending_bytes == sum(map(record_size, model)) <= max_bytes
         assert (spool.dropped_batches, spool.dropped_lines) == (dropped_batches, dropped_lines)
