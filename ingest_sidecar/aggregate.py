@@ -34,6 +34,18 @@ cardinality guard refuses a sample that would create a series when ``max_series`
 are held (seen this interval, or a gauge not yet expired); series already held are always
 accepted. A sample whose value is not finite or whose rate is not in (0, 1] is skipped and
 counted, never raised.
+
+Overflow: a sample that would make its series' ``count`` or ``sum`` infinite (``1|c|@1e-320``
+is ``1e320`` requests; two ``1e308`` counters overflow) is refused and counted in
+``nonfinite_samples``; the series keeps every finite sample it had. A timer field that still
+overflows at flush (a sum of huge values) is left out of that point alone, and the series is
+counted in ``nonfinite_series``; its other fields are written.
+
+Types: a name keeps the metric type it was first seen with (:class:`KindRegistry`, shared by
+the intervals of one sidecar, bounded). A sample of another type under the same series key
+(``requests:1|s`` after ``requests:1|c``) is refused and counted in ``type_clash_samples``,
+because both would write the same ``count`` field of the same point and one would
+overwrite the other.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -89,6 +101,48 @@ class FlushResult:
     """Series left out because an aggregate overflowed to inf (e.g. ``1e308 / 0.01``)."""
     expired_gauges: int = 0
     """Gauges dropped and forgotten at this flush."""
+    nonfinite_samples: int = 0
+    """Samples refused because they would have made an aggregate infinite."""
+    type_clash_samples: int = 0
+    """Samples refused because their series key already carries another metric type."""
+
+
+_KIND_FAMILY: dict[MetricKind, MetricKind] = {
+    MetricKind.COUNTER: MetricKind.COUNTER,
+    MetricKind.TIMER: MetricKind.TIMER,
+    MetricKind.HISTOGRAM: MetricKind.TIMER,  # aggregated alike: the same fields
+    MetricKind.GAUGE: MetricKind.GAUGE,
+    MetricKind.SET: MetricKind.SET,
+}
+
+
+class KindRegistry:
+    """The metric type each series key was first seen with; an LRU of ``capacity`` keys.
+
+    Consulted once per series per interval (when the series first appears in it), so the
+    LRU upkeep stays off the per-sample path.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self._capacity = capacity
+        self._kinds: OrderedDict[SeriesKey, MetricKind] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def claim(self, key: SeriesKey, kind: MetricKind) -> bool:
+        """True when ``key`` may hold ``kind`` (first seen, or seen with that type)."""
+        family = _KIND_FAMILY[kind]
+        known = self._kinds.get(key)
+        if known is None:
+            self._kinds[key] = family
+            if len(self._kinds) > self._capacity:
+                self._kinds.popitem(last=False)
+            return True
+        self._kinds.move_to_end(key)
+        return known is family
 
 
 class _Counter:
@@ -135,9 +189,11 @@ class _Overflow:
 class _Timer:
     """Raw samples grouped by sample rate (one group in practice: Linkerd uses one rate)."""
 
-    __slots__ = ("groups", "kept", "overflow", "reservoir")
+    __slots__ = ("groups", "kept", "overflow", "reservoir", "weight", "weighted")
 
     def __init__(self) -> None:
+        self.weight = 0.0  # running count and sum: a sample that would overflow is refused
+        self.weighted = 0.0
         self.groups: dict[float, list[float]] = {}
         self.kept = 0
         self.overflow: _Overflow | None = None
@@ -158,6 +214,8 @@ class _Timer:
 class _TimerStats:
     fields: dict[str, FieldValue]
     buckets: dict[int, float]
+    left_out: bool
+    """True when a field overflowed and was left out."""
 
 
 class IntervalAggregator:
@@ -170,6 +228,7 @@ class IntervalAggregator:
         gauge_expiry_intervals: int = 3,
         max_samples_per_series: int = 10_000,
         seed: int = 0,
+        kinds: KindRegistry | None = None,
     ) -> None:
         if max_series < 0:
             raise ValueError(f"max_series must be >= 0, got {max_series}")
@@ -191,6 +250,9 @@ class IntervalAggregator:
         self._rejected_samples = 0
         self._rejected_keys: set[SeriesKey] = set()
         self._invalid_samples = 0
+        self._nonfinite_samples = 0
+        self._type_clash_samples = 0
+        self._kinds = kinds if kinds is not None else KindRegistry(max(2 * max_series, 1024))
 
     @property
     def held_series(self) -> int:
@@ -212,20 +274,25 @@ class IntervalAggregator:
             self._invalid_samples += 1
             return False
         if kind is _COUNTER:
+            scaled = value / rate
             counter = self._counters.get(key)
+            total = scaled if counter is None else counter.count + scaled
+            if not _isfinite(total):
+                self._nonfinite_samples += 1
+                return False
             if counter is None:
-                if not self._admit(key):
+                if not self._admit(key, kind):
                     return False
                 counter = self._counters[key] = _Counter()
-            counter.count += value / rate
+            counter.count = total
             counter.samples += 1
             return True
         if kind is _TIMER or kind is _HISTOGRAM:
-            return self._add_timer(key, value, rate)
+            return self._add_timer(key, kind, value, rate)
         if kind is _GAUGE:
             gauge = self._gauges.get(key)
             if gauge is None:
-                if not self._admit(key):
+                if not self._admit(key, kind):
                     return False
                 self._gauges[key] = _Gauge(value)
             else:
@@ -237,18 +304,26 @@ class IntervalAggregator:
             return self.add(key, MetricKind(kind), value, rate, set_member)
         members = self._sets.get(key)
         if members is None:
-            if not self._admit(key):
+            if not self._admit(key, kind):
                 return False
             members = self._sets[key] = set()
         members.add(set_member if set_member is not None else value)
         return True
 
-    def _add_timer(self, key: SeriesKey, value: float, rate: float) -> bool:
+    def _add_timer(self, key: SeriesKey, kind: MetricKind, value: float, rate: float) -> bool:
+        weight = 1.0 / rate
         timer = self._timers.get(key)
+        count = weight if timer is None else timer.weight + weight
+        total = value * weight if timer is None else timer.weighted + value * weight
+        if not (_isfinite(count) and _isfinite(total)):
+            self._nonfinite_samples += 1
+            return False
         if timer is None:
-            if not self._admit(key):
+            if not self._admit(key, kind):
                 return False
             timer = self._timers[key] = _Timer()
+        timer.weight = count
+        timer.weighted = total
         if timer.kept < self._max_samples:
             group = timer.groups.get(rate)
             if group is None:
@@ -265,7 +340,10 @@ class IntervalAggregator:
             timer.reservoir[slot] = value
         return True
 
-    def _admit(self, key: SeriesKey) -> bool:
+    def _admit(self, key: SeriesKey, kind: MetricKind) -> bool:
+        if not self._kinds.claim(key, kind):
+            self._type_clash_samples += 1
+            return False
         if self._held < self._max_series:
             self._held += 1
             return True
@@ -280,18 +358,17 @@ class IntervalAggregator:
         series = 0
         nonfinite = 0
         for key, counter in self._counters.items():
-            count = float(counter.count)
-            fields: dict[str, FieldValue] = {"count": count, "samples": counter.samples}
-            if _isfinite(count):
-                points.append(_point(key.measurement, _tags(key, host), fields, interval_start_ms))
-                series += 1
-            else:
-                nonfinite += 1
+            # Finite by construction: add() refuses a sample that would overflow it.
+            fields: dict[str, FieldValue] = {
+                "count": float(counter.count),
+                "samples": counter.samples,
+            }
+            points.append(_point(key.measurement, _tags(key, host), fields, interval_start_ms))
+            series += 1
         for key, timer in self._timers.items():
             stats = _timer_stats(timer)
-            if stats is None:
+            if stats.left_out:
                 nonfinite += 1
-                continue
             tags = _tags(key, host)
             points.append(_point(key.measurement, tags, stats.fields, interval_start_ms))
             points.extend(_bucket_points(key.measurement, tags, stats.buckets, interval_start_ms))
@@ -310,6 +387,8 @@ class IntervalAggregator:
             invalid_samples=self._invalid_samples,
             nonfinite_series=nonfinite,
             expired_gauges=expired,
+            nonfinite_samples=self._nonfinite_samples,
+            type_clash_samples=self._type_clash_samples,
         )
         self._reset_interval()
         return result
@@ -332,6 +411,8 @@ class IntervalAggregator:
         self._rejected_samples = 0
         self._rejected_keys = set()
         self._invalid_samples = 0
+        self._nonfinite_samples = 0
+        self._type_clash_samples = 0
 
 
 def _tags(key: SeriesKey, host: str) -> Tags:
@@ -359,8 +440,8 @@ def _bucket_points(measurement: str, tags: Tags, buckets: dict[int, float], ts: 
     ]
 
 
-def _timer_stats(timer: _Timer) -> _TimerStats | None:
-    """Fields and bucket counts of one timer; None when an aggregate is not finite."""
+def _timer_stats(timer: _Timer) -> _TimerStats:
+    """Fields and bucket counts of one timer; a field that is not finite is left out."""
     acc = timer.overflow
     if acc is not None:
         values = sorted(timer.reservoir)
@@ -378,9 +459,8 @@ def _timer_stats(timer: _Timer) -> _TimerStats | None:
     numbers["mean"] = total / count
     for name, q in PERCENTILES:
         numbers[name] = float(percentile_linear(values, q))
-    if not all(_isfinite(v) for v in numbers.values()):
-        return None
-    return _TimerStats(dict(numbers), buckets)
+    kept: dict[str, FieldValue] = {k: v for k, v in numbers.items() if _isfinite(v)}
+    return _TimerStats(kept, buckets, len(kept) < len(numbers))
 
 
 def _fsum(values: Iterable[float]) -> float:
@@ -407,5 +487,8 @@ def percentile_linear(sorted_values: list[float], q: float) -> float:
     high = min(low + 1, len(sorted_values) - 1)
     a, b = sorted_values[low], sorted_values[high]
     t = position - low
+    span = b - a
+    if not _isfinite(span):  # e.g. -1e308 .. 1e308: the difference overflows, the blend cannot
+        return a * (1.0 - t) + b * t
     # numpy's two-sided lerp: exact at both ends and monotone in t.
-    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+    return a + span * t if t < 0.5 else b - span * (1.0 - t)

@@ -15,7 +15,9 @@ from ingest_sidecar.aggregate import (
     PERCENTILES,
     FlushResult,
     IntervalAggregator,
+    KindRegistry,
     align_interval,
+    percentile_linear,
 )
 from ingest_sidecar.model import MetricKind, SeriesKey
 from meshalert.histogram import (
@@ -459,18 +461,140 @@ def test_unusable_samples_are_skipped_and_counted(
     assert agg.flush(T0 + 1, HOST).invalid_samples == 0
 
 
-def test_aggregates_overflowing_to_infinity_drop_only_that_series() -> None:
+def test_an_overflowing_sample_is_refused_and_the_real_requests_kept() -> None:
+    """``requests:1|c|@1e-320`` (1e320 requests) amid 100 real ones: the 100 stay."""
     agg = IntervalAggregator()
-    agg.add(REQUESTS, MetricKind.COUNTER, 1e308, 0.001)
-    agg.add(LATENCY, MetricKind.TIMER, 1e308)
-    agg.add(LATENCY, MetricKind.TIMER, 1e308)
-    ok = SeriesKey("linkerd_ok", ())
-    agg.add(ok, MetricKind.COUNTER, 1)
+    for _ in range(100):
+        assert agg.add(REQUESTS, MetricKind.COUNTER, 1.0)
+    assert not agg.add(REQUESTS, MetricKind.COUNTER, 1.0, 1e-320)
     result = agg.flush(T0, HOST)
-    assert result.nonfinite_series == 2
-    assert [p.measurement for p in result.points] == ["linkerd_ok"]
+    fields = only_point(result, REQUESTS.measurement).field_dict()
+    assert fields == {"count": 100.0, "samples": 100}
+    assert result.nonfinite_samples == 1 and result.nonfinite_series == 0
+
+
+def test_two_huge_counter_lines_keep_the_first_and_count_the_second() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    assert not agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    assert agg.add(REQUESTS, MetricKind.COUNTER, 5.0)
+    result = agg.flush(T0, HOST)
+    assert only_point(result, REQUESTS.measurement).field_dict()["count"] == 1e308 + 5.0
+    assert result.nonfinite_samples == 1
+
+
+def test_timer_overflow_keeps_the_finite_fields_and_reports_the_series() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(LATENCY, MetricKind.TIMER, 1e308)
+    assert not agg.add(LATENCY, MetricKind.TIMER, 1e308)  # sum would overflow
+    assert agg.add(LATENCY, MetricKind.TIMER, -1e308)
+    assert agg.add(LATENCY, MetricKind.TIMER, 1e308)  # sum back to 1e308: fine
+    result = agg.flush(T0, HOST)
+    fields = only_point(result, LATENCY.measurement).field_dict()
+    assert fields["count"] == 3.0 and fields["max"] == 1e308 and fields["min"] == -1e308
+    assert all(math.isfinite(v) for v in fields.values())  # type: ignore[arg-type]
+    assert result.nonfinite_samples == 1
     for point in result.points:
         encode(point)
+
+
+def test_timer_spanning_the_whole_float_range_stays_finite() -> None:
+    agg = IntervalAggregator()
+    # Percentiles between -1.7e308 and 1.7e308: their difference overflows, the blend not.
+    for value in (1.7e308, -1.7e308, 1.7e308):
+        agg.add(LATENCY, MetricKind.TIMER, value)
+    result = agg.flush(T0, HOST)
+    fields = only_point(result, LATENCY.measurement).field_dict()
+    assert fields["count"] == 3.0
+    assert all(math.isfinite(v) for v in fields.values())  # type: ignore[arg-type]
+    assert fields["p50"] == 1.7e308 and fields["p90"] == 1.7e308
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.floats(min_value=1e-320, max_value=1.0, exclude_min=False),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_finite_samples_give_finite_encodable_points_and_count_what_is_refused(
+    samples: list[tuple[float, float]],
+) -> None:
+    """Whatever finite values and rates arrive, every point is finite and encodable, and
+    every sample is either aggregated or counted."""
+    agg = IntervalAggregator()
+    kept_counter = kept_timer = 0
+    for value, rate in samples:
+        kept_counter += agg.add(REQUESTS, MetricKind.COUNTER, value, rate)
+        kept_timer += agg.add(LATENCY, MetricKind.TIMER, value, rate)
+    result = agg.flush(T0, HOST)
+    assert kept_counter + kept_timer + result.nonfinite_samples == 2 * len(samples)
+    for point in result.points:
+        encode(point)
+        for name, value in point.fields:
+            assert math.isfinite(value), (point.measurement, name)  # type: ignore[arg-type]
+    if kept_counter:
+        assert only_point(result, REQUESTS.measurement).field_dict()["samples"] == kept_counter
+    if kept_timer:
+        timer = only_point(result, LATENCY.measurement).field_dict()
+        assert timer["min"] <= timer["max"]  # type: ignore[operator]
+        for name, _ in PERCENTILES:
+            if name in timer:
+                assert timer["min"] <= timer[name] <= timer["max"]  # type: ignore[operator]
+
+
+@FAST
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=30),
+    st.floats(0, 100),
+)
+def test_percentile_is_finite_and_within_the_range(values: list[float], q: float) -> None:
+    ordered = sorted(values)
+    p = percentile_linear(ordered, q)
+    assert math.isfinite(p) and ordered[0] <= p <= ordered[-1]
+
+
+@pytest.mark.parametrize("other", [MetricKind.SET, MetricKind.TIMER, MetricKind.GAUGE])
+def test_another_type_under_a_counters_name_is_refused_not_merged(other: MetricKind) -> None:
+    agg = IntervalAggregator()
+    for _ in range(100):
+        agg.add(REQUESTS, MetricKind.COUNTER, 1.0)
+    assert not agg.add(REQUESTS, other, 7.0, set_member="x" if other is MetricKind.SET else None)
+    result = agg.flush(T0, HOST)
+    assert only_point(result, REQUESTS.measurement).field_dict() == {"count": 100.0, "samples": 100}
+    assert result.type_clash_samples == 1
+
+
+def test_the_first_type_seen_keeps_the_name_across_intervals() -> None:
+    kinds = KindRegistry(100)
+    first = IntervalAggregator(kinds=kinds)
+    first.add(REQUESTS, MetricKind.COUNTER, 1.0)
+    first.flush(T0, HOST)
+    # A later interval where the set line arrives before the real counter.
+    later = IntervalAggregator(kinds=kinds)
+    assert not later.add(REQUESTS, MetricKind.SET, 0.0, set_member="evil")
+    assert later.add(REQUESTS, MetricKind.COUNTER, 3.0)
+    result = later.flush(T0 + 10_000, HOST)
+    assert only_point(result, REQUESTS.measurement).field_dict()["count"] == 3.0
+    assert result.type_clash_samples == 1
+
+
+def test_histogram_and_timer_share_a_name() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(LATENCY, MetricKind.TIMER, 5.0)
+    assert agg.add(LATENCY, MetricKind.HISTOGRAM, 7.0)
+    assert agg.flush(T0, HOST).type_clash_samples == 0
+
+
+def test_kind_registry_is_bounded() -> None:
+    kinds = KindRegistry(10)
+    for i in range(1000):
+        kinds.claim(SeriesKey(f"m{i}", ()), MetricKind.COUNTER)
+    assert len(kinds) == 10
 
 
 def test_plain_string_kind_is_normalised() -> None:
