@@ -58,7 +58,8 @@ class Flusher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
         self._last_ingest = IngestCounts()
-        self._last_writer = WriterCounts()
+        # Writer counts are cumulative across restarts: the first interval's share starts here.
+        self._last_writer: WriterCounts = writer.counts()
         self._last_write_s = 0.0
         self._current_start = align_interval(clock_ms(), interval_ms)
         self.flushes = 0
@@ -101,13 +102,33 @@ class Flusher:
         carried = self._carry.carry(result.points, interval_start_ms)
         writer_now = self._writer.counts()
         write_s = self._writer.write_seconds()
+        ingest = ingest_now.minus(self._last_ingest)
+        ledger = self._writer.ledger
+        ledger.add_all(
+            {
+                "received": ingest.datagrams,
+                "lines": ingest.lines,
+                "parsed": ingest.parsed,
+                "bad": ingest.bad_total,
+                "rejected_samples": result.rejected_samples,
+                "invalid_samples": result.invalid_samples,
+                "nonfinite_samples": result.nonfinite_samples,
+                "type_clash_samples": result.type_clash_samples,
+                "nonfinite_series": result.nonfinite_series,
+            }
+        )
+        ledger.save()
         health = IntervalHealth(
-            ingest=ingest_now.minus(self._last_ingest),
+            ingest=ingest,
             writer=writer_now.minus(self._last_writer),
             series=result.series + len(carried.points),
             rejected_series=result.rejected_series,
             rejected_samples=result.rejected_samples,
             invalid_samples=result.invalid_samples,
+            nonfinite_samples=result.nonfinite_samples,
+            type_clash_samples=result.type_clash_samples,
+            nonfinite_series=result.nonfinite_series,
+            totals=ledger.snapshot(),
         )
         points = [*result.points, *carried.points]
         points.append(health_point(health, interval_start_ms, self._host))
@@ -151,7 +172,8 @@ def _log_flush(
         write_errors=writer.write_errors,
         spooled_batches=writer.spool_batches,
         spool_bytes=writer.spool_bytes,
-        dropped=health.rejected_samples + health.invalid_samples + writer.spool_dropped_lines,
+        dropped=health.dropped,
+        nonfinite_series=health.nonfinite_series,
         dead_letter_lines=writer.dead_letter_lines,
         write_latency_ms=round(write_ms, 1),
         flush_ms=round(took_s * 1000.0, 1),

@@ -27,6 +27,7 @@ ENV_NAMES: Mapping[str, str] = {
     "influxdb_password": "MESHALERT_INFLUXDB_PASSWORD",
     "spool_dir": "MESHALERT_SPOOL_DIR",
     "spool_max_bytes": "MESHALERT_SPOOL_MAX_BYTES",
+    "dead_letter_max_bytes": "MESHALERT_DEAD_LETTER_MAX_BYTES",
     "host": "MESHALERT_HOST",
     "max_series": "MESHALERT_MAX_SERIES",
     "service_depth": "MESHALERT_SERVICE_DEPTH",
@@ -142,7 +143,10 @@ class SidecarSettings(BaseModel):
     influxdb_username: SecretStr | None = None
     influxdb_password: SecretStr | None = None
     spool_dir: str = "./meshalert-spool"
-    spool_max_bytes: Annotated[str, AfterValidator(_check_spool_size)] = "512MiB"
+    # With the spool directory's other files (see disk_budget_bytes) this stays well below
+    # the DaemonSet's 512Mi emptyDir sizeLimit: the kubelet evicts a pod that exceeds it.
+    spool_max_bytes: Annotated[str, AfterValidator(_check_spool_size)] = "320MiB"
+    dead_letter_max_bytes: Annotated[str, AfterValidator(_check_spool_size)] = "32MiB"
     host: str = Field(default_factory=socket.gethostname, min_length=1)
     max_series: int = Field(default=100_000, ge=1)
     service_depth: Annotated[str, AfterValidator(_check_depths)] = ""
@@ -173,6 +177,25 @@ class SidecarSettings(BaseModel):
     @property
     def spool_max_bytes_value(self) -> int:
         return parse_size_bytes(self.spool_max_bytes)
+
+    @property
+    def dead_letter_max_bytes_value(self) -> int:
+        return parse_size_bytes(self.dead_letter_max_bytes)
+
+    def disk_budget_bytes(self) -> int:
+        """Most bytes the spool directory can hold: pending batches, one segment of
+        acknowledged records plus one record of rotation overshoot (at most a segment's
+        worth at the default batch size), the dead-letter files, the damaged-segment copies
+        and the small ledger and lock files."""
+        from ingest_sidecar.spool import MAX_DAMAGED_COPIES, MAX_SEGMENT_BYTES
+
+        return (
+            self.spool_max_bytes_value
+            + 2 * MAX_SEGMENT_BYTES
+            + self.dead_letter_max_bytes_value
+            + MAX_DAMAGED_COPIES * MAX_SEGMENT_BYTES
+            + 64 * 1024
+        )
 
     @property
     def service_depths(self) -> dict[str, int]:

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import structlog
 
-from ingest_sidecar.aggregate import IntervalAggregator
+from ingest_sidecar.aggregate import IntervalAggregator, KindRegistry
 from ingest_sidecar.ingest import IngestCore, IngestCounts
 from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.pipeline import Flusher
 from ingest_sidecar.receiver import DEFAULT_RCVBUF, UdpReceiver, granted_rcvbuf, open_udp_socket
 from ingest_sidecar.self_metrics import WriterCounts
 from ingest_sidecar.settings import SidecarSettings
-from ingest_sidecar.spool import Spool
+from ingest_sidecar.spool import Spool, ensure_private_dir
 from ingest_sidecar.store_writer import SpoolingWriter
 from meshalert.stores.protocols import LineWriter
 from meshalert.stores.writer_factory import open_writer
@@ -104,12 +104,18 @@ class Sidecar:
             replay = self._spool.pending_batches
             self._store = self._given_writer or open_writer(s.store)
             self._writer = SpoolingWriter(
-                self._spool, self._store, backoff_max_s=self._backoff_max_s
+                self._spool,
+                self._store,
+                backoff_max_s=self._backoff_max_s,
+                dead_letter_max_bytes=s.dead_letter_max_bytes_value,
             )
             mapper = NameMapper(
                 s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
             )
-            self._core = IngestCore(mapper, lambda: IntervalAggregator(max_series=s.max_series))
+            kinds = KindRegistry(2 * s.max_series)
+            self._core = IngestCore(
+                mapper, lambda: IntervalAggregator(max_series=s.max_series, kinds=kinds)
+            )
             host, port = s.listen
             sock = open_udp_socket(host, port, self._rcvbuf)
         except BaseException:
@@ -177,7 +183,7 @@ class Sidecar:
 def _lock_directory(directory: Path) -> int:
     """Hold an exclusive flock on the spool directory (released by the kernel on any exit,
     kill -9 included), so two sidecars never share one spool."""
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(directory)
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode, urlsplit
 
 from meshalert.store_url import InfluxDB1Store
+from meshalert.stores.partial_write import rejected_indices
 from meshalert.stores.protocols import LineWriter, StoreWriteError
 
 _GZIP_LEVEL = 1  # line protocol compresses well even at the cheapest level
@@ -61,7 +62,7 @@ class InfluxDB1Writer(LineWriter):
         status, text, _ = self._request("POST", self._write_path, body, headers)
         if 200 <= status < 300:
             return
-        raise self._error_for(status, text)
+        raise self._error_for(status, text, lines)
 
     def ping(self) -> str:
         """The server's version (``X-Influxdb-Version``); raises StoreWriteError if unreachable."""
@@ -126,11 +127,15 @@ class InfluxDB1Writer(LineWriter):
             f"{self._where()} {kind}: {type(err).__name__}: {err}", retryable=True
         )
 
-    def _error_for(self, status: int, text: str) -> StoreWriteError:
+    def _error_for(self, status: int, text: str, lines: Sequence[str] = ()) -> StoreWriteError:
         detail = _influx_error_text(text)
         where = self._where()
         if status == 400:
-            return StoreWriteError(f"{where} rejected the batch (400): {detail}", retryable=False)
+            return StoreWriteError(
+                f"{where} rejected the batch (400): {detail}",
+                retryable=False,
+                rejected=rejected_indices(lines, text),
+            )
         if status in (401, 403):
             user = self._config.username or "(none)"
             return StoreWriteError(

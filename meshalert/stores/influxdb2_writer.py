@@ -20,6 +20,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 
 from meshalert.store_url import InfluxDB2Store
 from meshalert.stores.influxdb1_writer import retryable_status, shorten_error_text
+from meshalert.stores.partial_write import rejected_indices
 from meshalert.stores.protocols import LineWriter, StoreWriteError
 
 # The library declares the constant as ``str`` while its signature asks for WritePrecision.
@@ -51,7 +52,8 @@ class InfluxDB2Writer(LineWriter):
         return f"InfluxDB2Writer({self._config!r})"
 
     def write(self, lines: Sequence[str]) -> None:
-        records = [line for line in lines if line.strip()]
+        kept = [i for i, line in enumerate(lines) if line.strip()]
+        records = [lines[i] for i in kept]
         if not records:
             return
         try:
@@ -63,7 +65,11 @@ class InfluxDB2Writer(LineWriter):
                     write_precision=_PRECISION_MS,
                 )
         except InfluxDBError as err:
-            raise self._api_error(err) from err
+            error = self._api_error(err)
+            if not error.retryable:
+                named = rejected_indices(records, _body_text(err) or (err.message or ""))
+                error.rejected = tuple(kept[i] for i in named)
+            raise error from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             kind = "timed out" if _is_timeout(err) else "unreachable"
             raise StoreWriteError(
@@ -86,8 +92,10 @@ class InfluxDB2Writer(LineWriter):
         where = self._where()
         if status is None:
             return StoreWriteError(f"{where}: {detail}", retryable=True)
-        if status == 400:
-            return StoreWriteError(f"{where} rejected the batch (400): {detail}", retryable=False)
+        if status in (400, 422):  # 422: InfluxDB 2.x's partial write
+            return StoreWriteError(
+                f"{where} rejected the batch ({status}): {detail}", retryable=False
+            )
         if status in (401, 403):
             return StoreWriteError(
                 f"{where} refused the token ({status}): {detail}; check "

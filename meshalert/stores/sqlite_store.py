@@ -296,6 +296,7 @@ def _decode_batch(lines: Sequence[str]) -> list[_Decoded]:
             raise StoreWriteError(
                 f"line {index} rejected, batch not written: {err} (line: {shown!r})",
                 retryable=False,
+                rejected=(index,),
             ) from err
         out.append(_Decoded((point.measurement, tagset_of(point.tags)), point))
     return out

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from ingest_sidecar.settings import SettingsError, SidecarSettings, parse_listen, parse_size_bytes
 
@@ -11,7 +14,8 @@ def test_defaults() -> None:
     assert s.flush_interval_ms == 10_000
     assert s.statsd_prefix == "linkerd"
     assert s.store_url == "sqlite:///./meshalert.db"
-    assert s.spool_max_bytes_value == 512 * 1024 * 1024
+    assert s.spool_max_bytes_value == 320 * 1024 * 1024
+    assert s.dead_letter_max_bytes_value == 32 * 1024 * 1024
     assert s.host and s.write_batch_lines == 5000
 
 
@@ -69,3 +73,33 @@ def test_secret_never_in_errors() -> None:
 def test_parsers() -> None:
     assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
     assert parse_size_bytes("512MiB") == parse_size_bytes("512M") == 512 * 1024**2
+
+
+_K8S_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "k": 1000, "M": 1000**2, "G": 1000**3}
+
+
+def _k8s_bytes(quantity: str) -> int:
+    for suffix, factor in _K8S_UNITS.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
+def test_spool_directory_fits_the_daemonsets_empty_dir_with_room_to_spare() -> None:
+    """The kubelet evicts a pod whose emptyDir exceeds its sizeLimit: everything the sidecar
+    may keep in the spool directory (with the manifest's own settings) stays below 90 % of it."""
+    manifest = Path(__file__).resolve().parents[2] / "infra" / "k8s" / "daemonset.yaml"
+    daemonset = next(
+        d for d in yaml.safe_load_all(manifest.read_text()) if d and d["kind"] == "DaemonSet"
+    )
+    pod = daemonset["spec"]["template"]["spec"]
+    (container,) = [c for c in pod["containers"] if c["name"] == "meshalert-sidecar"]
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    (mount,) = [
+        m for m in container["volumeMounts"] if m["mountPath"] == env["MESHALERT_SPOOL_DIR"]
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    limit = _k8s_bytes(volume["emptyDir"]["sizeLimit"])
+    settings = SidecarSettings.from_env(env)
+    assert settings.spool_max_bytes_value < limit
+    assert settings.disk_budget_bytes() <= 0.9 * limit, (settings.disk_budget_bytes(), limit)

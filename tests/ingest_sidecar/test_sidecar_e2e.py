@@ -197,7 +197,8 @@ def test_influxdb2_requests(tmp_path: Path, http_server: RecordingHttpServer) ->
 def test_non_retryable_rejection_goes_to_dead_letter(
     tmp_path: Path, http_server: RecordingHttpServer
 ) -> None:
-    http_server.respond(400, '{"code":"invalid","message":"unable to parse \'bad line\'"}')
+    # Refuses every write and never says which line: every line ends up dead-lettered.
+    http_server.set_default(400, '{"code":"invalid","message":"unable to parse \'bad line\'"}')
     url = f"influxdb2://127.0.0.1:{http_server.port}?org=acme&bucket=mesh"
     sidecar = Sidecar(_settings(tmp_path, url, influxdb_token="tok-secret-123"))
     sidecar.start()
