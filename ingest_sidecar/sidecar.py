@@ -162,6 +162,7 @@ class Sidecar:
             "sidecar_stopped",
             spool_batches_left=self.spool.pending_batches,
             drained=drained,
+            totals=self.spool.ledger.snapshot(),
             receiver_failed=str(self._receiver.failed) if self._receiver.failed else None,
         )
         self._release()

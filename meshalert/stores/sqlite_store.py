@@ -13,6 +13,7 @@ does.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -66,12 +67,24 @@ def open_database(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only=ON")
         return conn
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(path))
     conn = sqlite3.connect(
         path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     _create_or_migrate(conn)
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the store file 0600 whatever the umask (it holds the service topology); SQLite
+    gives its -wal and -shm files the main file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 _PRAGMAS = tuple(s for s in DDL if s.startswith("PRAGMA") and "user_version" not in s)

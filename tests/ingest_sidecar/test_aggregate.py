@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest_sidecar.aggregate import (
@@ -548,6 +548,7 @@ def test_any_finite_samples_give_finite_encodable_points_and_count_what_is_refus
 
 
 @FAST
+@example([-1.7e308, 1.7e308], 50.0)
 @given(
     st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=30),
     st.floats(0, 100),

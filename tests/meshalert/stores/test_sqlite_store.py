@@ -240,3 +240,20 @@ def test_prune_in_chunks_removes_exactly_the_old_points_and_orphan_series(tmp_pa
     (rolled,) = conn.execute("SELECT sum(sum) FROM rollup_1m").fetchone()
     assert rolled == 2.0 * 29
     writer.close()
+
+
+def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "sub" / "m.db"
+    old = os.umask(0)
+    try:
+        writer = SqliteWriter.open(str(path))
+        writer.write(["m,host=a v=1 1000"])
+        modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+        writer.close()
+    finally:
+        os.umask(old)
+    assert modes["m.db"] == 0o600
+    assert {name for name in modes} >= {"m.db", "m.db-wal"}
+    assert set(modes.values()) == {0o600}, modes
