@@ -30,10 +30,16 @@ def is_gauge_point(point: Point) -> bool:
 
 
 class GaugeCarry:
-    def __init__(self, expiry_intervals: int = 3) -> None:
+    def __init__(self, expiry_intervals: int = 3, max_held: int | None = None) -> None:
+        """``max_held`` bounds the gauges remembered: beyond it the longest unseen are
+        forgotten first (counted as expired), so new names every interval cannot pile up
+        ``expiry_intervals`` times the cardinality guard's limit."""
         if expiry_intervals < 1:
             raise ValueError(f"expiry_intervals must be >= 1, got {expiry_intervals}")
+        if max_held is not None and max_held < 1:
+            raise ValueError(f"max_held must be >= 1, got {max_held}")
         self._expiry = expiry_intervals
+        self._max_held = max_held
         self._last: dict[_GaugeKey, tuple[float, int]] = {}  # key -> (value, unseen intervals)
 
     @property
@@ -60,4 +66,12 @@ class GaugeCarry:
                 continue
             self._last[key] = (value, unseen)
             carried.append(Point(key[0], key[1], (("value", value),), interval_start_ms))
+        if self._max_held is not None and len(self._last) > self._max_held:
+            excess = len(self._last) - self._max_held
+            stale = sorted(self._last.items(), key=lambda item: -item[1][1])[:excess]
+            for key, _ in stale:
+                del self._last[key]
+            gone = {key for key, _ in stale}
+            carried = [p for p in carried if (p.measurement, p.tags) not in gone]
+            expired += excess
         return CarryResult(carried, expired)

@@ -46,6 +46,7 @@ class Flusher:
         host: str,
         batch_lines: int,
         gauge_expiry_intervals: int = 3,
+        max_gauges: int | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._core = core
@@ -53,7 +54,7 @@ class Flusher:
         self._interval_ms = interval_ms
         self._host = host
         self._batch_lines = batch_lines
-        self._carry = GaugeCarry(gauge_expiry_intervals)
+        self._carry = GaugeCarry(gauge_expiry_intervals, max_held=max_gauges)
         self._clock_ms = clock_ms
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)

@@ -102,7 +102,7 @@ class Sidecar:
         try:
             self._spool = Spool(s.spool_dir, s.spool_max_bytes_value)
             replay = self._spool.pending_batches
-            self._store = self._given_writer or open_writer(s.store)
+            self._store = self._given_writer or open_writer(s.store, max_series=s.max_series)
             self._writer = SpoolingWriter(
                 self._spool,
                 self._store,
@@ -112,7 +112,7 @@ class Sidecar:
             mapper = NameMapper(
                 s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
             )
-            kinds = KindRegistry(2 * s.max_series)
+            kinds = KindRegistry(s.max_series)
             self._core = IngestCore(
                 mapper, lambda: IntervalAggregator(max_series=s.max_series, kinds=kinds)
             )
@@ -129,6 +129,7 @@ class Sidecar:
             interval_ms=s.flush_interval_ms,
             host=s.host,
             batch_lines=s.write_batch_lines,
+            max_gauges=s.max_series,
         )
         self._writer.start()  # replays the previous run's spool before anything new
         self._receiver.start()

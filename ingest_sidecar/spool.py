@@ -3,12 +3,14 @@
 Layout: ``segment-<n>.spool`` files in one directory (mode 0700, files 0600 whatever the
 umask: they hold service topology), each an append-only log of records::
 
-    magic "MSP2" | type u8 | seq u64 | nlines u32 | length u32 | payload_crc u32 |
-    header_crc u32 | payload
+    magic "MSP2" | type u8 | seq u64 | floor u64 | nlines u32 | length u32 |
+    payload_crc u32 | header_crc u32 | payload
 
 ``type`` is BATCH (payload = the lines joined by ``\\n``) or FLOOR (no payload: every batch
-with ``seq <= floor`` is gone, acknowledged or dropped). The header has its own CRC, so a
-damaged payload still gives a trustworthy ``nlines`` and ``length``. Records of the previous
+with ``seq <= floor`` is gone, acknowledged or dropped). Every record also carries the floor
+when it was written, so losing a FLOOR record to damage cannot resurrect acknowledged
+batches once any later record survives. The header has its own CRC, so a damaged payload
+still gives a trustworthy ``nlines`` and ``length``. Records of the previous
 format (``MSP1``: one CRC over header fields and payload) are still read.
 
 Recovery on open: a record cut short at the end of a segment (a crash part way through an
@@ -61,7 +63,8 @@ from ingest_sidecar.ledger import LEDGER_FILE, Ledger
 
 _MAGIC = b"MSP2"
 _MAGIC_V1 = b"MSP1"
-_HEADER = struct.Struct("<4sBQIIII")  # magic, type, seq, nlines, length, payload_crc, header_crc
+# magic, type, seq, floor, nlines, length, payload_crc, header_crc
+_HEADER = struct.Struct("<4sBQQIIII")
 _HEADER_V1 = struct.Struct("<4sBQIII")  # magic, type, seq, nlines, length, crc32
 _HEADER_CRC_SPAN = _HEADER.size - 4
 _BATCH = 1
@@ -107,6 +110,7 @@ class _Record:
     nlines: int
     size: int
     crc: int | None
+    floor: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +239,8 @@ class Spool:
                 record += _encode(_FLOOR, max(new_floor or 0, self._floor), 0, b"")
             header_at = len(record)
             seq = self._next_seq
-            record += _encode(_BATCH, seq, len(lines), payload)
+            floor = max(new_floor or 0, self._floor)
+            record += _encode(_BATCH, seq, len(lines), payload, floor)
             try:
                 segment, start = self._write_durably(record)
             except OSError as err:
@@ -527,6 +532,7 @@ class Spool:
                     else None
                 )
                 out.append((record.kind, record.seq, entry))
+                self._floor = max(self._floor, record.floor)
                 keep.append((offset, offset + record.size))
                 if record.kind == _BATCH:
                     self._last_scanned_batch = record.seq
@@ -619,21 +625,31 @@ class Spool:
             os.close(fd)
 
 
-def _encode(kind: int, seq: int, nlines: int, payload: bytes) -> bytes:
-    head = struct.pack("<4sBQIII", _MAGIC, kind, seq, nlines, len(payload), zlib.crc32(payload))
+def _encode(kind: int, seq: int, nlines: int, payload: bytes, floor: int | None = None) -> bytes:
+    """A record; ``floor`` defaults to ``seq`` (right for FLOOR records)."""
+    head = struct.pack(
+        "<4sBQQIII",
+        _MAGIC,
+        kind,
+        seq,
+        seq if floor is None else floor,
+        nlines,
+        len(payload),
+        zlib.crc32(payload),
+    )
     return head + struct.pack("<I", zlib.crc32(head)) + payload
 
 
-def _header_at(data: bytes, offset: int) -> tuple[int, int, int, int, int] | None:
-    """(type, seq, nlines, length, payload_crc) of a valid current-format header."""
+def _header_at(data: bytes, offset: int) -> tuple[int, int, int, int, int, int] | None:
+    """(type, seq, nlines, length, payload_crc, floor) of a valid current-format header."""
     if offset + _HEADER.size > len(data) or data[offset : offset + 4] != _MAGIC:
         return None
-    _, kind, seq, nlines, length, pcrc, hcrc = _HEADER.unpack_from(data, offset)
+    _, kind, seq, floor, nlines, length, pcrc, hcrc = _HEADER.unpack_from(data, offset)
     if zlib.crc32(data[offset : offset + _HEADER_CRC_SPAN]) != hcrc:
         return None
     if kind not in (_BATCH, _FLOOR):
         return None
-    return kind, seq, nlines, length, pcrc
+    return kind, seq, nlines, length, pcrc, floor
 
 
 def _decode_at(data: bytes, offset: int) -> _Record | None:
@@ -643,11 +659,11 @@ def _decode_at(data: bytes, offset: int) -> _Record | None:
     header = _header_at(data, offset)
     if header is None:
         return None
-    kind, seq, nlines, length, pcrc = header
+    kind, seq, nlines, length, pcrc, floor = header
     end = offset + _HEADER.size + length
     if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != pcrc:
         return None
-    return _Record(kind, seq, nlines, end - offset, pcrc)
+    return _Record(kind, seq, nlines, end - offset, pcrc, floor)
 
 
 def _decode_v1_at(data: bytes, offset: int) -> _Record | None:
@@ -693,7 +709,7 @@ def _describe_damage(region: bytes, last_batch_seq: int | None) -> _Damage:
     own CRC), else from its payload, checked against the payload CRC in the header."""
     header = _header_at(region, 0)
     if header is not None:
-        kind, seq, nlines, _, _ = header
+        kind, seq, nlines = header[:3]
         return _Damage(seq, nlines if kind == _BATCH else 0, kind)
     guess = None if last_batch_seq is None else last_batch_seq + 1
     if len(region) <= _HEADER.size:

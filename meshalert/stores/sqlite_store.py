@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,24 +171,42 @@ class _Decoded:
     point: Point
 
 
+DEFAULT_SERIES_CACHE_MAX = 100_000
+
+
 class SqliteWriter(LineWriter):
     """Writes line-protocol batches into the embedded store; one transaction per batch.
 
-    Series ids are cached in memory. The cache is dropped whenever another connection has
-    committed since our last write (``PRAGMA data_version``), because a :func:`prune` there
-    may have deleted series we remember.
+    Series ids are cached in memory, least recently used first out beyond
+    ``series_cache_max`` ids (a cardinality attack must not grow the process: 1.3 GB after
+    2M series unbounded). The cache is dropped whenever another connection has committed
+    since our last write (``PRAGMA data_version``), because a :func:`prune` there may have
+    deleted series we remember.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, close_connection: bool = True) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        close_connection: bool = True,
+        series_cache_max: int = DEFAULT_SERIES_CACHE_MAX,
+    ) -> None:
+        if series_cache_max < 1:
+            raise ValueError(f"series_cache_max must be >= 1, got {series_cache_max}")
         self._conn = conn
         self._close_connection = close_connection
-        self._series_ids: dict[SeriesKey, int] = {}
+        self._series_cache_max = series_cache_max
+        self._series_ids: OrderedDict[SeriesKey, int] = OrderedDict()
         self._data_version: int | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str) -> SqliteWriter:
-        return cls(open_database(path))
+    def open(cls, path: str, *, series_cache_max: int = DEFAULT_SERIES_CACHE_MAX) -> SqliteWriter:
+        return cls(open_database(path), series_cache_max=series_cache_max)
+
+    @property
+    def cached_series(self) -> int:
+        return len(self._series_ids)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -219,6 +238,7 @@ class SqliteWriter(LineWriter):
 
     def _write_decoded(self, decoded: list[_Decoded]) -> None:
         fresh: dict[SeriesKey, int] = {}
+        cache = self._series_ids
         with _transaction(self._conn, immediate=True):
             self._drop_cache_if_others_wrote()
             rows: list[PointRow] = []
@@ -226,8 +246,10 @@ class SqliteWriter(LineWriter):
                 values = _numeric_fields(item.point)
                 if not values:
                     continue
-                sid = self._series_ids.get(item.key)
-                if sid is None:
+                sid = cache.get(item.key)
+                if sid is not None:
+                    cache.move_to_end(item.key)
+                else:
                     sid = fresh.get(item.key)
                 if sid is None:
                     sid = self._upsert_series(item.key, item.point)
@@ -236,7 +258,9 @@ class SqliteWriter(LineWriter):
                 rows.extend((sid, ts, name, value) for name, value in values)
             self._conn.executemany(_POINT_UPSERT, rows)
         # Only ids that were committed may be remembered; a rolled-back insert is gone.
-        self._series_ids.update(fresh)
+        cache.update(fresh)
+        while len(cache) > self._series_cache_max:
+            cache.popitem(last=False)
         self._data_version = self._read_data_version()
 
     def _drop_cache_if_others_wrote(self) -> None:
@@ -285,7 +309,7 @@ class _transaction:  # noqa: N801 - used like a function: ``with _transaction(co
             self._conn.execute("ROLLBACK")
 
 
-_HEADS_MAX = 500_000
+_HEADS_MAX = 50_000  # cleared when full: about 40 MB at most (500,000 was 400 MB)
 _Head = tuple[str, tuple[tuple[str, str], ...], str]  # measurement, sorted tags, tagset
 _heads: dict[str, _Head] = {}
 """Parsed series sections of fast-path lines by their raw text: a sidecar writes the same

@@ -80,3 +80,17 @@ def test_gauge_carry_contract() -> None:
     assert carry.carry([], 10).points == [Point("g", g.tags, (("value", 1.0),), 10)]
     last = carry.carry([], 20)
     assert last.points == [] and last.expired == 1 and carry.held == 0
+
+
+def test_gauge_carry_is_bounded_forgetting_the_longest_unseen_first() -> None:
+    carry = GaugeCarry(expiry_intervals=3, max_held=100)
+    for interval in range(5):
+        fresh = [
+            Point(f"g{interval}_{i}", (("host", "h"),), (("value", float(i)),), interval)
+            for i in range(80)
+        ]
+        result = carry.carry(fresh, interval)
+        assert carry.held <= 100
+        # This interval's gauges are all kept; the 20 survivors are the most recent others.
+        assert all(p.measurement.startswith(f"g{interval - 1}_") for p in result.points)
+        assert len(result.points) == (20 if interval else 0)

@@ -379,3 +379,19 @@ def test_matches_a_list_model(
         assert spool.pending_bytes == sum(map(record_size, model)) <= max_bytes
         assert (spool.dropped_batches, spool.dropped_lines) == (dropped_batches, dropped_lines)
     assert _drain(spool) == model
+
+
+def test_a_damaged_floor_record_does_not_resurrect_acknowledged_batches(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path), MiB)
+    spool.append(["a v=1 1"])
+    spool.append(["b v=1 1"])
+    first = spool.peek()
+    assert first is not None and spool.ack(first.id)  # writes the floor record
+    spool.append(["c v=1 1"])  # carries the floor too
+    spool.close()
+    (segment,) = _segments(tmp_path)
+    floor_at = record_size(["a v=1 1"]) + record_size(["b v=1 1"])
+    _flip(segment, floor_at + 10)  # inside the floor record
+    again = Spool(str(tmp_path), MiB)
+    assert _drain(again) == [["b v=1 1"], ["c v=1 1"]]  # "a" stays acknowledged
+    assert again.corrupt_records == 1 and again.corrupt_lines == 0

@@ -257,3 +257,19 @@ def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     assert modes["m.db"] == 0o600
     assert {name for name in modes} >= {"m.db", "m.db-wal"}
     assert set(modes.values()) == {0o600}, modes
+
+
+def test_series_id_cache_is_bounded_and_evicted_ids_still_resolve(tmp_path: Path) -> None:
+    writer = SqliteWriter.open(str(tmp_path / "m.db"), series_cache_max=10)
+    for ts in (1000, 2000):
+        writer.write([f"m,service=s{i} v={i} {ts}" for i in range(100)])
+        assert writer.cached_series == 10
+    rows = writer.connection.execute(
+        "SELECT s.service, count(*), sum(p.value) FROM points p JOIN series s "
+        "ON s.id = p.series_id GROUP BY s.service"
+    ).fetchall()
+    assert len(rows) == 100
+    assert all(n == 2 and total == 2 * int(svc[1:]) for svc, n, total in rows)
+    (n_series,) = writer.connection.execute("SELECT count(*) FROM series").fetchone()
+    assert n_series == 100
+    writer.close()
