@@ -134,14 +134,37 @@ class Flusher:
         points = [*result.points, *carried.points]
         points.append(health_point(health, interval_start_ms, self._host))
         lines = _encode_all(points)
-        for i in range(0, len(lines), self._batch_lines):
-            self._writer.submit(lines[i : i + self._batch_lines])
+        for batch in split_batches(lines, self._batch_lines, MAX_BATCH_BYTES):
+            self._writer.submit(batch)
         self._last_ingest, self._last_writer = ingest_now, writer_now
         write_ms = (write_s - self._last_write_s) * 1000.0
         self._last_write_s = write_s
         self.flushes += 1
         _log_flush(health, interval_start_ms, len(lines), write_ms, time.perf_counter() - began)
         return FlushReport(interval_start_ms, len(lines), health)
+
+
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""A batch also ends at this size, so one spool record stays far below a segment (16 MiB)
+even with hostile 64 KB names, and the spool directory's bound holds."""
+
+
+def split_batches(lines: list[str], max_lines: int, max_bytes: int) -> list[list[str]]:
+    """``lines`` in order, cut into batches of at most ``max_lines`` lines and (unless a
+    single line is larger) ``max_bytes`` bytes of line protocol."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode("utf-8")) + 1
+        if current and (len(current) >= max_lines or size + length > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += length
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _encode_all(points: list[Point]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -50,6 +51,10 @@ class UdpReceiver:
         self._sock = sock
         self._feed = feed
         self._stopping = False
+        self.feed_errors = 0
+        """Datagrams whose handling raised (a bug): counted and logged, never fatal."""
+        self.last_feed_error: BaseException | None = None
+        self._last_error_log = 0.0
         self._thread = threading.Thread(target=self._run, name="statsd-receiver", daemon=True)
         self.failed: BaseException | None = None
 
@@ -86,7 +91,10 @@ class UdpReceiver:
             while True:
                 data = recv(MAX_DATAGRAM)
                 if data:
-                    feed(data)
+                    try:
+                        feed(data)
+                    except Exception as exc:  # one datagram must never end reception
+                        self._feed_failed(exc)
                 elif self._stopping:
                     return
         except OSError as exc:
@@ -96,3 +104,15 @@ class UdpReceiver:
         except BaseException as exc:  # a bug must be visible, not a silently dead thread
             self.failed = exc
             log.exception("statsd_receiver_crashed")
+
+    def _feed_failed(self, exc: Exception) -> None:
+        self.feed_errors += 1
+        self.last_feed_error = exc
+        now = time.monotonic()
+        if now - self._last_error_log >= 60.0:  # a bug hit by every datagram: once a minute
+            self._last_error_log = now
+            log.error(
+                "statsd_datagram_failed",
+                error=f"{type(exc).__name__}: {exc}",
+                count=self.feed_errors,
+            )

@@ -187,6 +187,7 @@ def _lock_directory(directory: Path) -> int:
     kill -9 included), so two sidecars never share one spool."""
     ensure_private_dir(directory)
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file from an older version may be 0644
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ingest_sidecar.aggregate import IntervalAggregator
 from ingest_sidecar.gauge_carry import GaugeCarry
 from ingest_sidecar.ingest import IngestCore
 from ingest_sidecar.linkerd_names import NameMapper
-from ingest_sidecar.pipeline import Flusher
+from ingest_sidecar.pipeline import Flusher, split_batches
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
 from meshalert.lineprotocol import Point, decode
@@ -94,3 +97,19 @@ def test_gauge_carry_is_bounded_forgetting_the_longest_unseen_first() -> None:
         # This interval's gauges are all kept; the 20 survivors are the most recent others.
         assert all(p.measurement.startswith(f"g{interval - 1}_") for p in result.points)
         assert len(result.points) == (20 if interval else 0)
+
+
+@given(
+    st.lists(st.text(max_size=30), max_size=60),
+    st.integers(1, 10),
+    st.integers(1, 200),
+)
+def test_split_batches_keeps_order_and_bounds(
+    lines: list[str], max_lines: int, max_bytes: int
+) -> None:
+    batches = split_batches(lines, max_lines, max_bytes)
+    assert [line for batch in batches for line in batch] == lines
+    for batch in batches:
+        assert 1 <= len(batch) <= max_lines
+        size = sum(len(line.encode()) + 1 for line in batch)
+        assert size <= max_bytes or len(batch) == 1
