@@ -11,6 +11,14 @@ series in the store and the lines received (from the sidecar's own ``sidecar_flu
 
 ``--repo`` runs another checkout's sidecar (e.g. an export of ``main``) for a before/after
 comparison with the same sender.
+
+    python3 -m benchmarks.cardinality --direct [--series 300000]
+
+``--direct`` skips UDP (one Python receiver on a shared machine loses most of a 2M-name
+flood, so few names reach the store) and drives the embedded store writer itself: every
+series once, in 5,000-line batches as the sidecar sends them, sampling this process's RSS.
+It measures the writer's caches (series ids, parsed series heads). Run it with
+``PYTHONPATH=<other checkout>`` for the before/after comparison.
 """
 
 from __future__ import annotations
@@ -117,13 +125,45 @@ def send_burst(address: tuple[str, int], start: int, count: int, seconds: float)
                     time.sleep(lag)
 
 
+def direct(series: int) -> int:
+    from meshalert.stores.sqlite_store import SqliteWriter
+
+    root = Path(tempfile.mkdtemp(prefix="meshalert-cardinality-"))
+    writer = SqliteWriter.open(str(root / "store.db"))
+    pid = os.getpid()
+    print(f"direct  series {series:,}  rss_start {proc_status(pid)['VmRSS'] / 1024:.1f} MiB")
+    began = time.monotonic()
+    for start in range(0, series, 5000):
+        writer.write(
+            [
+                f"linkerd_requests,host=bench,scope=service,service=attack-{i} "
+                f"count=1,samples=1i 1700000000000"
+                for i in range(start, min(start + 5000, series))
+            ]
+        )
+        done = min(start + 5000, series)
+        if done % 50_000 == 0 or done == series:
+            status = proc_status(pid)
+            print(
+                f"written {done:>9,}  rss {status['VmRSS'] / 1024:8.1f} MiB  "
+                f"peak {status['VmHWM'] / 1024:8.1f} MiB",
+                flush=True,
+            )
+    writer.close()
+    print(f"took {time.monotonic() - began:.0f} s")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=2_000_000)
     parser.add_argument("--per-flush", type=int, default=100_000)
     parser.add_argument("--flush", default="2s", help="MESHALERT_FLUSH_INTERVAL")
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose sidecar runs")
+    parser.add_argument("--direct", action="store_true", help="drive the store writer only")
     args = parser.parse_args()
+    if args.direct:
+        return direct(args.series)
     root = Path(tempfile.mkdtemp(prefix="meshalert-cardinality-"))
     port = free_udp_port()
     db = root / "store.db"

@@ -13,8 +13,8 @@ real; the SQLite store lives outside it. Phases, each against ``python -m ingest
    good lines and fresh names (cardinality);
 2. disk full: a ballast file fills the tmpfs for 3 s of traffic, then is removed;
 3. store locked + kill -9: an exclusive SQLite lock holds the store so batches pile up in
-   the spool, the sidecar is killed, one byte three quarters into the newest spool segment
-   is flipped, and the sidecar restarts on the same spool and store;
+   the spool, the sidecar is killed, one byte of the last spooled batch is flipped, and the
+   sidecar restarts on the same spool and store;
 4. more good traffic, then SIGTERM.
 
 Printed: datagrams sent and received, crashes (unexpected exits, flush or writer
@@ -141,15 +141,15 @@ def fill(directory: Path) -> Path:
 
 
 def flip_byte(spool: Path) -> str:
-    """Flip one byte three quarters into the newest segment: where the batches that piled
-    up while the store was locked are."""
+    """Flip one byte 40 bytes before the end of the newest segment: inside the last batch
+    that piled up while the store was locked (no acks happen then)."""
     segments = sorted(spool.glob("segment-*.spool"))
     segments = [p for p in segments if p.stat().st_size >= 200]
     if not segments:
         return "no spooled segment to damage"
     target = segments[-1]
     data = bytearray(target.read_bytes())
-    at = len(data) * 3 // 4
+    at = len(data) - 40
     data[at] ^= 0x20
     target.write_bytes(bytes(data))
     return f"flipped byte {at} of {target.name} ({len(data)} bytes)"

@@ -154,6 +154,11 @@ class Spool:
         self._next_seq = 1
         self._last_io_error = 0.0
         self._last_scanned_batch: int | None = None
+        # The batch handed out by peek(), and that batch if it was dropped for room while
+        # being sent: it counts as dropped only if the sender does not ack it (it may well
+        # have been stored, and must not be counted both written and dropped).
+        self._in_flight: int | None = None
+        self._in_flight_dropped: _Entry | None = None
         self.ledger = Ledger(self._dir / LEDGER_FILE)
         self._recover()
         self.ledger.save()
@@ -268,11 +273,13 @@ class Spool:
         """
         while True:
             with self._lock:
+                self._settle_in_flight()
                 if not self._pending:
                     return None
                 entry = self._pending[0]
                 payload = self._read_payload(entry)
                 if entry.crc is None or zlib.crc32(payload) == entry.crc:
+                    self._in_flight = entry.seq
                     return SpoolBatch(entry.seq, payload.decode("utf-8").split("\n"))
                 self._pending.popleft()
                 self._pending_bytes -= entry.size
@@ -297,6 +304,10 @@ class Spool:
         replay the batch, which overwrites itself in every store.
         """
         with self._lock:
+            dropped = self._in_flight_dropped
+            if dropped is not None and dropped.seq == batch_id:
+                self._in_flight_dropped = None  # it was stored after all: not a loss
+                return False
             if not self._pending or batch_id < self._pending[0].seq:
                 return False
             if batch_id != self._pending[0].seq:
@@ -316,8 +327,16 @@ class Spool:
             self._remove_dead_segments()
             return True
 
+    def _settle_in_flight(self) -> None:
+        """The sender moved on without acking the dropped in-flight batch: it is lost."""
+        if self._in_flight_dropped is not None:
+            self._count_drop(1, self._in_flight_dropped.nlines)
+            self._in_flight_dropped = None
+        self._in_flight = None
+
     def close(self) -> None:
         with self._lock:
+            self._settle_in_flight()
             if self._floor_unsaved:
                 try:
                     self._write_durably(_encode(_FLOOR, self._floor, 0, b""))
@@ -346,7 +365,11 @@ class Spool:
             self._pending.popleft()
             self._pending_bytes -= entry.size
         self._floor = max(self._floor, victims[-1].seq)
-        self._count_drop(len(victims), sum(entry.nlines for entry in victims))
+        counted = [entry for entry in victims if entry.seq != self._in_flight]
+        if len(counted) < len(victims):
+            self._in_flight_dropped = victims[0]  # only the head can be in flight
+        if counted:
+            self._count_drop(len(counted), sum(entry.nlines for entry in counted))
         log.warning(
             "spool_full_dropped_oldest",
             floor=self._floor,

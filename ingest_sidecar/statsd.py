@@ -13,6 +13,7 @@ statsd/DogStatsD forms)::
   type but ``s``, whose value is the set member (kept verbatim in ``set_member``, ``value``
   is 0.0). A gauge value is ABSOLUTE: ``-1|g`` is the value -1 (JVM pools report -1 when
   undefined); Linkerd never means the etsy relative-gauge convention.
+* A line longer than :data:`MAX_LINE_CHARS` (2048) is a bad line with reason ``too_long``.
 * Non-finite numbers (``NaN``, ``Infinity``, Java's ``∞``/``-∞``, overflow like ``1e999``) are
   bad lines with reason ``non_finite``, whatever the type: nothing downstream can aggregate
   or store them meaningfully.
@@ -44,6 +45,10 @@ NON_FINITE = "non_finite"
 BAD_RATE = "bad_rate"
 BAD_TAGS = "bad_tags"
 BAD_SECTION = "bad_section"
+TOO_LONG = "too_long"
+MAX_LINE_CHARS = 2048
+"""Longer lines are bad lines: Linkerd's longest names are a few hundred characters, and the
+cardinality guard counts series, not bytes (100,000 series of 60 KB names is 6 GB)."""
 
 BAD_LINE_REASONS: frozenset[str] = frozenset(
     {
@@ -57,6 +62,7 @@ BAD_LINE_REASONS: frozenset[str] = frozenset(
         BAD_RATE,  # '@' rate not a number in (0, 1]
         BAD_TAGS,  # a '#' tag with an empty key
         BAD_SECTION,  # unknown '|' section, or '@'/'#' repeated
+        TOO_LONG,  # longer than MAX_LINE_CHARS
     }
 )
 """Every ``BadLine.reason`` this module produces; stable codes for counters and logs."""
@@ -89,6 +95,8 @@ class ParsedDatagram:
 
 def parse_line(line: str) -> StatsdSample:
     """Parse one statsd line (no newline). Raises :class:`BadLine`, never anything else."""
+    if len(line) > MAX_LINE_CHARS:
+        raise BadLine(TOO_LONG, line)
     head, bar, rest = line.partition("|")
     name, colon, raw = head.rpartition(":")
     if not colon:

@@ -266,7 +266,21 @@ def test_ack_of_a_batch_dropped_while_in_flight_is_a_no_op(tmp_path: Path) -> No
     spool.append(["b v=1 1"])
     spool.append(["c v=1 1"])  # drops "a"
     assert spool.ack(in_flight.id) is False
+    # "a" was stored after all (acked): counting it dropped too would count it twice.
+    assert spool.dropped_lines == 0
     assert _drain(spool) == [["b v=1 1"], ["c v=1 1"]]
+
+
+def test_a_dropped_in_flight_batch_that_was_not_stored_counts_as_dropped(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path), record_size(["a v=1 1"]) * 2)
+    spool.append(["a v=1 1"])
+    assert spool.peek() is not None  # being sent ...
+    spool.append(["b v=1 1"])
+    spool.append(["c v=1 1"])  # ... when it is dropped for room
+    assert spool.dropped_lines == 0
+    again = spool.peek()  # the send failed: the sender moves on without an ack
+    assert again is not None and again.lines == ["b v=1 1"]
+    assert (spool.dropped_batches, spool.dropped_lines) == (1, 1)
 
 
 def test_segments_rotate_and_are_removed_when_acked(tmp_path: Path) -> None:

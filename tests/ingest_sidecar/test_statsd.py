@@ -286,3 +286,14 @@ def test_format_line_writes_linkerd_shapes() -> None:
     assert format_line(StatsdSample("l.g", -1.0, G)) == "l.g:-1|g"
     tagged = StatsdSample("l.g", 0.5, G, tags=(("a", ""), ("b", "c")))
     assert format_line(tagged) == "l.g:0.5|g|#a,b:c"
+
+
+def test_overlong_lines_are_bad_lines_not_series() -> None:
+    from ingest_sidecar.statsd import MAX_LINE_CHARS, TOO_LONG
+
+    name = "x" * MAX_LINE_CHARS
+    parsed = parse_datagram(f"{name}:1|c\nok:1|c".encode())
+    assert parsed.bad == {TOO_LONG: 1}
+    assert [s.name for s in parsed.samples] == ["ok"]
+    fits = "y" * (MAX_LINE_CHARS - len(":1|c"))
+    assert parse_line(f"{fits}:1|c").name == fits
