@@ -226,43 +226,47 @@ class Spool:
             if "\n" in line:
                 raise ValueError(f"spool line {index} contains a newline: {line[:200]!r}")
         payload = "\n".join(lines).encode("utf-8")
-        size = _HEADER.size + len(payload)
         with self._lock:
-            if size > self._max_bytes:
-                self._count_drop(1, len(lines))
-                log.warning(
-                    "spool_batch_too_large_dropped",
-                    lines=len(lines),
-                    bytes=size,
-                    max_bytes=self._max_bytes,
-                )
-                return False
-            victims = self._victims(size)
-            new_floor = victims[-1].seq if victims else None
-            record = b""
-            if new_floor is not None or self._floor_unsaved:
-                record += _encode(_FLOOR, max(new_floor or 0, self._floor), 0, b"")
-            header_at = len(record)
-            seq = self._next_seq
-            floor = max(new_floor or 0, self._floor)
-            record += _encode(_BATCH, seq, len(lines), payload, floor)
-            try:
-                segment, start = self._write_durably(record)
-            except OSError as err:
-                self._count_drop(1, len(lines))
-                self.ledger.add(WRITE_FAILURES)
-                self._log_io_error("spool_append_failed_batch_dropped", err, lines=len(lines))
-                return False
-            self._floor_unsaved = False
-            if victims:
-                self._drop_victims(victims)
-            self._next_seq += 1
-            entry = _Entry(seq, segment, start + header_at, size, len(lines), zlib.crc32(payload))
-            self._pending.append(entry)
-            self._pending_bytes += size
-            if victims:
-                self._remove_dead_segments()
-        self.ledger.save()
+            stored = self._append_locked(len(lines), payload)
+        self.ledger.save()  # drops are saved at once (the ledger can be saved on a full disk)
+        return stored
+
+    def _append_locked(self, nlines: int, payload: bytes) -> bool:
+        size = _HEADER.size + len(payload)
+        if size > self._max_bytes:
+            self._count_drop(1, nlines)
+            log.warning(
+                "spool_batch_too_large_dropped",
+                lines=nlines,
+                bytes=size,
+                max_bytes=self._max_bytes,
+            )
+            return False
+        victims = self._victims(size)
+        new_floor = victims[-1].seq if victims else None
+        record = b""
+        if new_floor is not None or self._floor_unsaved:
+            record += _encode(_FLOOR, max(new_floor or 0, self._floor), 0, b"")
+        header_at = len(record)
+        seq = self._next_seq
+        floor = max(new_floor or 0, self._floor)
+        record += _encode(_BATCH, seq, nlines, payload, floor)
+        try:
+            segment, start = self._write_durably(record)
+        except OSError as err:
+            self._count_drop(1, nlines)
+            self.ledger.add(WRITE_FAILURES)
+            self._log_io_error("spool_append_failed_batch_dropped", err, lines=nlines)
+            return False
+        self._floor_unsaved = False
+        if victims:
+            self._drop_victims(victims)
+        self._next_seq += 1
+        entry = _Entry(seq, segment, start + header_at, size, nlines, zlib.crc32(payload))
+        self._pending.append(entry)
+        self._pending_bytes += size
+        if victims:
+            self._remove_dead_segments()
         return True
 
     def peek(self) -> SpoolBatch | None:
