@@ -20,6 +20,8 @@ RUNS: tuple[tuple[str, ...], ...] = (
     ("cold_start",),
     ("backtest", "--services", "200", "--hours", "3"),
     ("soak", "--minutes", "3"),
+    ("fuzz_fault", "--datagrams", "50000"),
+    ("cardinality", "--direct", "--series", "200000"),
 )
 
 
