@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -151,6 +152,7 @@ def direct(series: int) -> int:
             )
     writer.close()
     print(f"took {time.monotonic() - began:.0f} s")
+    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
@@ -216,6 +218,7 @@ def main() -> int:
     print(f"lines_received     {received:>12,} of {args.series:,} sent")
     print(f"series_in_store    {series:>12,}")
     print(f"took               {time.monotonic() - began:8.0f} s   exit {code}")
+    shutil.rmtree(root, ignore_errors=True)
     return 0 if code == 0 else 1
 
 
