@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -42,7 +43,7 @@ def test_nice_ticks_cover_the_range_evenly_with_round_steps(
     ticks = nice_ticks(lo, hi, max_ticks)
     assert 2 <= len(ticks) <= max_ticks
     assert ticks == sorted(ticks) and len(set(ticks)) == len(ticks)
-    steps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(ticks)]
     step = steps[0]
     # covered up to float noise (a billionth of a step is not a pixel)
     assert ticks[0] <= min(lo, hi) + step * 1e-9 and ticks[-1] >= max(lo, hi) - step * 1e-9
@@ -94,7 +95,7 @@ def test_time_ticks_are_round_times_inside_the_range(lo: int, span: int, max_tic
     assert len(ticks) <= max_ticks
     assert all(lo <= t <= lo + span for t in ticks)
     assert all(t % step == 0 for t in ticks)
-    assert all(b - a == step for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == step for a, b in itertools.pairwise(ticks))
     if span >= step:
         assert ticks
 
@@ -126,9 +127,7 @@ def test_segments_break_at_missing_values_and_long_steps() -> None:
 
 @given(
     st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=10**6), st.none() | st.floats(-1e6, 1e6)
-        ),
+        st.tuples(st.integers(min_value=0, max_value=10**6), st.none() | st.floats(-1e6, 1e6)),
         max_size=40,
     )
 )
@@ -139,7 +138,7 @@ def test_segments_keep_every_value_once_in_time_order(
     flat = [p for run in runs for p in run]
     assert sorted(flat) == sorted((x, v) for x, v in points if v is not None)
     assert [x for x, _ in flat] == sorted(x for x, _ in flat)
-    assert all(b[0] - a[0] <= 1000 for run in runs for a, b in zip(run, run[1:], strict=False))
+    assert all(b[0] - a[0] <= 1000 for run in runs for a, b in itertools.pairwise(run))
 
 
 def test_the_x_range_fits_the_data_not_the_requested_span() -> None:
@@ -151,7 +150,7 @@ def test_the_x_range_fits_the_data_not_the_requested_span() -> None:
 
 
 def _parse(svg: str) -> ET.Element:
-    return ET.fromstring(svg)  # noqa: S314 (our own output)
+    return ET.fromstring(svg)
 
 
 def _polylines(root: ET.Element) -> list[list[tuple[float, float]]]:
