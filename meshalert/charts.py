@@ -1,8 +1,8 @@
 """Small time-series charts as inline SVG text (pure: values in, markup out).
 
 Shared by the status page of ``meshalert run`` and the ``meshalert backtest`` HTML report,
-so both draw a signal the same way: a y axis with units and "nice" ticks (1, 2 or 5 times a
-power of ten), a UTC time axis with round ticks, the x-range fitted to the data unless the
+so both draw a signal the same way: a y axis with units and "nice" ticks (1, 2, 2.5 or 5 times
+a power of ten), a UTC time axis with round ticks, the x-range fitted to the data unless the
 caller fixes it, the polyline broken wherever no data came (a missing value, or a step longer
 than ``max_gap_ms``), the threshold as a dashed line with its value, and firing intervals
 shaded. No scripts, no external assets: the markup works offline and inside any page.
@@ -48,16 +48,21 @@ def format_number(value: float, step: float | None = None) -> str:
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3g}"
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if step < 1e-6 or abs(value) >= 1e15:  # too many digits to write out: significant ones
+        if value == 0:
+            return "0"
+        digits = math.floor(math.log10(abs(value))) - math.floor(math.log10(step)) + 2
+        return f"{value:.{min(max(digits, 1), 17)}g}"
+    decimals = next((d for d in range(16) if math.isclose(round(step, d), step)), 15)
     text = f"{value:.{decimals}f}"
     return "0" if float(text) == 0 else text
 
 
-_NICE = (1.0, 2.0, 5.0, 10.0)
+_NICE = (1.0, 2.0, 2.5, 5.0, 10.0)
 
 
 def nice_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
-    """Evenly spaced ticks 1, 2 or 5 x 10^k apart whose first is <= ``lo`` and last >= ``hi``
+    """Evenly spaced ticks 1, 2, 2.5 or 5 x 10^k apart whose first is <= ``lo`` and last >= ``hi``
     (to a billionth of a step: 0.1 + 0.2 does not earn a tick of its own),
     at most ``max_ticks`` of them. At least 3 may be asked for: a range across zero needs a
     tick below, at and above it. A range without spread is drawn from zero to the value."""

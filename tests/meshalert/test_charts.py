@@ -33,7 +33,7 @@ finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinit
 
 def _is_nice(step: float) -> bool:
     mantissa = step / 10 ** math.floor(math.log10(step))
-    return any(math.isclose(mantissa, m, rel_tol=1e-9) for m in (1, 2, 5, 10))
+    return any(math.isclose(mantissa, m, rel_tol=1e-9) for m in (1, 2, 2.5, 5, 10))
 
 
 @given(lo=finite, hi=finite, max_ticks=st.integers(min_value=3, max_value=12))
