@@ -195,6 +195,9 @@ def build_snapshot(
                     current.get((alert_class, service), AlertState.OK),
                     since_ms=now_ms - span_ms,
                 ),
+                view.percentile(service)
+                if view is not None and alert_class is AlertClass.LATENCY
+                else None,
             )
         signals[group.name] = per_class
     return StatusSnapshot(

@@ -34,6 +34,8 @@ class SignalSeries:
     threshold: float | None
     threshold_name: str
     firing: tuple[Interval, ...]
+    percentile: float | None = None
+    """The latency percentile charted (per service in the rules); None for other classes."""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ details summary{cursor:pointer;color:#1f4e79;font-size:13px}
 .problems{background:#fdecea;border:1px solid #f5c6cb;padding:8px 12px;border-radius:6px}
 .muted{color:#666;font-size:13px}
 code{font-size:12px}
+table.narrow{width:auto;min-width:320px}
 """
 
 
@@ -204,7 +205,8 @@ def signal_chart(series: SignalSeries, *, now_ms: int, span_ms: int, step_ms: in
         Chart(
             points=series.points,
             unit=UNITS[series.alert_class],
-            title=TITLES[series.alert_class],
+            title=TITLES[series.alert_class]
+            + (f" p{series.percentile:g}" if series.percentile is not None else ""),
             threshold=series.threshold,
             firing=series.firing,
             x_range=(now_ms - span_ms, now_ms),
@@ -284,7 +286,8 @@ def render_page(snapshot: StatusSnapshot, *, refresh_s: int = 30) -> str:
         f'<h2 id="pending">Pending</h2>{pending}'
         f'<h2 id="resolved">Resolved in the last {minutes}m</h2>'
         f"{_resolved(snapshot.resolved, now)}"
-        f'<h2 id="ok">OK by class</h2><table><tr><th>class</th><th>alerts ok</th></tr>'
+        '<h2 id="ok">OK by class</h2><table class="narrow">'
+        f"<tr><th>class</th><th>alerts ok</th></tr>"
         f"{ok_rows}</table>"
         f'<h2 id="signals">Signals over the last {minutes}m</h2>'
         f'<p class="muted">a point every {format_duration_ms(snapshot.step_ms)}: the value '

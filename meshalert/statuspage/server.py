@@ -36,6 +36,9 @@ SECURITY_HEADERS = {
 }
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 class SnapshotSource(Protocol):
     def snapshot(self) -> StatusSnapshot: ...
 
@@ -58,6 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if not self.server.page.host_allowed(self.headers.get("Host")):
+            self._send(HTTPStatus.FORBIDDEN, "text/plain; charset=utf-8", "unknown host\n")
+            return
         if path != "/":
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", "not found\n")
             return
@@ -120,6 +126,14 @@ class StatusPage:
     def url(self) -> str:
         host, port = self.address
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def host_allowed(self, host: str | None) -> bool:
+        """On loopback, only requests naming a loopback host: a web page whose name was
+        rebound to 127.0.0.1 (DNS rebinding) sends its own name and cannot read this one."""
+        if host is None or self._host not in LOOPBACK:
+            return True
+        port = self.address[1]
+        return host.lower() in {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
     def start(self) -> None:
         try:

@@ -73,7 +73,7 @@ def source_opener(
             SignalSampler(SqliteWindowReader(conn)),
             lambda: stores.rules,
             clock=lambda: (now_ms or stores.end_ms) / 1000,
-            store=f"sqlite:///{stores.store}",
+            store=f"sqlite://{stores.store}",
             closers=[conn.close],
         )
 

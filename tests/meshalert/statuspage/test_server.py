@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import urllib.error
@@ -115,6 +116,19 @@ def test_other_paths_are_404_and_other_methods_refused(page: StatusPage) -> None
     with pytest.raises(urllib.error.HTTPError) as post:
         urllib.request.urlopen(request, timeout=30)
     assert post.value.code == 501
+
+
+def test_a_rebound_host_name_is_refused(page: StatusPage) -> None:
+    host, port = page.address
+    for name, status in (("evil.example:%d", 403), ("localhost:%d", 200), ("127.0.0.1:%d", 200)):
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            connection.request("GET", "/", headers={"Host": name % port})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == status, name
+        finally:
+            connection.close()
 
 
 def test_an_idle_page_reads_nothing_and_many_clients_share_one_snapshot(
