@@ -18,7 +18,7 @@ from meshalert.queries.model import WindowReader
 from meshalert.rules import LoadedRules
 from meshalert.state.factory import open_state_store
 from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
-from meshalert.statuspage.server import StatusPage
+from meshalert.statuspage.server import LOOPBACK, StatusPage
 from meshalert.store_url import SqliteStore, StoreConfig
 from meshalert.wiring import open_reader, secrets_of
 
@@ -108,6 +108,6 @@ def start(stack: LocalStack, args: argparse.Namespace, env: Mapping[str, str]) -
     except OSError as err:
         log.error("status_page.not_started", listen=f"{host}:{port}", error=str(err))
         return None
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         log.warning("status_page.not_loopback", url=page.url)
     return page
