@@ -53,6 +53,7 @@ details summary{cursor:pointer;color:#1f4e79;font-size:13px}
 .service h3{margin:0 0 4px;font-size:15px;word-break:break-all}
 .charts{display:grid;grid-template-columns:repeat(4,1fr);gap:8px}
 .charts svg{width:100%;height:auto}
+@media (max-width:900px){.charts{grid-template-columns:repeat(2,1fr)}}
 .problems{background:#fdecea;border:1px solid #f5c6cb;padding:8px 12px;border-radius:6px}
 .muted{color:#666;font-size:13px}
 code{font-size:12px}
