@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo run test lint deps-system deps-node bench clean
+.PHONY: demo run test lint deps-system deps-node deps-browser bench clean
 
 $(BIN)/meshalert: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,18 @@ deps-system:
 	@# the Debian package starts a system influxd on 8086; tests start their own
 	-@$(SUDO) systemctl stop influxdb >/dev/null 2>&1 || true
 
+# Debian's chromium for the status page's browser test (headless, no network needed).
+deps-browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 # Node tools: the Flux language server (query validation) and osls (serverless packaging).
 deps-node:
 	npm ci --prefix tools --no-audit --no-fund --silent
 	npm ci --prefix deploy --no-audit --no-fund --silent
 
-test: $(BIN)/meshalert deps-system deps-node
-	MESHALERT_REQUIRE_NODE=1 $(BIN)/pytest
+test: $(BIN)/meshalert deps-system deps-node deps-browser
+	MESHALERT_REQUIRE_NODE=1 MESHALERT_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 lint: $(BIN)/meshalert
 	$(BIN)/ruff check .

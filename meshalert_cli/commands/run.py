@@ -11,6 +11,7 @@ from typing import Any
 from ingest_sidecar.sidecar import SpoolLockedError
 from meshalert.logs import configure_logging
 from meshalert.wiring import secrets_of
+from meshalert_cli import status_page
 from meshalert_cli.local_stack import build_stack, environment
 
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--listen", help="statsd host:port (MESHALERT_STATSD_LISTEN)")
     p.add_argument("--flush-interval", help="sidecar flush interval (MESHALERT_FLUSH_INTERVAL)")
     p.add_argument("--rules", dest="rules_file", help="a rules document (highest precedence)")
+    status_page.add_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         rules_path=args.rules_file,
     )
     configure_logging(secrets=[*secrets_of(stack.settings), *stack.sidecar_settings.secrets()])
+    status_page.listen_address(args, environment())  # a bad address fails before start
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stack.request_stop()
@@ -54,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
     except SpoolLockedError as err:  # another run owns the spool: say so, no traceback
         print(f"meshalert run: {err}", file=sys.stderr)
         return 2
+    page = status_page.start(stack, args, environment())
     try:
         stack.run_forever()
     finally:
+        if page is not None:
+            page.stop()
         stack.stop()
     return 0

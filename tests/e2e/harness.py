@@ -47,6 +47,7 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The test's environment without any MESHALERT_* the developer may have set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHALERT_")}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["MESHALERT_STATUS_LISTEN"] = "127.0.0.1:0"  # run's status page: a free port, not 9464
     env.update(extra)
     return env
 

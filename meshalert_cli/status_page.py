@@ -1,0 +1,113 @@
+"""Wires the status page into ``meshalert run``: its flags, its address and its adapters.
+
+On by default on a loopback port; ``--status-listen HOST:PORT`` (or
+``MESHALERT_STATUS_LISTEN``) moves it, ``--no-status-page`` or an empty value turns it off.
+A page that cannot bind is logged and left out: alerting does not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ingest_sidecar.settings import parse_listen
+from meshalert.queries.model import WindowReader
+from meshalert.rules import LoadedRules
+from meshalert.state.factory import open_state_store
+from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
+from meshalert.statuspage.server import LOOPBACK, StatusPage
+from meshalert.store_url import SqliteStore, StoreConfig
+from meshalert.wiring import open_reader, secrets_of
+
+if TYPE_CHECKING:
+    from meshalert_cli.local_stack import LocalStack
+
+log = structlog.get_logger("meshalert.status_page")
+
+ENV = "MESHALERT_STATUS_LISTEN"
+DEFAULT_LISTEN = "127.0.0.1:9464"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--status-listen",
+        metavar="HOST:PORT",
+        help=f"status page address ({ENV}; default {DEFAULT_LISTEN}; empty turns it off)",
+    )
+    group.add_argument("--no-status-page", action="store_true", help="do not serve the status page")
+
+
+def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, int] | None:
+    """Where to serve the page, or None when it is turned off; a bad value is a ValueError
+    naming the flag or variable it came from."""
+    if getattr(args, "no_status_page", False):
+        return None
+    flag = getattr(args, "status_listen", None)
+    origin, text = ("--status-listen", flag) if flag is not None else (ENV, env.get(ENV))
+    if text is None:
+        origin, text = "default", DEFAULT_LISTEN
+    if not text.strip():
+        return None
+    try:
+        return parse_listen(text)
+    except ValueError as err:
+        raise ValueError(f"{origin}: {err}") from None
+
+
+def _reader_opener(
+    store: StoreConfig,
+) -> Callable[[], tuple[WindowReader, list[Callable[[], None]]]]:
+    def open_() -> tuple[WindowReader, list[Callable[[], None]]]:
+        if isinstance(store, SqliteStore):
+            # Read-only: the page can never write to (or migrate) the store.
+            from meshalert.stores.sqlite_reader import SqliteWindowReader
+            from meshalert.stores.sqlite_store import open_database
+
+            conn = open_database(store.path, readonly=True)
+            return SqliteWindowReader(conn), [conn.close]
+        reader = open_reader(store)
+        close = getattr(reader, "close", None)
+        return reader, [close] if callable(close) else []
+
+    return open_
+
+
+def start(stack: LocalStack, args: argparse.Namespace, env: Mapping[str, str]) -> StatusPage | None:
+    """Start the page for a started ``stack``; None when turned off or the port is taken."""
+    address = listen_address(args, env)
+    if address is None or stack.loop is None:
+        return None
+    settings = stack.settings
+    provider = stack.loop.rules
+    open_reader_ = _reader_opener(settings.store)
+
+    def rules() -> LoadedRules | None:
+        snapshot = provider.last_good  # what the loop evaluates with; never reloads here
+        return snapshot.rules if snapshot is not None else None
+
+    def open_source() -> StoreSnapshotSource:
+        reader, closers = open_reader_()
+        state = open_state_store(settings.state)
+        sampler = SignalSampler(
+            reader,
+            step_ms=max(settings.eval_interval_ms, 60_000),
+        )
+        return StoreSnapshotSource(
+            state, sampler, rules, store=settings.store_display, closers=closers
+        )
+
+    host, port = address
+    secrets = [*secrets_of(settings), *stack.sidecar_settings.secrets()]
+    page = StatusPage(open_source, host=host, port=port, secrets=secrets)
+    try:
+        page.start()
+    except OSError as err:
+        log.error("status_page.not_started", listen=f"{host}:{port}", error=str(err))
+        return None
+    if host not in LOOPBACK:
+        log.warning("status_page.not_loopback", url=page.url)
+    return page
