@@ -68,7 +68,10 @@ with exception and without failure_flag; by flag = rows with failure_flag and wi
 exception. ``sourcedfailures.<source client id>[.<Exc>...]`` follows the same rule in
 ``linkerd_sourcedfailures`` / ``linkerd_sourcedfailures_chain``, with the source's client id
 (as sent) in tag ``source``; the source id's length comes from the client id grammar (unknown
-namers: the first Java-class-shaped token starts the exception chain). Also: ``exn.<Exc>`` ->
+namers: the first Java-class-shaped token starts the exception chain).
+``service_creation.failures[.<flag>][.<Exc>...]`` (session acquisition: a connect that
+failed, counted below the client's request stats) follows it too, in
+``linkerd_service_creation_failures`` / ``..._chain`` at client scope. Also: ``exn.<Exc>`` ->
 ``linkerd_exn{exception}``; ``status.<code>`` -> ``linkerd_status{status_code}`` for numeric
 codes and ``linkerd_status{status_class}`` for ``2XX``/``error`` (Finagle counts both for one
 response, so the two tags keep them apart); ``time.<class>`` -> ``linkerd_time{status_class}``.
@@ -129,7 +132,9 @@ _CATALOGUE: frozenset[tuple[str, ...]] = frozenset(
 )
 _CATALOGUE_LENGTHS = tuple(sorted({len(entry) for entry in _CATALOGUE}, reverse=True))
 # Variable families: the head token followed by at least one more token.
-_FAMILY_HEADS = frozenset({"failures", "sourcedfailures", "exn", "status", "time", "stream"})
+_FAMILY_HEADS = frozenset(
+    {"failures", "sourcedfailures", "exn", "status", "time", "stream", "service_creation"}
+)
 _STREAM_SIDES = frozenset({"request", "response"})
 
 _K8S_TOKEN = re.compile(r"[a-z0-9_]+")
@@ -480,6 +485,10 @@ def _metric(m: Tokens, tags: Tags) -> tuple[str, Tags]:
             return _failures(m, tags)
         if head == "sourcedfailures":
             return _sourced(m, tags)
+        if head == "service_creation" and m[1] == "failures":
+            # Finagle's session acquisition (connect) failures, counted below the client's
+            # request stats: their own family, never inside the client's ``failures``.
+            return _failures(m[1:], tags, "linkerd_service_creation_failures")
         if head == "exn":
             tags["exception"] = ".".join(m[1:])
             return "linkerd_exn", tags
@@ -490,12 +499,12 @@ def _metric(m: Tokens, tags: Tags) -> tuple[str, Tags]:
     return "linkerd_" + "_".join(m), tags
 
 
-def _failures(m: Tokens, tags: Tags) -> tuple[str, Tags]:
+def _failures(m: Tokens, tags: Tags, measurement: str = "linkerd_failures") -> tuple[str, Tags]:
     chain = m[1:]
-    if chain[0] in _FAILURE_FLAGS:
+    if chain and chain[0] in _FAILURE_FLAGS:
         tags["failure_flag"] = chain[0]
         chain = chain[1:]
-    return _chain("linkerd_failures", chain, tags)
+    return _chain(measurement, chain, tags)
 
 
 def _sourced(m: Tokens, tags: Tags) -> tuple[str, Tags]:
