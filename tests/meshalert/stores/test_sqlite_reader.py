@@ -123,8 +123,7 @@ def test_rollup_sums_and_lasts_equal_raw_points_for_any_window(
             key: {
                 "": EndpointsAggregate(
                     tuple(
-                        EndpointHost(h, None, v, highest[key][h])
-                        for h, v in sorted(hosts.items())
+                        EndpointHost(h, None, v, highest[key][h]) for h, v in sorted(hosts.items())
                     )
                 )
             }
