@@ -74,9 +74,32 @@ def _observe_routed(
         return _endpoints(key, routed, routers)
     candidates = [_observe_one(cls, key, routed[r], percentile, r) for r in routers]
     worst = max(candidates, key=_SEVERITY[cls])
+    extra: dict[str, float | str | None] = {}
     if len(routers) > 1:
-        return replace(worst, detail={**worst.detail, "routers": float(len(routers))})
-    return worst
+        extra["routers"] = float(len(routers))
+    if cls is AlertClass.FAILURES:
+        extra.update(_connection_evidence(routed))
+    return replace(worst, detail={**worst.detail, **extra}) if extra else worst
+
+
+def _connection_evidence(routed: RoutedAggregates) -> dict[str, float | str | None]:
+    """Connect failures from every router: on a real DaemonSet mesh the refused connect
+    happens on the router that faces the dead endpoint (``incoming``), while the caller's
+    ``outgoing`` router, whose ratio is judged, only sees the 502 it answered. The same
+    failed requests are counted on each router that saw them, so the largest count stands
+    for them; failed connects are distinct attempts per router, so those add up."""
+    failures = [
+        (a.connection_failures, r) for r, a in routed.items() if isinstance(a, FailuresAggregate)
+    ]
+    creation = sum(
+        a.service_creation_failures for a in routed.values() if isinstance(a, FailuresAggregate)
+    )
+    most, router = max(failures, default=(0.0, ""))
+    return {
+        "connection_failures": most,
+        "connection_failures_router": router if most > 0 else None,
+        "service_creation_failures": creation,
+    }
 
 
 def _observe_one(
