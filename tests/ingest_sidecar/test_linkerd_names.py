@@ -609,57 +609,6 @@ def test_service_namespaces_parse() -> None:
     }
 
 
-DAEMONSET_CLIENT = "_.io_l5d_k8s_daemonset.linkerd.incoming.l5d._.io_l5d_k8s.default.http.nginx"
-RICH_CONNECT = "com_twitter_finagle_naming_buoyant_RichConnectionFailedException"
-
-
-@pytest.mark.parametrize(
-    ("tail", "measurement", "extra"),
-    [
-        ("service_creation.failures", "linkerd_service_creation_failures", {}),
-        (
-            f"service_creation.failures.{RICH_CONNECT}",
-            "linkerd_service_creation_failures",
-            {"exception": RICH_CONNECT},
-        ),
-        (
-            f"service_creation.failures.restartable.{RICH_CONNECT}",
-            "linkerd_service_creation_failures",
-            {"exception": RICH_CONNECT, "failure_flag": "restartable"},
-        ),
-        (
-            f"service_creation.failures.{RICH_CONNECT}.com_twitter_finagle_ConnectionFailedException",
-            "linkerd_service_creation_failures_chain",
-            {"exception": RICH_CONNECT, "cause": "com_twitter_finagle_ConnectionFailedException"},
-        ),
-        (
-            "service_creation.service_acquisition_latency_ms",
-            "linkerd_service_creation_service_acquisition_latency_ms",
-            {},
-        ),
-        ("failed_connect_latency_ms", "linkerd_failed_connect_latency_ms", {}),
-    ],
-)
-def test_session_acquisition_failures_are_their_own_family(
-    tail: str, measurement: str, extra: dict[str, str]
-) -> None:
-    """Connect failures are counted under ``service_creation`` below the client's request
-    stats (issue 10, item 4). They once landed in ``linkerd_failures`` at client scope with
-    ``.service_creation`` glued to the client id, so no query matched them to the balancer."""
-    got = NameMapper().map(f"linkerd.rt.outgoing.client.{DAEMONSET_CLIENT}.{tail}")
-    tags = {
-        "client": DAEMONSET_CLIENT,
-        "namespace": "default",
-        "port": "http",
-        "router": "outgoing",
-        "scope": "client",
-        "service": "nginx",
-        "via": "daemonset",
-        **extra,
-    }
-    assert got == key(measurement, tags)
-
-
 _RICH = "com_twitter_finagle_naming_buoyant_RichConnectionFailedException"
 
 
