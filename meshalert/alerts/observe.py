@@ -55,6 +55,17 @@ def observe(
     }
 
 
+def observe_service(
+    aggregates: ClassAggregates, key: str, *, percentile: float = 99, router: str = ROUTER_AUTO
+) -> Observation | None:
+    """One service's observation under a router policy, or None when the window held no
+    point for it (for an engine that observes each service on its own)."""
+    routed = aggregates.services.get(key)
+    if routed is None:
+        return None
+    return _observe_routed(aggregates.query.alert_class, key, routed, percentile, router)
+
+
 def judged_routers(routed: RoutedAggregates, policy: str) -> list[str]:
     """The routers whose views a policy judges, of those that have data."""
     if policy == ROUTER_AUTO:

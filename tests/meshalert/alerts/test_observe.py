@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
-from meshalert.alerts.observe import observe
+from meshalert.alerts.observe import observe, observe_service
 from meshalert.histogram import BOUNDS, percentile_from_buckets
 from meshalert.queries.model import (
     ClassAggregates,
@@ -147,3 +147,13 @@ def test_endpoints_learned_ratio_uses_each_balancers_own_recent_size() -> None:
         "incoming",
     )
     assert every.detail["balancers"] == 2.0
+
+
+def test_one_service_alone_equals_the_whole_pass() -> None:
+    aggs = _routed(
+        AlertClass.FAILURES,
+        {"outgoing": FailuresAggregate(100, 50), "incoming": FailuresAggregate(130, 30)},
+    )
+    for policy in ("auto", "*", "incoming"):
+        assert observe_service(aggs, "s", router=policy) == observe(aggs, router=policy)["s"]
+    assert observe_service(aggs, "missing") is None
