@@ -73,7 +73,13 @@ def _evaluate(
     line["rules_sources"] = list(snapshot.rules.sources)
     if snapshot.stale:
         line["rules_error"] = str(snapshot.error)
-    engine = Engine(container.reader, container.state, container.router)
+    engine = Engine(
+        container.reader,
+        container.state,
+        container.router,
+        settle_ms=container.settings.window_settle_ms,
+        lookback_ms=container.settings.endpoints_lookback_ms,
+    )
     report = evaluate_class(
         engine,
         snapshot.rules,

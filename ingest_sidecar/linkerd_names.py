@@ -29,8 +29,9 @@ Tags (only when known and non-empty; never ``host``, which the sidecar adds):
 * client scope: ``client`` = the client id tokens as sent, joined with ``.``. The id grammar:
   ``_.io_l5d_k8s.<ns>.<port>.<svc>`` gives namespace/port/service with ``_`` -> ``-``;
   ``_.io_l5d_k8s_daemonset.<ns>.<port>.<svc>.<id>`` and
-  ``_.io_l5d_k8s_localnode.<node>.<id>`` set ``via`` (``daemonset``/``localnode``, the
-  outermost transformer) and take namespace/port/service from the innermost id;
+  ``_.io_l5d_k8s_localnode.<node>.<id>`` and ``_.io_l5d_port.<port>.<id>`` set ``via``
+  (``daemonset``/``localnode``/``port``, the outermost transformer) and take
+  namespace/port/service from the innermost id;
   ``_.inet.<host>.<port>`` gives service=host (as sent), port; ``_.io_l5d_fs.<name>`` and
   ``_.io_l5d_consul.<dc>[.<tag>].<svc>`` give service. When the tokens after a known id are
   not a known metric (a labelSelector value, a residual path), the id extends to where the
@@ -65,7 +66,11 @@ mapping keeps each event counted once per tag combination:
 
 So: total = ``linkerd_failures`` rows without exception and failure_flag; by exception = rows
 with exception and without failure_flag; by flag = rows with failure_flag and without
-exception. ``sourcedfailures.<source client id>[.<Exc>...]`` follows the same rule in
+exception. ``service_creation.failures[.<flag>][.<Exc>...]`` (client scope: no session
+could be acquired, e.g. a refused connection, which real Linkerd 1.7.5 records here and never
+under ``failures``) follows the same rule in ``linkerd_service_creation_failures`` /
+``linkerd_service_creation_failures_chain``. ``sourcedfailures.<source client id>[.<Exc>...]``
+follows the same rule in
 ``linkerd_sourcedfailures`` / ``linkerd_sourcedfailures_chain``, with the source's client id
 (as sent) in tag ``source``; the source id's length comes from the client id grammar (unknown
 namers: the first Java-class-shaped token starts the exception chain). Also: ``exn.<Exc>`` ->
@@ -123,6 +128,10 @@ failure_accrual.probes
 available pool_size pool_waiters pool_cached pool_num_waited pool_num_too_many_waiters
 dispatcher.serial.queue_size service_creation.service_acquisition_latency_ms dtab.size
 request_payload_bytes response_payload_bytes handletime_us read_timeout write_timeout
+service_creation.failures http.stream.request.pending http.stream.response.pending
+http.stream.request.opened http.stream.request.closed http.stream.response.opened
+http.stream.response.closed loadbalancer.algorithm.p2c_least_loaded tcp_retransmits
+tcp_send_window_size nack_admission_control.ema_value retries.requeues_per_request
 """
 _CATALOGUE: frozenset[tuple[str, ...]] = frozenset(
     tuple(entry.split(".")) for entry in _CATALOGUE_TEXT.split()
@@ -130,6 +139,8 @@ _CATALOGUE: frozenset[tuple[str, ...]] = frozenset(
 _CATALOGUE_LENGTHS = tuple(sorted({len(entry) for entry in _CATALOGUE}, reverse=True))
 # Variable families: the head token followed by at least one more token.
 _FAMILY_HEADS = frozenset({"failures", "sourcedfailures", "exn", "status", "time", "stream"})
+# ``service_creation.failures[.<flag>].<Exc>...``: session acquisition (connect) failures.
+_SERVICE_CREATION = "service_creation"
 _STREAM_SIDES = frozenset({"request", "response"})
 
 _K8S_TOKEN = re.compile(r"[a-z0-9_]+")
@@ -399,6 +410,12 @@ def _client_id(t: Tokens, i: int, metric_follows: Callable[[int], bool]) -> tupl
             via = via or "localnode"
             i += 3
             continue
+        if namer == "io_l5d_port" and i + 3 < n:
+            # ``/%/io.l5d.port/<port>/<id>``: endpoints rewritten to one port (a per-node
+            # Linkerd, as the daemonset transformer does without Kubernetes).
+            via = via or "port"
+            i += 3
+            continue
         parsed = _leaf_id(t, i, namer, metric_follows)
         if parsed is None:
             return None
@@ -453,6 +470,8 @@ def _is_family(t: Tokens, j: int) -> bool:
     head = t[j]
     if head in _FAMILY_HEADS:
         return j + 1 < n
+    if head == _SERVICE_CREATION:
+        return j + 2 < n and t[j + 1] == "failures"
     return head in _STREAM_SIDES and j + 2 < n and t[j + 1] == "stream"
 
 
@@ -478,6 +497,8 @@ def _metric(m: Tokens, tags: Tags) -> tuple[str, Tags]:
     if len(m) > 1:
         if head == "failures":
             return _failures(m, tags)
+        if head == _SERVICE_CREATION and m[1] == "failures":
+            return _failures(m[1:], tags, "linkerd_service_creation_failures")
         if head == "sourcedfailures":
             return _sourced(m, tags)
         if head == "exn":
@@ -490,12 +511,12 @@ def _metric(m: Tokens, tags: Tags) -> tuple[str, Tags]:
     return "linkerd_" + "_".join(m), tags
 
 
-def _failures(m: Tokens, tags: Tags) -> tuple[str, Tags]:
+def _failures(m: Tokens, tags: Tags, measurement: str = "linkerd_failures") -> tuple[str, Tags]:
     chain = m[1:]
-    if chain[0] in _FAILURE_FLAGS:
+    if chain and chain[0] in _FAILURE_FLAGS:
         tags["failure_flag"] = chain[0]
         chain = chain[1:]
-    return _chain("linkerd_failures", chain, tags)
+    return _chain(measurement, chain, tags)
 
 
 def _sourced(m: Tokens, tags: Tags) -> tuple[str, Tags]:

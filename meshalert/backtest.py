@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from meshalert.alerts.model import AlertClass, AlertState, Notification, NotificationKind
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
-from meshalert.queries.model import WindowReader
+from meshalert.queries.model import DEFAULT_LOOKBACK_MS, WindowReader
 from meshalert.rules import LoadedRules
 from meshalert.state.memory_state import MemoryStateStore
 
@@ -127,10 +127,16 @@ def backtest(
     interval_ms: int,
     classes: Sequence[AlertClass] = tuple(AlertClass),
     services: Iterable[str] = (),
+    settle_ms: int = 0,
+    lookback_ms: int = DEFAULT_LOOKBACK_MS,
 ) -> BacktestResult:
+    """``settle_ms`` and ``lookback_ms`` as the live engine uses them (``meshalert backtest``
+    passes the settings), so a replayed cycle reads exactly the window the live one did."""
     wanted = set(services)
     recorder = _Recorder()
-    engine = Engine(reader, MemoryStateStore(), recorder)
+    engine = Engine(
+        reader, MemoryStateStore(), recorder, settle_ms=settle_ms, lookback_ms=lookback_ms
+    )
     result = BacktestResult(since_ms, until_ms, interval_ms)
     for cycle_ms in cycle_times(since_ms, until_ms, interval_ms):
         result.cycles += 1

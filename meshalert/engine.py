@@ -8,6 +8,11 @@ Cycle time: callers pass ``cycle_ms``, the scheduled time of the cycle aligned t
 evaluation interval. A duplicated or retried scheduler run of the same cycle computes the same
 transitions, hence the same dedup keys, and the state store's claim lets exactly one of them
 send each notification.
+
+Windows end at a settled point: ``cycle_ms - settle_ms``. The sidecar writes the interval
+``[T - flush, T)`` only after ``T``, so a window ending at the cycle time would read the
+newest interval half-written or not at all; ``settle_ms`` (the flush interval plus a grace)
+keeps every window on intervals already in the store.
 """
 
 from __future__ import annotations
@@ -31,12 +36,17 @@ from meshalert.alerts.model import (
     ThresholdInForce,
     Verdict,
 )
-from meshalert.alerts.observe import observe
+from meshalert.alerts.observe import ROUTER_AUTO, observe
 from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
 from meshalert.delivery import Dispatcher, deliver
 from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
-from meshalert.queries.model import ClassAggregates, WindowReader, class_query
+from meshalert.queries.model import (
+    DEFAULT_LOOKBACK_MS,
+    ClassAggregates,
+    WindowReader,
+    class_query,
+)
 from meshalert.state.protocols import HistoryEntry, StateStore
 from meshalert.state.serialization import history_entry_from_step
 
@@ -134,6 +144,10 @@ class Engine:
     clock: Callable[[], float] = time.monotonic
     baselines: BaselineSource | None = None
     """Retries baselines; by default the reader's shared cache when it can run the query."""
+    settle_ms: int = 0
+    """Windows end this long before the cycle time (see the module docstring)."""
+    lookback_ms: int = DEFAULT_LOOKBACK_MS
+    """How far back the endpoints class learns each balancer's largest size."""
 
     def __post_init__(self) -> None:
         if self.baselines is None and isinstance(self.reader, BucketReader):
@@ -166,7 +180,7 @@ class Engine:
         records: list[AlertRecord] = []
         history: list[HistoryEntry] = []
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
-        observed: dict[tuple[int, float], dict[str, Observation]] = {}
+        observed: dict[tuple[int, float, str], dict[str, Observation]] = {}
         kits: dict[int, _RuleKit] = {}
         latency = alert_class is AlertClass.LATENCY
         for key in keys:
@@ -183,7 +197,9 @@ class Engine:
                 continue
             # Only latency observations read the percentile (see observe()).
             percentile = percentile_of(key) if percentile_of and latency else 99.0
-            obs = _observation(aggregates, key, alert_class, percentile, observed)
+            obs = _observation(
+                aggregates, key, alert_class, percentile, router=kit.router, memo=observed
+            )
             if (window_baselines := baselines.get(kit.window_ms)) is not None:
                 obs = with_baseline(obs, window_baselines)
             report.observations[key] = obs
@@ -207,7 +223,12 @@ class Engine:
         out: dict[int, ClassAggregates] = {}
         for window in sorted(windows):
             aggregates = self.reader.fetch(
-                class_query(alert_class, window_ms=window, end_ms=cycle_ms)
+                class_query(
+                    alert_class,
+                    window_ms=window,
+                    end_ms=cycle_ms - self.settle_ms,
+                    lookback_ms=self.lookback_ms,
+                )
             )
             report.queries_issued += aggregates.queries_issued
             out[window] = aggregates
@@ -258,10 +279,12 @@ class _RuleKit:
     """What the engine derives from one rule, once per cycle rather than once per service
     (durations are parsed from the rule's text on every read)."""
 
-    __slots__ = ("policy", "rule", "window", "window_ms")
+    __slots__ = ("policy", "router", "rule", "window", "window_ms")
 
     def __init__(self, rule: ClassRule) -> None:
         self.rule = rule
+        # Whose view is judged (meshalert.alerts.observe); rules without one judge "auto".
+        self.router = str(getattr(rule, "router", ROUTER_AUTO))
         self.window_ms = rule.window_ms
         self.window = format_duration_ms(self.window_ms)
         self.policy = _policy(rule)
@@ -311,13 +334,16 @@ def _observation(
     key: str,
     alert_class: AlertClass,
     percentile: float,
-    memo: dict[tuple[int, float], dict[str, Observation]],
+    *,
+    router: str,
+    memo: dict[tuple[int, float, str], dict[str, Observation]],
 ) -> Observation:
-    # One observe() pass per (window, percentile), shared by the services: a copy of the
-    # aggregates per service to observe it alone cost about 1 s of a 10k-service cycle.
-    slot = (aggregates.query.window_ms, percentile)
+    # One observe() pass per (window, percentile, router policy), shared by the services: a
+    # copy of the aggregates per service to observe it alone cost about 1 s of a 10k-service
+    # cycle.
+    slot = (aggregates.query.window_ms, percentile, router)
     window_observations = memo.get(slot)
     if window_observations is None:
-        window_observations = memo[slot] = observe(aggregates, percentile=percentile)
+        window_observations = memo[slot] = observe(aggregates, percentile=percentile, router=router)
     obs = window_observations.get(key)
     return obs if obs is not None else Observation(alert_class, key, None)

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from meshalert.durations import parse_duration_ms
-from meshalert.rules.models import PositiveDuration
+from meshalert.rules.models import Duration, PositiveDuration
 from meshalert.store_url import (
     DEFAULT_STORE,
     SqliteStore,
@@ -51,6 +51,9 @@ ENV_NAMES: Mapping[str, str] = {
     "rules_ssm_parameter": "MESHALERT_RULES_SSM_PARAMETER",
     "retention": "MESHALERT_RETENTION",
     "renotify": "MESHALERT_RENOTIFY",
+    "flush_interval": "MESHALERT_FLUSH_INTERVAL",
+    "window_grace": "MESHALERT_WINDOW_GRACE",
+    "endpoints_lookback": "MESHALERT_ENDPOINTS_LOOKBACK",
 }
 """Setting -> environment variable."""
 
@@ -136,6 +139,12 @@ class Settings(BaseModel):
     rules_ssm_parameter: str | None = None
     retention: PositiveDuration = "7d"
     renotify: PositiveDuration = "4h"
+    flush_interval: PositiveDuration = "10s"
+    """The sidecar's flush interval (the same variable it reads)."""
+    window_grace: Duration = "5s"
+    """How long after an interval's end its flush may still be on its way to the store."""
+    endpoints_lookback: PositiveDuration = "30m"
+    """How far back the endpoints class learns each load balancer's largest size."""
 
     @classmethod
     def from_env(
@@ -182,6 +191,16 @@ class Settings(BaseModel):
     @property
     def eval_interval_ms(self) -> int:
         return parse_duration_ms(self.eval_interval)
+
+    @property
+    def window_settle_ms(self) -> int:
+        """Windows end this long before the cycle time: the newest flush interval and the
+        grace, so no window reads an interval the sidecar is still writing."""
+        return parse_duration_ms(self.flush_interval) + parse_duration_ms(self.window_grace)
+
+    @property
+    def endpoints_lookback_ms(self) -> int:
+        return parse_duration_ms(self.endpoints_lookback)
 
     @property
     def retention_ms(self) -> int:

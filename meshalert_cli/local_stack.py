@@ -80,7 +80,13 @@ class LocalStack:
         self.sidecar.start()
         self.state = open_state(self.settings)
         router = build_router(self.settings, self.env, console=self.console)
-        engine = Engine(open_reader(self.settings.store), self.state, router)
+        engine = Engine(
+            open_reader(self.settings.store),
+            self.state,
+            router,
+            settle_ms=self.settings.window_settle_ms,
+            lookback_ms=self.settings.endpoints_lookback_ms,
+        )
         store = self.settings.store
         pruner = (
             Pruner(store.path, self.settings.retention_ms)

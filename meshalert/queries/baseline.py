@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from meshalert.alerts.model import AlertClass
@@ -41,9 +41,14 @@ NUMERATOR = "retries_total"
 DENOMINATOR = "requests"
 
 RETRY_RATIO_SELECTS: tuple[SeriesSelect, ...] = tuple(
-    s for s in CLASS_SELECTS[AlertClass.RETRIES] if s.name in (NUMERATOR, DENOMINATOR)
+    replace(s, group_by=SERVICE_GROUP)
+    for s in CLASS_SELECTS[AlertClass.RETRIES]
+    if s.name in (NUMERATOR, DENOMINATOR)
 )
-"""The retries class's own ratio parts, so the baseline divides exactly what the window does."""
+"""The retries class's own ratio parts, so the baseline divides what the window does. The
+window keeps routers apart; the baseline still sums them (one bucket series per service),
+so in a DaemonSet mesh its median is about half the outgoing router's ratio: set
+``anomaly_factor`` with that in mind, or judge ``router: "*"``-free meshes (one router)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ and the ``scope`` tag, then
 
 * SUM: ``group(columns: <group_by>) |> sum()`` -- counters and histogram buckets summed
   over hosts and intervals;
+* MIN, MAX: ``group(columns: <group_by>) |> min()`` (``max()``) -- a gauge's extreme
+  over the window (``lookbackStart`` instead of ``windowStart`` for lookback selects);
 * LAST: ``last()`` per series, then ``group(columns: <group_by>) |> sort(_time) |> last()``
   -- the latest gauge value per group (``group()`` does not keep rows in time order, so the
   sort makes the final ``last()`` mean "latest").
@@ -51,6 +53,9 @@ def render_flux(query: ClassQuery, *, bucket: str) -> tuple[str, FluxParams]:
         f"windowStart = time(v: {flux_string(flux_time(query.start_ms))})",
         f"windowStop = time(v: {flux_string(flux_time(query.end_ms))})",
     ]
+    lookback = min((query.start_of(sel) for sel in query.selects), default=query.start_ms)
+    if lookback < query.start_ms:
+        header.append(f"lookbackStart = time(v: {flux_string(flux_time(lookback))})")
     blocks = ["\n".join(header)]
     blocks += [_pipeline(sel, query, bucket) for sel in query.selects]
     return "\n\n".join(blocks) + "\n", {}
@@ -75,9 +80,12 @@ def record_member(tag: str) -> str:
 
 
 def _pipeline(sel: SeriesSelect, query: ClassQuery, bucket: str) -> str:
+    start = (
+        "lookbackStart" if sel.lookback and query.start_of(sel) < query.start_ms else "windowStart"
+    )
     steps = [
         f"from(bucket: {flux_string(bucket)})",
-        "range(start: windowStart, stop: windowStop)",
+        f"range(start: {start}, stop: windowStop)",
         f"filter(fn: (r) => {_series_predicate(sel)})",
         f"filter(fn: (r) => {_tag_predicate(sel)})",
     ]
@@ -86,6 +94,9 @@ def _pipeline(sel: SeriesSelect, query: ClassQuery, bucket: str) -> str:
     columns = _string_list(sel.group_by)
     if sel.aggregate is Aggregate.SUM:
         steps += [f"group(columns: {columns})", "sum()"]
+    elif sel.aggregate in (Aggregate.MIN, Aggregate.MAX):
+        # min()/max() keep the whole row; the group's extreme is the extreme of its series.
+        steps += [f"group(columns: {columns})", f"{sel.aggregate.value}()"]
     else:
         steps += ["last()", f"group(columns: {columns})", 'sort(columns: ["_time"])', "last()"]
     steps.append(f"yield(name: {flux_string(sel.name)})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from meshalert.queries.escaping import influxql_identifier as ident
 from meshalert.queries.escaping import influxql_string as string
-from meshalert.queries.model import Aggregate, ClassQuery, SeriesSelect
+from meshalert.queries.model import ClassQuery, SeriesSelect
 
 VALUE_COLUMN = "value"
 
@@ -31,12 +31,12 @@ def _services(query: ClassQuery) -> str:
 def render_select(
     sel: SeriesSelect, query: ClassQuery, *, retention_policy: str | None = None
 ) -> str:
-    func = "sum" if sel.aggregate is Aggregate.SUM else "last"
+    func = sel.aggregate.value  # sum, last, min, max: InfluxQL's own function names
     source = ident(sel.measurement)
     if retention_policy:
         source = f"{ident(retention_policy)}.{source}"
     where = [
-        f"time >= {query.start_ms}ms",
+        f"time >= {query.start_of(sel)}ms",
         f"time < {query.end_ms}ms",
         _any_of("scope", sel.scopes),
     ]

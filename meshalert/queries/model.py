@@ -8,27 +8,34 @@ the same value into SQL (``meshalert.queries.sql``), InfluxQL (``meshalert.queri
 and Flux (``meshalert.queries.flux``); readers run the text and hand the grouped rows back
 as :class:`SelectRow` values, which :func:`assemble` turns into :class:`ClassAggregates`.
 
-Which scope each class reads, and why:
+Which scope each class reads, and why (README, "The four alert classes"):
 
+* every select groups by ``router`` too: in a DaemonSet mesh one request is counted by the
+  caller's ``outgoing`` and the callee's ``incoming`` router under the same service name,
+  and retries exist on ``outgoing`` only, so summing routers halves a retry ratio and mixes
+  per-attempt with per-request failures. Routers stay apart here; the observation picks one
+  (or the worst) by the rule's ``router`` policy (:mod:`meshalert.alerts.observe`).
 * latency -- ``linkerd_request_latency_ms_bucket`` (field ``count``, per-bucket counts) at
   ``scope=service``: the logical service scope is what callers experience, including the
-  time spent on retries, so it is the latency an SLO is about. Summed over hosts by
-  (namespace, service, le).
-* failures -- ``linkerd_requests`` and the total ``linkerd_failures`` (the series with
-  neither ``exception`` nor ``failure_flag``) at ``scope=service``: a request that failed
-  once and succeeded on retry is not a failure for the caller. The evidence also counts
-  ``linkerd_failures`` with ``exception=com_twitter_finagle_ConnectionFailedException`` at
-  ``scope=client``: connection failures happen per concrete client (endpoint set), before
-  retries hide them. All summed over hosts by (namespace, service).
-* endpoints -- ``linkerd_loadbalancer_available`` and ``linkerd_loadbalancer_size`` (field
-  ``value``) at ``scope=client``: load balancer gauges only exist per client, and each
-  node's Linkerd has its own load balancer, so the last value is taken per
-  (namespace, service, host) and the worst host is judged.
+  time spent on retries. Summed over hosts by (namespace, service, router, le).
+* failures -- ``linkerd_requests`` and the total ``linkerd_failures`` (neither
+  ``exception`` nor ``failure_flag``) at ``scope=service``, as estimated counts (``count``)
+  and as lines received (``samples``, for the volume and confidence guards). Connection
+  failures: Linkerd rewraps a refused connect as ``RichConnectionFailedExceptionWithPath``,
+  which the service scope counts under its failure flags (one series per flag; the largest
+  flag total is the event count, never their sum), and the client scope counts every
+  failed session acquisition in ``linkerd_service_creation_failures``.
+* endpoints -- ``linkerd_loadbalancer_available`` and ``linkerd_loadbalancer_size`` (last
+  ``value``) and the largest ``size`` over the lookback (the learned endpoint count), at
+  ``scope=client``, per load balancer: (host, router, client). One host holds several
+  balancers for one service (the outgoing daemonset client counts nodes, the incoming
+  localnode client counts this node's pods), so a balancer's ``available`` is only ever
+  compared with its own ``size``.
 * retries -- ``linkerd_retries_total`` and ``linkerd_requests`` at ``scope=service``
-  (``retries.total`` only exists in the service scope: Linkerd's RetryFilter) and
-  ``linkerd_retries_budget_exhausted`` in both the ``client`` scope (Finagle's requeues) and
-  the ``service`` scope (Linkerd's retries), since either budget running dry means retries
-  were refused. Summed over hosts by (namespace, service).
+  (``retries.total`` only exists in the service scope: Linkerd's RetryFilter), counts and
+  lines; ``linkerd_retries_budget_exhausted`` (sampled counter) and the smallest
+  ``linkerd_retries_budget`` gauge (unsampled: the budget's balance) in both the ``client``
+  and ``service`` scopes, since either budget running dry means retries were refused.
 
 The service key is ``"namespace/service"`` when the namespace is known, else ``"service"``.
 """
@@ -46,10 +53,18 @@ from meshalert.histogram import parse_le
 
 SERVICE_SCOPE = "service"
 CLIENT_SCOPE = "client"
-CONNECTION_FAILED_EXCEPTION = "com_twitter_finagle_ConnectionFailedException"
+CONNECTION_FAILED_EXCEPTION = (
+    "com_twitter_finagle_naming_buoyant_RichConnectionFailedExceptionWithPath"
+)
+"""What the service scope records for a request that no endpoint would accept: Linkerd's
+``RichConnectionFailedModule`` rewraps Finagle's ``ConnectionFailedException``."""
+DEFAULT_LOOKBACK_MS = 30 * 60_000
+"""How far back the endpoints class looks for a balancer's largest ``size``."""
 
 SERVICE_GROUP: tuple[str, ...] = ("namespace", "service")
 """Tags that identify a service; every select groups by at least these."""
+ROUTER_GROUP: tuple[str, ...] = (*SERVICE_GROUP, "router")
+BALANCER_GROUP: tuple[str, ...] = (*ROUTER_GROUP, "host", "client")
 
 
 class Aggregate(StrEnum):
@@ -57,6 +72,10 @@ class Aggregate(StrEnum):
     """Sum of the field over every matching point in the window (counters, buckets)."""
     LAST = "last"
     """The value of the latest point in the window, per group (gauges)."""
+    MIN = "min"
+    """The smallest value of any matching point in the window (a gauge's low point)."""
+    MAX = "max"
+    """The largest value of any matching point in the window (a gauge's high point)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +86,8 @@ class SeriesSelect:
     A point matches when its measurement is ``measurement``, its field is ``field``, its
     ``scope`` tag is one of ``scopes``, every ``tag_equals`` pair matches exactly and none
     of the ``tags_absent`` tags is present. Groups are keyed by the ``group_by`` tags (an
-    absent tag groups as ``""``).
+    absent tag groups as ``""``). ``lookback`` selects read the query's lookback instead of
+    its window (both end at ``end_ms``).
     """
 
     name: str
@@ -78,6 +98,7 @@ class SeriesSelect:
     group_by: tuple[str, ...] = SERVICE_GROUP
     tag_equals: tuple[tuple[str, str], ...] = ()
     tags_absent: tuple[str, ...] = ()
+    lookback: bool = False
 
     def __post_init__(self) -> None:
         if not self.scopes:
@@ -125,10 +146,13 @@ class ClassQuery:
     end_ms: int
     selects: tuple[SeriesSelect, ...]
     services: tuple[ServiceRef, ...] = ()
+    lookback_ms: int = DEFAULT_LOOKBACK_MS
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0:
             raise ValueError(f"window_ms must be positive, got {self.window_ms}")
+        if self.lookback_ms <= 0:
+            raise ValueError(f"lookback_ms must be positive, got {self.lookback_ms}")
         names = [s.name for s in self.selects]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate select names in {names}")
@@ -137,6 +161,13 @@ class ClassQuery:
     def start_ms(self) -> int:
         """Inclusive window start; ``end_ms`` is exclusive."""
         return self.end_ms - self.window_ms
+
+    def start_of(self, sel: SeriesSelect) -> int:
+        """Where ``sel`` starts reading: the window's start, or the lookback's (never later
+        than the window's)."""
+        if sel.lookback:
+            return self.end_ms - max(self.window_ms, self.lookback_ms)
+        return self.start_ms
 
     def select(self, name: str) -> SeriesSelect:
         for sel in self.selects:
@@ -149,22 +180,32 @@ def _sum(
     name: str,
     measurement: str,
     *scopes: str,
-    group_by: tuple[str, ...] = SERVICE_GROUP,
+    field: str = "count",
+    group_by: tuple[str, ...] = ROUTER_GROUP,
     tag_equals: tuple[tuple[str, str], ...] = (),
     tags_absent: tuple[str, ...] = (),
 ) -> SeriesSelect:
     return SeriesSelect(
-        name, measurement, "count", scopes, Aggregate.SUM, group_by, tag_equals, tags_absent
+        name, measurement, field, scopes, Aggregate.SUM, group_by, tag_equals, tags_absent
     )
 
 
-def _last(name: str, measurement: str, *scopes: str) -> SeriesSelect:
+def _gauge(
+    name: str,
+    measurement: str,
+    aggregate: Aggregate,
+    *scopes: str,
+    group_by: tuple[str, ...] = BALANCER_GROUP,
+    lookback: bool = False,
+) -> SeriesSelect:
     return SeriesSelect(
-        name, measurement, "value", tuple(scopes), Aggregate.LAST, (*SERVICE_GROUP, "host")
+        name, measurement, "value", tuple(scopes), aggregate, group_by, lookback=lookback
     )
 
 
 _NO_EXCEPTION = ("exception", "failure_flag")
+LINES = "samples"
+"""The counter field that counts lines received (the sidecar's ``samples``)."""
 
 CLASS_SELECTS: Mapping[AlertClass, tuple[SeriesSelect, ...]] = {
     AlertClass.LATENCY: (
@@ -172,28 +213,53 @@ CLASS_SELECTS: Mapping[AlertClass, tuple[SeriesSelect, ...]] = {
             "buckets",
             "linkerd_request_latency_ms_bucket",
             SERVICE_SCOPE,
-            group_by=(*SERVICE_GROUP, "le"),
+            group_by=(*ROUTER_GROUP, "le"),
         ),
     ),
     AlertClass.FAILURES: (
         _sum("requests", "linkerd_requests", SERVICE_SCOPE),
+        _sum("request_lines", "linkerd_requests", SERVICE_SCOPE, field=LINES),
         _sum("failures", "linkerd_failures", SERVICE_SCOPE, tags_absent=_NO_EXCEPTION),
+        _sum(
+            "failure_lines",
+            "linkerd_failures",
+            SERVICE_SCOPE,
+            field=LINES,
+            tags_absent=_NO_EXCEPTION,
+        ),
         _sum(
             "connection_failures",
             "linkerd_failures",
-            CLIENT_SCOPE,
+            SERVICE_SCOPE,
+            group_by=(*ROUTER_GROUP, "failure_flag"),
             tag_equals=(("exception", CONNECTION_FAILED_EXCEPTION),),
-            tags_absent=("failure_flag",),
+        ),
+        _sum(
+            "service_creation_failures",
+            "linkerd_service_creation_failures",
+            CLIENT_SCOPE,
+            tags_absent=_NO_EXCEPTION,
         ),
     ),
     AlertClass.ENDPOINTS: (
-        _last("available", "linkerd_loadbalancer_available", CLIENT_SCOPE),
-        _last("size", "linkerd_loadbalancer_size", CLIENT_SCOPE),
+        _gauge("available", "linkerd_loadbalancer_available", Aggregate.LAST, CLIENT_SCOPE),
+        _gauge("size", "linkerd_loadbalancer_size", Aggregate.LAST, CLIENT_SCOPE),
+        _gauge("size_max", "linkerd_loadbalancer_size", Aggregate.MAX, CLIENT_SCOPE, lookback=True),
     ),
     AlertClass.RETRIES: (
         _sum("retries_total", "linkerd_retries_total", SERVICE_SCOPE),
+        _sum("retry_lines", "linkerd_retries_total", SERVICE_SCOPE, field=LINES),
         _sum("requests", "linkerd_requests", SERVICE_SCOPE),
+        _sum("request_lines", "linkerd_requests", SERVICE_SCOPE, field=LINES),
         _sum("budget_exhausted", "linkerd_retries_budget_exhausted", CLIENT_SCOPE, SERVICE_SCOPE),
+        _gauge(
+            "budget_min",
+            "linkerd_retries_budget",
+            Aggregate.MIN,
+            CLIENT_SCOPE,
+            SERVICE_SCOPE,
+            group_by=ROUTER_GROUP,
+        ),
     ),
 }
 """The series each class reads (see the module docstring for the choice of scopes)."""
@@ -205,12 +271,13 @@ def class_query(
     window_ms: int,
     end_ms: int,
     services: Iterable[ServiceRef | str] = (),
+    lookback_ms: int = DEFAULT_LOOKBACK_MS,
 ) -> ClassQuery:
     """The query for one class and window; ``services`` are refs or keys (``"ns/svc"``)."""
     refs = tuple(
         sorted({s if isinstance(s, ServiceRef) else ServiceRef.parse(s) for s in services})
     )
-    return ClassQuery(alert_class, window_ms, end_ms, CLASS_SELECTS[alert_class], refs)
+    return ClassQuery(alert_class, window_ms, end_ms, CLASS_SELECTS[alert_class], refs, lookback_ms)
 
 
 def cycle_queries(
@@ -249,24 +316,41 @@ class LatencyAggregate:
 
 @dataclass(frozen=True)
 class FailuresAggregate:
+    """One router's view of one service; ``*_lines`` are the statsd lines received (0 from
+    a source that does not count lines)."""
+
     requests: float = 0.0
     failures: float = 0.0
     connection_failures: float = 0.0
+    request_lines: float = 0.0
+    failure_lines: float = 0.0
+    service_creation_failures: float = 0.0
 
 
 @dataclass(frozen=True)
-class EndpointHost:
-    """Last load balancer gauges of one host; ``None`` when that gauge had no point."""
+class EndpointBalancer:
+    """One load balancer's last gauges; ``None`` when that gauge had no point.
+    ``size_max`` is its largest ``size`` over the lookback (the learned count)."""
 
     host: str
     available: float | None
     size: float | None
+    size_max: float | None = None
+    client: str = ""
+
+
+EndpointHost = EndpointBalancer
+"""The earlier name: every balancer is on one host."""
 
 
 @dataclass(frozen=True)
 class EndpointsAggregate:
-    hosts: tuple[EndpointHost, ...]
-    """Sorted by host name."""
+    balancers: tuple[EndpointBalancer, ...]
+    """Sorted by host, then client."""
+
+    @property
+    def hosts(self) -> tuple[EndpointBalancer, ...]:
+        return self.balancers
 
 
 @dataclass(frozen=True)
@@ -274,14 +358,22 @@ class RetriesAggregate:
     retries_total: float = 0.0
     requests: float = 0.0
     budget_exhausted: float = 0.0
+    retry_lines: float = 0.0
+    request_lines: float = 0.0
+    budget_min: float | None = None
+    """The retry budget gauge's lowest balance in the window (None: no gauge)."""
 
 
 ServiceAggregate = LatencyAggregate | FailuresAggregate | EndpointsAggregate | RetriesAggregate
 
 
+RoutedAggregates = Mapping[str, ServiceAggregate]
+"""One service's aggregates per router (``""``: series without a router tag)."""
+
+
 @dataclass(frozen=True)
 class ClassAggregates:
-    """A class query's answer: per service key, the class's typed aggregate.
+    """A class query's answer: per service key, the class's typed aggregate per router.
 
     A service appears only when the window held at least one matching point for it.
     ``query_text`` is what was run (for evidence and replay); ``queries_issued`` counts the
@@ -289,7 +381,7 @@ class ClassAggregates:
     """
 
     query: ClassQuery
-    services: Mapping[str, ServiceAggregate]
+    services: Mapping[str, RoutedAggregates]
     query_text: str
     queries_issued: int = 1
 
@@ -312,9 +404,12 @@ def assemble(
     for key, row in _attributed(query, rows):
         by_service.setdefault(key, []).append(row)
     build = _BUILDERS[query.alert_class]
-    services: dict[str, ServiceAggregate] = {
-        key: build(svc_rows) for key, svc_rows in sorted(by_service.items())
-    }
+    services: dict[str, RoutedAggregates] = {}
+    for key, svc_rows in sorted(by_service.items()):
+        by_router: dict[str, list[SelectRow]] = {}
+        for row in svc_rows:
+            by_router.setdefault(row.tags.get("router", ""), []).append(row)
+        services[key] = {router: build(r) for router, r in sorted(by_router.items())}
     return ClassAggregates(query, services, query_text, queries_issued)
 
 
@@ -372,28 +467,47 @@ def _latency(rows: list[SelectRow]) -> LatencyAggregate:
 
 
 def _failures(rows: list[SelectRow]) -> FailuresAggregate:
-    s = _sums(rows)
+    s = _sums([r for r in rows if r.select != "connection_failures"])
+    # One connect failure is counted under each of its flags (and unflagged, if Finagle
+    # records it so): the flags are views of the same events, so the largest is the count.
+    by_flag: dict[str, float] = {}
+    for row in rows:
+        if row.select == "connection_failures":
+            flag = row.tags.get("failure_flag", "")
+            by_flag[flag] = by_flag.get(flag, 0.0) + row.value
     return FailuresAggregate(
-        s.get("requests", 0.0), s.get("failures", 0.0), s.get("connection_failures", 0.0)
+        requests=s.get("requests", 0.0),
+        failures=s.get("failures", 0.0),
+        connection_failures=max(by_flag.values(), default=0.0),
+        request_lines=s.get("request_lines", 0.0),
+        failure_lines=s.get("failure_lines", 0.0),
+        service_creation_failures=s.get("service_creation_failures", 0.0),
     )
 
 
 def _endpoints(rows: list[SelectRow]) -> EndpointsAggregate:
-    gauges: dict[str, dict[str, float]] = {}
+    gauges: dict[tuple[str, str], dict[str, float]] = {}
     for row in rows:
-        gauges.setdefault(row.tags.get("host", ""), {})[row.select] = row.value
+        balancer = (row.tags.get("host", ""), row.tags.get("client", ""))
+        gauges.setdefault(balancer, {})[row.select] = row.value
     return EndpointsAggregate(
         tuple(
-            EndpointHost(host, g.get("available"), g.get("size"))
-            for host, g in sorted(gauges.items())
+            EndpointBalancer(host, g.get("available"), g.get("size"), g.get("size_max"), client)
+            for (host, client), g in sorted(gauges.items())
         )
     )
 
 
 def _retries(rows: list[SelectRow]) -> RetriesAggregate:
-    s = _sums(rows)
+    s = _sums([r for r in rows if r.select != "budget_min"])
+    budgets = [r.value for r in rows if r.select == "budget_min"]
     return RetriesAggregate(
-        s.get("retries_total", 0.0), s.get("requests", 0.0), s.get("budget_exhausted", 0.0)
+        retries_total=s.get("retries_total", 0.0),
+        requests=s.get("requests", 0.0),
+        budget_exhausted=s.get("budget_exhausted", 0.0),
+        retry_lines=s.get("retry_lines", 0.0),
+        request_lines=s.get("request_lines", 0.0),
+        budget_min=min(budgets) if budgets else None,
     )
 
 

@@ -96,7 +96,7 @@ def _per_series(
         # The latest point is one backward seek of the points primary key whatever the
         # window, so rollups would not make it cheaper (measured: same time at 10k services).
         in_window = "p.series_id = s.id AND p.field = ? AND p.ts >= ? AND p.ts < ?"
-        params += [sel.field, query.start_ms, query.end_ms] * 2
+        params += [sel.field, query.start_of(sel), query.end_ms] * 2
         columns = (
             f"(SELECT p.value FROM points AS p WHERE {in_window}"
             " ORDER BY p.ts DESC LIMIT 1) AS v, "
@@ -104,7 +104,18 @@ def _per_series(
         )
         # SQLite fills a bare column from the row that holds MAX(): the latest point's value.
         return columns, "g.v AS value, MAX(g.t) AS last_ts", "g.v IS NOT NULL"
-    parts = window_parts(query.start_ms, query.end_ms, rollup_ms=rollup_ms)
+    if sel.aggregate in (Aggregate.MIN, Aggregate.MAX):
+        # Gauge extremes: rollups keep sums and last values only, so these read raw points
+        # (one primary-key range per series).
+        func = "MIN" if sel.aggregate is Aggregate.MIN else "MAX"
+        params += [sel.field, query.start_of(sel), query.end_ms]
+        return (
+            f"(SELECT {func}(p.value) FROM points AS p WHERE p.series_id = s.id"
+            " AND p.field = ? AND p.ts >= ? AND p.ts < ?) AS v",
+            f"{func}(g.v) AS value, NULL AS last_ts",
+            "g.v IS NOT NULL",
+        )
+    parts = window_parts(query.start_of(sel), query.end_ms, rollup_ms=rollup_ms)
     subqueries = [_sum_subquery(sel, part, params) for part in parts]
     if len(subqueries) == 1:
         return f"{subqueries[0]} AS v", "SUM(g.v) AS value, NULL AS last_ts", "g.v IS NOT NULL"

@@ -54,6 +54,7 @@ from meshalert.rules.models import (
     FailuresRule,
     LatencyRule,
     RetriesRule,
+    RouterPolicy,
     RuleBase,
     RunbookUrl,
     ServiceRules,
@@ -64,9 +65,13 @@ DEFAULT_RULES_YAML = """\
 # > MESHALERT_RULES > SSM (MESHALERT_RULES_SSM_PARAMETER) > MESHALERT_RULES_FILE > these defaults.
 defaults:
   latency:   {percentile: 99, above_ms: 500, window: 5m, for: 2m, recover_below_ms: 400}
-  failures:  {rate_above: 0.05, min_requests: 20, window: 5m, for: 1m}   # recover_below: 0.04
-  endpoints: {available_ratio_below: 0.7, window: 1m, for: 1m}   # or available_below: 7
-  retries:   {exhausted_above: 0, ratio_above: 0.2, min_requests: 20, window: 5m, for: 1m}
+  failures:  {rate_above: 0.05, min_requests: 20, min_samples: 20, confidence: 0.95,
+              window: 5m, for: 1m}                   # recover_below: 0.04
+  endpoints: {expected_ratio_at_most: 0.7, available_ratio_below: 0.7, window: 1m, for: 1m}
+  # endpoints also: expected: 10 (declared; default: learned), available_below: 7
+  retries:   {budget_below: 1, exhausted_above: 0, ratio_above: 0.2, min_requests: 20,
+              min_samples: 20, confidence: 0.95, window: 5m, for: 1m}
+  router:    auto            # auto (outgoing, else the worst router) | * | a router label
   no_data:   keep            # keep | alert | ok
   severity:  critical
 # services:                  # keys: "<namespace>/<service>", "<service>" or a glob
@@ -116,6 +121,7 @@ class ScopeSpec(BaseModel):
     no_data: NoDataPolicy | None = None
     renotify: Duration | None = None
     runbook_url: RunbookUrl | None = None
+    router: RouterPolicy | None = None
     latency: LatencyRule | None = None
     failures: FailuresRule | None = None
     endpoints: EndpointsRule | None = None

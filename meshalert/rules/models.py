@@ -7,12 +7,17 @@ every :class:`ThresholdInForce` it hands out carries its source into the alert's
 What ``judge(value, samples, detail)`` expects per class (the query layer produces these):
 
 - latency: ``value`` = the window's percentile in ms, ``samples`` = timer samples;
-- failures: ``value`` = failures / requests, ``samples`` = requests;
-- endpoints: ``value`` = available / load-balancer size on the worst host,
-  ``detail["min_available"]`` = the fewest available endpoints on any host (else
-  ``detail["available"]``), read by ``available_below``;
+- failures: ``value`` = failures / requests, ``samples`` = requests (estimated),
+  ``detail["request_lines"]``/``["failure_lines"]`` = statsd lines received (the volume and
+  confidence guards);
+- endpoints: ``value`` = available / size of the worst load balancer,
+  ``detail["min_available"]`` = the fewest available endpoints of any balancer (else
+  ``detail["available"]``), read by ``available_below`` and a declared ``expected``;
+  ``detail["learned_ratio"]`` = the lowest available / largest recent size of any balancer;
 - retries: ``value`` = retries / requests, ``samples`` = requests,
+  ``detail["retry_lines"]``/``["request_lines"]`` = lines received,
   ``detail["budget_exhausted"]`` = retry-budget exhaustions in the window,
+  ``detail["budget_min"]`` = the retry budget gauge's lowest balance in the window,
   ``detail["baseline"]`` = the median retry ratio over the same window length during the
   previous day (only read when ``anomaly_factor`` is set).
 
@@ -34,6 +39,7 @@ from pydantic import (
     field_validator,
 )
 
+from meshalert.alerts.confidence import ratio_lower_bound
 from meshalert.alerts.model import (
     AlertClass,
     NoDataPolicy,
@@ -48,6 +54,9 @@ DETAIL_EXHAUSTED = "budget_exhausted"
 DETAIL_MIN_AVAILABLE = "min_available"
 DETAIL_AVAILABLE = "available"
 DETAIL_BASELINE = "baseline"
+DETAIL_BUDGET_MIN = "budget_min"
+DETAIL_LEARNED_RATIO = "learned_ratio"
+DETAIL_REQUEST_LINES = "request_lines"
 PARTIAL_CONTEXT = {"partial": True}
 """Validation context for one layer of a document: cross-field checks wait for the merge."""
 
@@ -95,6 +104,16 @@ def _runbook_url(value: object) -> object:
 Duration = Annotated[str, BeforeValidator(_any_duration)]
 PositiveDuration = Annotated[str, BeforeValidator(_positive_duration)]
 RunbookUrl = Annotated[str, BeforeValidator(_runbook_url)]
+
+
+def _router(value: object) -> object:
+    if isinstance(value, str) and (not value or any(c.isspace() for c in value)):
+        raise ValueError("router must be auto, * or a router label (no spaces)")
+    return value
+
+
+RouterPolicy = Annotated[str, BeforeValidator(_router)]
+Confidence = Annotated[float, Field(gt=0, lt=1)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -119,6 +138,7 @@ class RuleBase(BaseModel):
         "no_data",
         "renotify",
         "runbook_url",
+        "router",
     )
 
     enabled: bool = True
@@ -127,6 +147,10 @@ class RuleBase(BaseModel):
     renotify: Duration = "4h"
     """Reminder interval while firing; ``0s`` sends no reminders."""
     runbook_url: RunbookUrl | None = None
+    router: RouterPolicy = "auto"
+    """Whose view is judged: ``auto`` (``outgoing`` if present, else every router apart,
+    worst reported), ``*`` (every router apart, worst reported) or one router label.
+    Routers are never summed."""
     window: PositiveDuration = "5m"
     for_: Duration = Field(default="1m", alias="for")
 
@@ -273,6 +297,12 @@ class FailuresRule(RuleBase):
 
     rate_above: Ratio = 0.05
     min_requests: Annotated[int, Field(ge=0)] = 20
+    min_samples: Annotated[int, Field(ge=0)] = 20
+    """Request lines actually received: at sampleRate 0.02 one line counts as 50 requests,
+    so ``min_requests`` alone passes on a single line."""
+    confidence: Confidence | None = 0.95
+    """Fire only when the ratio's lower confidence bound (from the lines) is above
+    ``rate_above``; None judges the point estimate alone."""
     window: PositiveDuration = "5m"
     for_: Duration = Field(default="1m", alias="for")
     recover_below: Ratio | None = None
@@ -308,24 +338,31 @@ class FailuresRule(RuleBase):
         return self._threshold("rate_above")
 
     def thresholds(self) -> tuple[ThresholdInForce, ...]:
+        names = ("rate_above", "min_requests", "min_samples", "confidence")
         return (
-            self._threshold("rate_above"),
-            self._threshold("min_requests"),
+            *(self._threshold(n) for n in names if getattr(self, n) is not None),
             self._recover_threshold(),
         )
 
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
         if value is None:
             return NO_DATA
-        if samples < self.min_requests:
+        extra = detail or {}
+        lines = _lines(extra, DETAIL_REQUEST_LINES, samples)
+        if samples < self.min_requests or lines < self.min_samples:
             # Too little traffic to trust a rate: healthy, and it lets a firing alert resolve.
             return _verdict(False, True)
-        return _verdict(value > self.rate_above, value < self.recover_rate)
+        breached = value > self.rate_above
+        if breached and self.confidence is not None:
+            events = _lines(extra, "failure_lines", value * samples)
+            breached = ratio_lower_bound(events, lines, self.confidence) > self.rate_above
+        return _verdict(breached, value < self.recover_rate)
 
     def describe(self) -> str:
         return (
             f"failure rate above {_pct(self.rate_above)} {self._timing()}, "
-            f"with at least {self.min_requests} requests; "
+            f"with at least {self.min_requests} requests and {self.min_samples} request lines"
+            f"{_confidence_text(self.confidence)}; "
             f"recovers below {_pct(self.recover_rate)}"
         )
 
@@ -333,6 +370,11 @@ class FailuresRule(RuleBase):
 class EndpointsRule(RuleBase):
     alert_class: ClassVar[AlertClass] = AlertClass.ENDPOINTS
 
+    expected_ratio_at_most: Ratio | None = 0.7
+    """The default test: fire when a balancer's available endpoints are at most this share
+    of the expected count: ``expected`` when declared (10 declared: fire at 7 or fewer),
+    else the balancer's largest ``size`` over the lookback (learned)."""
+    expected: Annotated[int, Field(gt=0)] | None = None
     available_ratio_below: Ratio | None = 0.7
     available_below: Annotated[int, Field(ge=0)] | None = Field(default=None, validate_default=True)
     window: PositiveDuration = "1m"
@@ -341,61 +383,86 @@ class EndpointsRule(RuleBase):
     @field_validator("available_below")
     @classmethod
     def _one_condition(cls, value: int | None, info: ValidationInfo) -> int | None:
-        ratio_failed = "available_ratio_below" not in info.data
-        ratio = info.data.get("available_ratio_below")
-        if value is None and ratio is None and not ratio_failed and not _is_partial(info):
-            raise ValueError("set available_ratio_below or available_below (or both)")
+        failed = not {"available_ratio_below", "expected_ratio_at_most"} <= set(info.data)
+        others = (info.data.get("available_ratio_below"), info.data.get("expected_ratio_at_most"))
+        if value is None and others == (None, None) and not failed and not _is_partial(info):
+            raise ValueError("set expected_ratio_at_most, available_ratio_below or available_below")
         return value
 
     def primary_threshold(self) -> ThresholdInForce:
-        if self.available_ratio_below is not None:
-            return self._threshold("available_ratio_below")
+        for name in ("expected_ratio_at_most", "available_ratio_below"):
+            if getattr(self, name) is not None:
+                return self._threshold(name)
         return self._threshold("available_below")
 
     def thresholds(self) -> tuple[ThresholdInForce, ...]:
-        names = ("available_ratio_below", "available_below")
+        names = ("expected_ratio_at_most", "expected", "available_ratio_below", "available_below")
         return tuple(self._threshold(n) for n in names if getattr(self, n) is not None)
 
-    def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
-        extra = detail or {}
-        count = _number(extra.get(DETAIL_MIN_AVAILABLE))
+    def _conditions(
+        self, value: float | None, detail: Detail
+    ) -> list[tuple[bool, float, ThresholdInForce]]:
+        """(breached, observed, threshold) of every test that has data, default test first."""
+        out: list[tuple[bool, float, ThresholdInForce]] = []
+        count = _number(detail.get(DETAIL_MIN_AVAILABLE))
         if count is None:
-            count = _number(extra.get(DETAIL_AVAILABLE))
-        judged = False
-        breached = False
+            count = _number(detail.get(DETAIL_AVAILABLE))
+        if self.expected_ratio_at_most is not None:
+            if self.expected is not None and count is not None:
+                line = self.expected_ratio_at_most * self.expected
+                out.append(
+                    (
+                        count <= line,
+                        count,
+                        ThresholdInForce(
+                            name="endpoints.expected x expected_ratio_at_most",
+                            value=line,
+                            source=self.source_of("expected"),
+                        ),
+                    )
+                )
+            elif self.expected is None:
+                learned = _number(detail.get(DETAIL_LEARNED_RATIO))
+                if learned is not None:
+                    at_most = self.expected_ratio_at_most
+                    threshold = self._threshold("expected_ratio_at_most")
+                    out.append((learned <= at_most, learned, threshold))
         if self.available_ratio_below is not None and value is not None:
-            judged, breached = True, value < self.available_ratio_below
+            threshold = self._threshold("available_ratio_below")
+            out.append((value < self.available_ratio_below, value, threshold))
         if self.available_below is not None and count is not None:
-            judged, breached = True, breached or count < self.available_below
-        if not judged:
+            threshold = self._threshold("available_below")
+            out.append((count < self.available_below, count, threshold))
+        return out
+
+    def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
+        conditions = self._conditions(value, detail or {})
+        if not conditions:
             return NO_DATA
+        breached = any(c[0] for c in conditions)
         return _verdict(breached, not breached)
 
     def evidence_of(
         self, value: float | None, samples: float, detail: Detail | None = None
     ) -> tuple[float | None, ThresholdInForce]:
-        extra = detail or {}
-        count = _number(extra.get(DETAIL_MIN_AVAILABLE))
-        if count is None:
-            count = _number(extra.get(DETAIL_AVAILABLE))
-        ratio_breached = (
-            self.available_ratio_below is not None
-            and value is not None
-            and value < self.available_ratio_below
-        )
-        if self.available_below is None or count is None or ratio_breached:
-            return value, self.primary_threshold()
-        if self.available_ratio_below is None or count < self.available_below:
-            return count, self._threshold("available_below")
+        conditions = self._conditions(value, detail or {})
+        for breached, observed, threshold in conditions:
+            if breached:
+                return observed, threshold
+        if conditions:
+            return conditions[0][1], conditions[0][2]
         return value, self.primary_threshold()
 
     def describe(self) -> str:
         parts = []
+        if self.expected_ratio_at_most is not None:
+            of = f"the {self.expected} expected" if self.expected else "the recent largest size"
+            parts.append(f"at most {_pct(self.expected_ratio_at_most)} of {of}")
         if self.available_ratio_below is not None:
             parts.append(f"below {_pct(self.available_ratio_below)} of the load balancer")
         if self.available_below is not None:
             parts.append(f"below {self.available_below}")
-        return f"available endpoints {' or '.join(parts)} on any host {self._timing()}"
+        return f"available endpoints {' or '.join(parts)} on any load balancer {self._timing()}"
 
 
 class RetriesRule(RuleBase):
@@ -406,6 +473,13 @@ class RetriesRule(RuleBase):
     min_requests: Annotated[int, Field(ge=0)] = 20
     """The ratio and anomaly tests need this many requests in the window (an exhausted
     budget counts whatever the traffic): 1 retry of 4 requests is not a retry storm."""
+    min_samples: Annotated[int, Field(ge=0)] = 20
+    """... and this many request lines actually received (sampling: see failures)."""
+    confidence: Confidence | None = 0.95
+    """The ratio test needs its lower confidence bound above ``ratio_above``."""
+    budget_below: Annotated[float, Field(ge=0)] | None = 1
+    """Fire when the retry budget gauge (unsampled: the budget's balance, in retries)
+    dropped below this in the window: 1 means "no retry allowed"."""
     window: PositiveDuration = "5m"
     for_: Duration = Field(default="1m", alias="for")
     anomaly_factor: Annotated[float, Field(gt=0)] | None = None
@@ -414,17 +488,51 @@ class RetriesRule(RuleBase):
         return self._threshold("ratio_above")
 
     def thresholds(self) -> tuple[ThresholdInForce, ...]:
-        names = ("exhausted_above", "ratio_above", "min_requests", "anomaly_factor")
+        names = (
+            "budget_below",
+            "exhausted_above",
+            "ratio_above",
+            "min_requests",
+            "min_samples",
+            "confidence",
+            "anomaly_factor",
+        )
         return tuple(self._threshold(n) for n in names if getattr(self, n) is not None)
+
+    def _budget_dry(self, detail: Detail) -> float | None:
+        """The budget gauge's low point when it breaches ``budget_below``, else None."""
+        low = _number(detail.get(DETAIL_BUDGET_MIN))
+        if self.budget_below is not None and low is not None and low < self.budget_below:
+            return low
+        return None
+
+    def _ratio_breached(self, value: float | None, samples: float, detail: Detail) -> bool:
+        if value is None or value <= self.ratio_above or not self._enough(samples, detail):
+            return False
+        if self.confidence is None:
+            return True
+        lines = _lines(detail, DETAIL_REQUEST_LINES, samples)
+        events = _lines(detail, "retry_lines", value * samples)
+        return ratio_lower_bound(events, lines, self.confidence) > self.ratio_above
+
+    def _enough(self, samples: float, detail: Detail) -> bool:
+        lines = _lines(detail, DETAIL_REQUEST_LINES, samples)
+        return samples >= self.min_requests and lines >= self.min_samples
 
     def judge(self, value: float | None, samples: float, detail: Detail | None = None) -> Verdict:
         extra = detail or {}
         exhausted = _number(extra.get(DETAIL_EXHAUSTED))
-        if value is None and exhausted is None:
+        budget = _number(extra.get(DETAIL_BUDGET_MIN))
+        if value is None and exhausted is None and budget is None:
             return NO_DATA
         breached = exhausted is not None and exhausted > self.exhausted_above
-        if value is not None and samples >= self.min_requests:
-            breached = breached or value > self.ratio_above or self._anomalous(value, extra)
+        breached = breached or self._budget_dry(extra) is not None
+        if value is not None and self._enough(samples, extra):
+            breached = (
+                breached
+                or self._ratio_breached(value, samples, extra)
+                or self._anomalous(value, extra)
+            )
         return _verdict(breached, not breached)
 
     def evidence_of(
@@ -432,7 +540,10 @@ class RetriesRule(RuleBase):
     ) -> tuple[float | None, ThresholdInForce]:
         extra = detail or {}
         exhausted = _number(extra.get(DETAIL_EXHAUSTED))
-        ratio_breached = value is not None and value > self.ratio_above
+        ratio_breached = self._ratio_breached(value, samples, extra)
+        dry = self._budget_dry(extra)
+        if dry is not None and not ratio_breached:
+            return dry, self._threshold("budget_below")
         if exhausted is not None and exhausted > self.exhausted_above and not ratio_breached:
             return exhausted, self._threshold("exhausted_above")
         baseline = _number(extra.get(DETAIL_BASELINE))
@@ -457,9 +568,14 @@ class RetriesRule(RuleBase):
         return value > self.anomaly_factor * baseline
 
     def describe(self) -> str:
+        budget = (
+            f"retry budget below {self.budget_below:g}, " if self.budget_below is not None else ""
+        )
         text = (
-            f"retry budget exhausted more than {self.exhausted_above:g} times or retries "
-            f"above {_pct(self.ratio_above)} of requests (at least {self.min_requests})"
+            f"{budget}retry budget exhausted more than {self.exhausted_above:g} times or "
+            f"retries above {_pct(self.ratio_above)} of requests (at least "
+            f"{self.min_requests} requests and {self.min_samples} request lines"
+            f"{_confidence_text(self.confidence)})"
         )
         if self.anomaly_factor is not None:
             text += f" or above {self.anomaly_factor:g}x the previous day's median"
@@ -468,6 +584,19 @@ class RetriesRule(RuleBase):
 
 def _number(value: float | str | None) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+def _lines(detail: Detail, name: str, fallback: float) -> float:
+    """Lines received as the observation reports them; an observation without line counts
+    (an exact source) counts its events instead."""
+    value = _number(detail.get(name))
+    return value if value is not None else fallback
+
+
+def _confidence_text(confidence: float | None) -> str:
+    if confidence is None:
+        return ""
+    return f", {_pct(confidence)} sure"
 
 
 ClassRule = LatencyRule | FailuresRule | EndpointsRule | RetriesRule

@@ -16,6 +16,9 @@ so ``INSERT OR REPLACE`` (whose implicit delete fires no trigger), ``INSERT OR I
 upserts and plain deletes all leave the rollup equal to the points.
 Readers that predate version 2 ignore the table; writers that predate it keep it right
 through the triggers stored in the file.
+
+Schema version 3 only rebuilds the series index to cover ``router`` and ``client``, which
+window queries group by (routers and load balancers are judged apart).
 """
 
 from __future__ import annotations
@@ -35,10 +38,19 @@ TAG_COLUMNS: tuple[str, ...] = (
     "le",
 )
 
-WINDOW_TAGS: tuple[str, ...] = ("namespace", "service", "host", "le", "exception", "failure_flag")
+WINDOW_TAGS: tuple[str, ...] = (
+    "namespace",
+    "service",
+    "router",
+    "host",
+    "client",
+    "le",
+    "exception",
+    "failure_flag",
+)
 """Tags window queries filter or group on besides ``scope`` (indexed with it)."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ROLLUP_VERSION = 2
 """The first schema version whose files carry ``rollup_1m`` (readers check ``user_version``)."""
 ROLLUP_MS = 60_000
@@ -169,9 +181,11 @@ DDL: tuple[str, ...] = (
     )""",
     # Covers what window queries read of a series (filter, group and id), so finding a
     # class's series never visits the wide table rows: about 10% of a 10k-service cycle.
-    # Version 1 had the (measurement, scope) prefix of it alone.
+    # Version 1 had the (measurement, scope) prefix of it alone; version 2 lacked router
+    # and client, which window queries group by since routers and balancers stay apart.
     "DROP INDEX IF EXISTS series_by_measurement",
-    "CREATE INDEX IF NOT EXISTS series_for_windows ON series (measurement, scope, "
+    "DROP INDEX IF EXISTS series_for_windows",
+    "CREATE INDEX IF NOT EXISTS series_for_windows3 ON series (measurement, scope, "
     + ", ".join(WINDOW_TAGS)
     + ")",
     """CREATE TABLE IF NOT EXISTS points (

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         interval_ms=interval,
         classes=[AlertClass(args.alert_class)] if args.alert_class else tuple(AlertClass),
         services=args.service,
+        settle_ms=settings.window_settle_ms,
+        lookback_ms=settings.endpoints_lookback_ms,
     )
     elapsed = time.monotonic() - started
     Path(args.report).write_text(render_html(result), encoding="utf-8")

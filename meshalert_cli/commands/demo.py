@@ -120,6 +120,7 @@ def prepare(directory: Path, feed: NotificationFeed, board: Board) -> LocalStack
         "MESHALERT_SPOOL_DIR": str(directory / "spool"),
         "MESHALERT_EVAL_INTERVAL": "2s",
         "MESHALERT_FLUSH_INTERVAL": "1s",
+        "MESHALERT_WINDOW_GRACE": "1s",  # windows end 2 s before each cycle, not 6 s
         "MESHALERT_RULES": DEMO_RULES,
     }
     for name in ("MESHALERT_RULES_FILE", "MESHALERT_RULES_SSM_PARAMETER"):

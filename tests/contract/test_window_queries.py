@@ -28,7 +28,7 @@ END = 1_700_000_400_000
 WINDOW = 300_000
 START = END - WINDOW
 STEP = 10_000
-CONN_FAILED = "com_twitter_finagle_ConnectionFailedException"
+CONN_FAILED = "com_twitter_finagle_naming_buoyant_RichConnectionFailedExceptionWithPath"
 
 
 def counter(measurement: str, ts: int, count: float, **tags: str) -> Point:
@@ -55,9 +55,7 @@ def test_counters_are_summed_over_hosts_and_flagged_failures_excluded(backend: B
                 counter("linkerd_failures", ts, 1, failure_flag="interrupted", **svc(host))
             )
             points.append(
-                counter(
-                    "linkerd_failures", ts, 1, exception=CONN_FAILED, **svc(host, scope="client")
-                )
+                counter("linkerd_service_creation_failures", ts, 1, **svc(host, scope="client"))
             )
         # The client scope's own request count is not what callers see.
         points.append(counter("linkerd_requests", START, 999, **svc(host, scope="client")))
@@ -67,14 +65,20 @@ def test_counters_are_summed_over_hosts_and_flagged_failures_excluded(backend: B
 
     assert result.queries_issued == 1
     assert result.services == {
-        "prod/web": FailuresAggregate(
-            requests=3 * (100 + 101 + 102), failures=18.0, connection_failures=9.0
-        )
+        "prod/web": {
+            "": FailuresAggregate(
+                requests=3 * (100 + 101 + 102),
+                failures=18.0,
+                request_lines=9.0,
+                failure_lines=9.0,
+                service_creation_failures=9.0,
+            )
+        }
     }
     obs = observe(result)["prod/web"]
     assert obs.value == pytest.approx(18 / 909)
     assert obs.samples == 909
-    assert obs.detail["connection_failures"] == 9.0
+    assert obs.detail["service_creation_failures"] == 9.0
 
 
 def test_latency_buckets_are_summed_over_hosts(backend: Backend) -> None:
@@ -90,8 +94,8 @@ def test_latency_buckets_are_summed_over_hosts(backend: Backend) -> None:
     result = backend.reader.fetch(class_query(AlertClass.LATENCY, window_ms=WINDOW, end_ms=END))
 
     assert result.services == {
-        "prod/web": LatencyAggregate({parse_le(le_small): 98.0, parse_le(le_big): 2.0}),
-        "prod/x": LatencyAggregate({math.inf: 5.0}),
+        "prod/web": {"": LatencyAggregate({parse_le(le_small): 98.0, parse_le(le_big): 2.0})},
+        "prod/x": {"": LatencyAggregate({math.inf: 5.0})},
     }
     obs = observe(result, percentile=99)
     p99 = obs["prod/web"].value
@@ -117,16 +121,20 @@ def test_gauges_take_the_last_value_per_host_and_name_the_worst(backend: Backend
     ]
     backend.write(points)
 
-    result = backend.reader.fetch(class_query(AlertClass.ENDPOINTS, window_ms=WINDOW, end_ms=END))
+    result = backend.reader.fetch(
+        class_query(AlertClass.ENDPOINTS, window_ms=WINDOW, end_ms=END, lookback_ms=WINDOW)
+    )
 
     assert result.services == {
-        "prod/api": EndpointsAggregate(
-            (
-                EndpointHost("a", 9.0, 10.0),
-                EndpointHost("b", 3.0, 4.0),
-                EndpointHost("c", 4.0, 10.0),
+        "prod/api": {
+            "": EndpointsAggregate(
+                (
+                    EndpointHost("a", 9.0, 10.0, 10.0),
+                    EndpointHost("b", 3.0, 4.0, 4.0),
+                    EndpointHost("c", 4.0, 10.0, 10.0),
+                )
             )
-        )
+        }
     }
     obs = observe(result)["prod/api"]
     assert obs.value == pytest.approx(0.4)
@@ -153,7 +161,9 @@ def test_retries_budget_exhausted_counts_client_and_service_scopes(backend: Back
 
     result = backend.reader.fetch(class_query(AlertClass.RETRIES, window_ms=WINDOW, end_ms=END))
 
-    assert result.services == {"web": RetriesAggregate(80.0, 400.0, 5.0)}
+    assert result.services == {
+        "web": {"": RetriesAggregate(80.0, 400.0, 5.0, retry_lines=2.0, request_lines=2.0)}
+    }
     obs = observe(result)["web"]
     assert obs.value == pytest.approx(0.2)
     assert obs.detail["budget_exhausted"] == 5.0
@@ -174,11 +184,13 @@ def test_window_includes_its_start_and_excludes_its_end(backend: Backend) -> Non
     )
     failures = backend.reader.fetch(class_query(AlertClass.FAILURES, window_ms=WINDOW, end_ms=END))
     endpoints = backend.reader.fetch(
-        class_query(AlertClass.ENDPOINTS, window_ms=WINDOW, end_ms=END)
+        class_query(AlertClass.ENDPOINTS, window_ms=WINDOW, end_ms=END, lookback_ms=WINDOW)
     )
 
-    assert failures.services == {"prod/web": FailuresAggregate(requests=15.0)}
-    assert endpoints.services == {"prod/web": EndpointsAggregate((EndpointHost("a", 2.0, 4.0),))}
+    assert failures.services == {"prod/web": {"": FailuresAggregate(15.0, request_lines=2.0)}}
+    assert endpoints.services == {
+        "prod/web": {"": EndpointsAggregate((EndpointHost("a", 2.0, 4.0, 4.0),))}
+    }
 
 
 WEIRD = [("we'ird ns", 'svc "quoted", with=eq'), ("", "back\\slash' svc"), ("a/b", "x y")]
@@ -198,7 +210,8 @@ def test_awkward_tag_values_group_and_filter_exactly(backend: Backend) -> None:
     result = backend.reader.fetch(query)
 
     assert result.services == {
-        ref.key: FailuresAggregate(requests=10.0 + n) for n, ref in enumerate(refs)
+        ref.key: {"": FailuresAggregate(requests=10.0 + n, request_lines=1.0)}
+        for n, ref in enumerate(refs)
     }
 
 
@@ -237,4 +250,4 @@ def test_any_service_name_is_an_exact_filter_match(backend: Backend, name: str) 
         class_query(AlertClass.FAILURES, window_ms=WINDOW, end_ms=END, services=[ref])
     )
 
-    assert result.services == {ref.key: FailuresAggregate(requests=3.0)}
+    assert result.services == {ref.key: {"": FailuresAggregate(requests=3.0, request_lines=1.0)}}

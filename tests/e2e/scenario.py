@@ -79,6 +79,8 @@ FIRST_RUN: Counter[Delivery] = Counter(
 )
 EVERYTHING: Counter[Delivery] = FIRST_RUN + Counter({(*STORM, "resolved"): 1})
 STATUS_KEYS = {"class", "service", "state", "value", "threshold", "since"}
+SETTLE_S = 2.0
+"""Flush interval (1s) plus grace (1s): how far each window ends before its cycle."""
 
 
 def run_env(tmp_path: Path, store_url: str, webhook: str, slack: str, port: int) -> dict[str, str]:
@@ -86,6 +88,8 @@ def run_env(tmp_path: Path, store_url: str, webhook: str, slack: str, port: int)
         {
             "MESHALERT_STATSD_LISTEN": f"127.0.0.1:{port}",
             "MESHALERT_FLUSH_INTERVAL": "1s",
+            # Windows end at cycle - (flush + grace): SETTLE_S behind, see check_timing.
+            "MESHALERT_WINDOW_GRACE": "1s",
             "MESHALERT_EVAL_INTERVAL": "2s",
             "MESHALERT_STORE": store_url,
             "MESHALERT_STATE": f"sqlite:///{tmp_path / 'state.db'}",
@@ -230,7 +234,7 @@ def check_timing(requests: list[Any], sender: SteerableSender, storm_end_s: floa
         end_s = sender.wall_s(storm_end_s if key == STORM else INCIDENT_END_S)
         if body["state"] == "firing":
             assert at_s >= sender.wall_s(INCIDENT_START_S + 4.0) - align_s, body["summary"]
-            assert at_s <= end_s + 2 * align_s, body["summary"]
+            assert at_s <= end_s + 2 * align_s + SETTLE_S, body["summary"]
         else:
             assert at_s > end_s, body["summary"]
 

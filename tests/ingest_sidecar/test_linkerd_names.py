@@ -607,3 +607,57 @@ def test_service_namespaces_parse() -> None:
         "outgoing": "production",
         "incoming": "prod",
     }
+
+
+_RICH = "com_twitter_finagle_naming_buoyant_RichConnectionFailedException"
+
+
+@pytest.mark.parametrize(
+    ("metric", "measurement", "extra"),
+    [
+        ("service_creation.failures", "linkerd_service_creation_failures", {}),
+        (
+            f"service_creation.failures.{_RICH}",
+            "linkerd_service_creation_failures",
+            {"exception": _RICH},
+        ),
+        (
+            f"service_creation.failures.restartable.{_RICH}.java_net_ConnectException",
+            "linkerd_service_creation_failures_chain",
+            {
+                "exception": _RICH,
+                "cause": "java_net_ConnectException",
+                "failure_flag": "restartable",
+            },
+        ),
+        ("http.stream.request.pending", "linkerd_http_stream_request_pending", {}),
+        ("pending", "linkerd_pending", {}),
+    ],
+)
+def test_session_acquisition_failures_and_stream_gauges_keep_the_client_id(
+    metric: str, measurement: str, extra: dict[str, str]
+) -> None:
+    """As recorded from real Linkerd 1.7.5 (tests/data/linkerd_corpus): a refused connection
+    is counted under ``service_creation.failures``, never under ``failures``."""
+    client = "_.io_l5d_k8s_daemonset.linkerd.incoming.l5d._.io_l5d_k8s.production.http.checkout"
+    key = NameMapper().map(f"linkerd.rt.outgoing.client.{client}.{metric}")
+    assert key.measurement == measurement
+    assert dict(key.tags) == {
+        "router": "outgoing",
+        "scope": "client",
+        "client": client,
+        "via": "daemonset",
+        "namespace": "production",
+        "port": "http",
+        "service": "checkout",
+        **extra,
+    }
+
+
+def test_port_transformer_ids_are_part_of_the_client_id() -> None:
+    key = NameMapper().map(
+        f"linkerd.rt.outgoing.client._.io_l5d_port.4141._.io_l5d_fs.ledger.service_creation.failures.{_RICH}"
+    )
+    assert key.measurement == "linkerd_service_creation_failures"
+    assert dict(key.tags)["client"] == "_.io_l5d_port.4141._.io_l5d_fs.ledger"
+    assert (dict(key.tags)["service"], dict(key.tags)["via"]) == ("ledger", "port")

@@ -26,7 +26,7 @@ RULES = """
 defaults:
   latency:   {percentile: 99, above_ms: 500, window: 2m, for: 1m}
   failures:  {rate_above: 0.05, min_requests: 20, window: 2m, for: 1m}
-  endpoints: {available_ratio_below: 0.7, window: 1m, for: 1m}
+  endpoints: {expected_ratio_at_most: 0.7, available_ratio_below: 0.7, window: 1m, for: 1m}
   retries:   {exhausted_above: 0, ratio_above: 0.2, window: 2m, for: 1m}
 """
 

@@ -69,7 +69,7 @@ class _Reader:
     bucket_queries: list[BucketQuery] = field(default_factory=list)
 
     def fetch(self, query: ClassQuery) -> ClassAggregates:
-        return ClassAggregates(query, {"prod/web": self.now}, "window-query")
+        return ClassAggregates(query, {"prod/web": {"": self.now}}, "window-query")
 
     def fetch_buckets(self, query: BucketQuery) -> BucketResult:
         self.bucket_queries.append(query)

@@ -16,7 +16,7 @@ RULES = """
 defaults:
   latency:   {above_ms: 500, window: 2m, for: 1m}
   failures:  {rate_above: 0.05, window: 2m, for: 1m}
-  endpoints: {available_ratio_below: 0.7, window: 1m, for: 1m}
+  endpoints: {expected_ratio_at_most: 0.7, available_ratio_below: 0.7, window: 1m, for: 1m}
   retries:   {ratio_above: 0.2, window: 2m, for: 1m}
 """
 

@@ -83,21 +83,30 @@ def test_window_is_start_inclusive_stop_exclusive_range() -> None:
     text = rendered("failures_services")
     assert 'windowStart = time(v: "2024-01-01T00:03:00.250Z")' in text
     assert 'windowStop = time(v: "2024-01-01T00:05:00.250Z")' in text
-    assert text.count("|> range(start: windowStart, stop: windowStop)") == 3
+    assert text.count("|> range(start: windowStart, stop: windowStop)") == 6
 
 
 def test_sums_group_by_the_select_tags_and_gauges_take_the_latest_per_host() -> None:
     latency = rendered("latency")
-    assert '|> group(columns: ["namespace", "service", "le"])\n    |> sum()' in latency
+    assert '|> group(columns: ["namespace", "service", "router", "le"])\n    |> sum()' in latency
     endpoints = rendered("endpoints")
+    balancer = '["namespace", "service", "router", "host", "client"]'
     assert (
         endpoints.count(
-            '|> last()\n    |> group(columns: ["namespace", "service", "host"])\n'
+            f"|> last()\n    |> group(columns: {balancer})\n"
             '    |> sort(columns: ["_time"])\n    |> last()'
         )
         == 2
     )
-    assert all(s.aggregate is Aggregate.LAST for s in GOLDEN_QUERIES["endpoints"].selects)
+    # The learned endpoint count: the largest size over the lookback, per balancer.
+    assert "lookbackStart = time(v: " in endpoints
+    assert (
+        "|> range(start: lookbackStart, stop: windowStop)" in endpoints
+        and f"|> group(columns: {balancer})\n    |> max()" in endpoints
+    )
+    aggregates = [s.aggregate for s in GOLDEN_QUERIES["endpoints"].selects]
+    assert aggregates == [Aggregate.LAST, Aggregate.LAST, Aggregate.MAX]
+    assert "|> min()" in rendered("retries")
 
 
 def test_tag_conditions() -> None:
@@ -106,8 +115,12 @@ def test_tag_conditions() -> None:
         'r.scope == "service" and not exists r.exception and not exists r.failure_flag' in failures
     )
     assert (
-        'r.scope == "client" and r.exception == "com_twitter_finagle_ConnectionFailedException"'
-        " and not exists r.failure_flag" in failures
+        'r.scope == "service" and r.exception =='
+        ' "com_twitter_finagle_naming_buoyant_RichConnectionFailedExceptionWithPath"' in failures
+    )
+    assert (
+        'r._measurement == "linkerd_service_creation_failures"' in failures
+        and 'r.scope == "client" and not exists r.exception' in failures
     )
     assert '(r.scope == "client" or r.scope == "service")' in rendered("retries")
 
@@ -118,7 +131,7 @@ def test_services_restriction_matches_namespace_or_its_absence() -> None:
         '(not exists r.namespace and r.service == "web")'
         ' or (r.namespace == "production" and r.service == "checkout")'
     )
-    assert text.count(f"|> filter(fn: (r) => {expected})") == 3
+    assert text.count(f"|> filter(fn: (r) => {expected})") == 6
     assert "r.namespace" not in rendered("failures")
 
 

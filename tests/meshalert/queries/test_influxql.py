@@ -12,15 +12,18 @@ def test_one_statement_per_select_with_the_half_open_window() -> None:
     assert len(statements) == len(query.selects)
     for stmt in statements:
         assert "time >= 1700000100000ms AND time < 1700000400000ms" in stmt
-        assert stmt.endswith('GROUP BY "namespace", "service"')
-    assert "(\"scope\" = 'client' OR \"scope\" = 'service')" in statements[2]
+        assert stmt.endswith('GROUP BY "namespace", "service", "router"')
+    assert "(\"scope\" = 'client' OR \"scope\" = 'service')" in statements[4]
 
 
 def test_absent_tags_exact_tags_and_service_filter_are_quoted() -> None:
     query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2, services=["it's/a\\b", "plain"])
     text = render_influxql(query)
     assert "\"exception\" = '' AND \"failure_flag\" = ''" in text
-    assert "\"exception\" = 'com_twitter_finagle_ConnectionFailedException'" in text
+    assert (
+        "\"exception\" = 'com_twitter_finagle_naming_buoyant_RichConnectionFailedExceptionWithPath'"
+        in text
+    )
     assert f'("namespace" = {influxql_string("it" + chr(39) + "s")}' in text
     assert f'"service" = {influxql_string("a" + chr(92) + "b")})' in text
     assert "(\"namespace\" = '' AND \"service\" = 'plain')" in text
@@ -31,3 +34,15 @@ def test_retention_policy_qualifies_the_measurement() -> None:
     text = render_influxql(query, retention_policy='my "rp"')
     assert 'FROM "my \\"rp\\""."linkerd_loadbalancer_available"' in text
     assert 'SELECT last("value") AS "value"' in text
+
+
+def test_gauge_extremes_and_the_lookback() -> None:
+    query = class_query(
+        AlertClass.ENDPOINTS, window_ms=60_000, end_ms=1_700_000_400_000, lookback_ms=1_800_000
+    )
+    size_max = render_influxql(query).split(";\n")[2]
+    assert size_max.startswith('SELECT max("value") AS "value" FROM "linkerd_loadbalancer_size"')
+    assert "time >= 1699998600000ms AND time < 1700000400000ms" in size_max
+    assert size_max.endswith('GROUP BY "namespace", "service", "router", "host", "client"')
+    retries = render_influxql(class_query(AlertClass.RETRIES, window_ms=1, end_ms=2))
+    assert 'SELECT min("value") AS "value" FROM "linkerd_retries_budget"' in retries

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from meshalert.alerts.model import AlertClass
 from meshalert.queries.model import (
     Aggregate,
+    EndpointBalancer,
     EndpointHost,
+    EndpointsAggregate,
     FailuresAggregate,
     RetriesAggregate,
     SelectRow,
@@ -92,7 +94,8 @@ def test_assemble_sums_rows_per_service(
     query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
     rows = [SelectRow(sel, {"namespace": ns, "service": s}, v) for sel, (ns, s), v in parts]
     rows += [
-        SelectRow("connection_failures", {"namespace": ns, "service": s}, v) for (ns, s), v in conn
+        SelectRow("service_creation_failures", {"namespace": ns, "service": s}, v)
+        for (ns, s), v in conn
     ]
     result = assemble(query, rows, query_text="q")
     expected: dict[str, dict[str, float]] = {}
@@ -103,14 +106,16 @@ def test_assemble_sums_rows_per_service(
         target = next((k for k in expected if k.rpartition("/")[2] == s), None)
         if target is not None:
             bucket = expected[target]
-            bucket["connection_failures"] = bucket.get("connection_failures", 0.0) + v
+            bucket["service_creation_failures"] = bucket.get("service_creation_failures", 0.0) + v
     assert set(result.services) == set(expected)
     for key, sums in expected.items():
-        agg = result.services[key]
+        agg = result.services[key][""]
         assert isinstance(agg, FailuresAggregate)
         assert agg.requests == pytest.approx(sums.get("requests", 0.0))
         assert agg.failures == pytest.approx(sums.get("failures", 0.0))
-        assert agg.connection_failures == pytest.approx(sums.get("connection_failures", 0.0))
+        assert agg.service_creation_failures == pytest.approx(
+            sums.get("service_creation_failures", 0.0)
+        )
 
 
 def test_client_rows_matching_two_logical_services_are_not_guessed() -> None:
@@ -123,7 +128,7 @@ def test_client_rows_matching_two_logical_services_are_not_guessed() -> None:
     ]
     result = assemble(query, rows, query_text="q")
     assert set(result.services) == {"a/web", "b/web"}
-    a, b = result.services["a/web"], result.services["b/web"]
+    a, b = result.services["a/web"][""], result.services["b/web"][""]
     assert isinstance(a, RetriesAggregate) and isinstance(b, RetriesAggregate)
     assert (a.budget_exhausted, b.budget_exhausted) == (2.0, 0.0)
 
@@ -137,4 +142,58 @@ def test_assemble_drops_rows_without_service_or_finite_value() -> None:
     ]
     result = assemble(query, rows, query_text="q")
     assert list(result.services) == ["p/s"]
-    assert result.services["p/s"].hosts == (EndpointHost("h", None, 4.0),)  # type: ignore[union-attr]
+    assert result.services["p/s"][""].hosts == (EndpointHost("h", None, 4.0),)  # type: ignore[union-attr]
+
+
+def test_routers_are_kept_apart_and_connection_failure_flags_are_not_summed() -> None:
+    """Issue 10 item 1: one request is counted by the caller's outgoing and the callee's
+    incoming router; item 4: a refused connect is counted once per failure flag."""
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    web = {"namespace": "", "service": "web"}
+    rows = [
+        SelectRow("requests", {**web, "router": "outgoing"}, 100.0),
+        SelectRow("requests", {**web, "router": "incoming"}, 130.0),
+        SelectRow("failures", {**web, "router": "incoming"}, 30.0),
+        SelectRow(
+            "connection_failures", {**web, "router": "outgoing", "failure_flag": "restartable"}, 7
+        ),
+        SelectRow("connection_failures", {**web, "router": "outgoing", "failure_flag": ""}, 7),
+        SelectRow(
+            "connection_failures", {**web, "router": "outgoing", "failure_flag": "rejected"}, 6
+        ),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services["web"] == {
+        "incoming": FailuresAggregate(requests=130.0, failures=30.0),
+        "outgoing": FailuresAggregate(requests=100.0, connection_failures=7.0),
+    }
+
+
+def test_endpoints_keep_each_balancer_of_a_host_apart() -> None:
+    """Issue 10 item 2: the daemonset client (3/3 nodes) and the localnode client (1/1 pod)
+    of one host must never read as 1 of 3."""
+    query = class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=2)
+    base = {"namespace": "p", "service": "s", "host": "h"}
+    out = {**base, "router": "outgoing", "client": "ds"}
+    inc = {**base, "router": "incoming", "client": "ln"}
+    rows = [
+        SelectRow("available", out, 3.0),
+        SelectRow("size", out, 3.0),
+        SelectRow("size_max", out, 3.0),
+        SelectRow("available", inc, 1.0),
+        SelectRow("size", inc, 1.0),
+        SelectRow("size_max", inc, 2.0),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services["p/s"] == {
+        "incoming": EndpointsAggregate((EndpointBalancer("h", 1.0, 1.0, 2.0, "ln"),)),
+        "outgoing": EndpointsAggregate((EndpointBalancer("h", 3.0, 3.0, 3.0, "ds"),)),
+    }
+
+
+def test_lookback_selects_start_earlier_and_never_later_than_the_window() -> None:
+    q = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10_000_000, lookback_ms=600_000)
+    assert q.start_of(q.select("size")) == 9_940_000
+    assert q.start_of(q.select("size_max")) == 9_400_000
+    short = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10**7, lookback_ms=1000)
+    assert short.start_of(short.select("size_max")) == short.start_ms

@@ -211,7 +211,23 @@ def test_cross_field_error_names_the_source_and_path_of_the_bad_value() -> None:
 
 def test_turning_off_both_endpoint_conditions_is_an_error() -> None:
     with pytest.raises(RulesError, match=r"file:r.yaml: defaults.endpoints.available_below: set"):
-        doc(("file:r.yaml", "defaults: {endpoints: {available_ratio_below: null}}"))
+        doc(
+            (
+                "file:r.yaml",
+                "defaults: {endpoints: {available_ratio_below: null,"
+                " expected_ratio_at_most: null}}",
+            )
+        )
+
+
+def test_router_is_a_field_of_a_whole_scope_and_of_each_class() -> None:
+    text = "defaults: {router: '*'}\nservices: {web: {retries: {router: outgoing}}}"
+    rules = doc(("file:r.yaml", text))
+    web = rules.for_service("web")
+    assert web is not None
+    assert (web.latency.router, web.retries.router) == ("*", "outgoing")
+    assert web.retries.source_of("router") == "file:r.yaml services.web"
+    assert rules.defaults.failures.router == "*"
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,14 @@ def test_for_is_written_for_in_documents_and_for_underscore_in_python() -> None:
         (FailuresRule, {"rate_above": 1.5}, "rate_above"),
         (FailuresRule, {"rate_above": 0.1, "recover_below": 0.2}, "recover_below"),
         (FailuresRule, {"min_requests": -1}, "min_requests"),
-        (EndpointsRule, {"available_ratio_below": None}, "available_below"),
+        (
+            EndpointsRule,
+            {"available_ratio_below": None, "expected_ratio_at_most": None},
+            "available_below",
+        ),
+        (EndpointsRule, {"expected": 0}, "expected"),
+        (FailuresRule, {"confidence": 1}, "confidence"),
+        (RetriesRule, {"router": "out going"}, "router"),
         (EndpointsRule, {"available_below": -2}, "available_below"),
         (RetriesRule, {"anomaly_factor": 0}, "anomaly_factor"),
         (RetriesRule, {"severity": "page"}, "severity"),
@@ -105,8 +112,12 @@ def test_primary_threshold_carries_the_source() -> None:
 
 
 def test_endpoint_primary_threshold_follows_the_condition_in_force() -> None:
-    assert EndpointsRule().primary_threshold().name == "endpoints.available_ratio_below"
-    only_count = EndpointsRule(available_ratio_below=None, available_below=7)
+    assert EndpointsRule().primary_threshold().name == "endpoints.expected_ratio_at_most"
+    ratio = EndpointsRule(expected_ratio_at_most=None)
+    assert ratio.primary_threshold().name == "endpoints.available_ratio_below"
+    only_count = EndpointsRule(
+        available_ratio_below=None, expected_ratio_at_most=None, available_below=7
+    )
     assert only_count.primary_threshold().name == "endpoints.available_below"
     assert only_count.primary_threshold().value == 7
 
@@ -132,11 +143,13 @@ def test_endpoints_judge_ratio_and_count() -> None:
     ratio = EndpointsRule()
     assert ratio.judge(0.5, 3).breached is True
     assert ratio.judge(0.8, 3) == Verdict(breached=False, recovered=True)
-    both = EndpointsRule(available_ratio_below=0.5, available_below=7)
+    both = EndpointsRule(available_ratio_below=0.5, available_below=7, expected_ratio_at_most=None)
     assert both.judge(0.9, 2, {"min_available": 6}).breached is True
     assert both.judge(0.9, 2, {"min_available": 8}).breached is False
     assert both.judge(0.4, 2, {"min_available": 8}).breached is True
-    count = EndpointsRule(available_ratio_below=None, available_below=7)
+    count = EndpointsRule(
+        available_ratio_below=None, expected_ratio_at_most=None, available_below=7
+    )
     assert count.judge(0.1, 1, {"available": 9}).breached is False
     assert count.judge(0.9, 1, {}).breached is None  # no count to judge
 
@@ -206,11 +219,15 @@ def test_latency_never_breached_and_recovered(
 def test_failures_never_breached_and_recovered(
     rule: FailuresRule, value: float, samples: float
 ) -> None:
+    """Without line counts (an exact source) the lines are the requests themselves."""
     verdict = rule.judge(value, samples)
     assert not (verdict.breached and verdict.recovered)
-    if samples >= rule.min_requests and value > rule.rate_above:
+    enough = samples >= rule.min_requests and samples >= rule.min_samples
+    if enough and value > rule.rate_above and rule.confidence is None:
         assert verdict.breached
-    if samples < rule.min_requests:
+    if verdict.breached:
+        assert enough and value > rule.rate_above
+    if not enough:
         assert verdict == Verdict(breached=False, recovered=True)
 
 
@@ -226,7 +243,9 @@ def test_endpoints_never_breached_and_recovered(
 ) -> None:
     if ratio is None and count is None:
         count = 1
-    rule = EndpointsRule(available_ratio_below=ratio, available_below=count)
+    rule = EndpointsRule(
+        available_ratio_below=ratio, available_below=count, expected_ratio_at_most=None
+    )
     verdict = rule.judge(value, 1, {"min_available": available})
     assert not (verdict.breached and verdict.recovered)
     if ratio is not None and value is not None and value < ratio:
@@ -244,7 +263,7 @@ def test_endpoints_never_breached_and_recovered(
 def test_retries_never_breached_and_recovered(
     ratio_above: float, value: float | None, exhausted: float | None
 ) -> None:
-    rule = RetriesRule(ratio_above=ratio_above)
+    rule = RetriesRule(ratio_above=ratio_above, confidence=None)
     verdict = rule.judge(value, 100, {"budget_exhausted": exhausted})
     assert not (verdict.breached and verdict.recovered)
     if value is not None and value > ratio_above:
@@ -252,7 +271,7 @@ def test_retries_never_breached_and_recovered(
 
 
 def test_retry_ratio_needs_min_requests_but_an_exhausted_budget_does_not() -> None:
-    rule = RetriesRule(ratio_above=0.2, min_requests=20)
+    rule = RetriesRule(ratio_above=0.2, min_requests=20, confidence=None)
     assert rule.judge(0.25, 4, {"budget_exhausted": 0.0}).breached is False
     assert rule.judge(0.25, 40, {"budget_exhausted": 0.0}).breached is True
     assert rule.judge(0.0, 4, {"budget_exhausted": 3.0}).breached is True
@@ -267,7 +286,9 @@ def test_evidence_names_the_condition_that_fired() -> None:
     anomaly = RetriesRule(ratio_above=0.5, anomaly_factor=3)
     observed, threshold = anomaly.evidence_of(0.35, 100, {"baseline": 0.08})
     assert threshold.value == pytest.approx(0.24)
-    endpoints = EndpointsRule(available_ratio_below=0.5, available_below=7)
+    endpoints = EndpointsRule(
+        available_ratio_below=0.5, available_below=7, expected_ratio_at_most=None
+    )
     observed, threshold = endpoints.evidence_of(0.6, 3, {"min_available": 6.0})
     assert (observed, threshold.name) == (6.0, "endpoints.available_below")
     observed, threshold = endpoints.evidence_of(0.4, 3, {"min_available": 4.0})
@@ -279,3 +300,80 @@ def test_failures_recover_below_their_trigger_by_default() -> None:
     assert rule.judge(0.049, 100).breached is False
     assert rule.judge(0.049, 100).recovered is False  # between 4% and 5%: hold
     assert rule.judge(0.039, 100).recovered is True
+
+
+# --- issue 10: sampling guards, the retry budget gauge, expected endpoints -----------
+
+
+def test_one_sampled_line_never_passes_the_volume_guard() -> None:
+    """At sampleRate 0.02 one request line counts as 50 requests: ``min_requests`` passes,
+    the lines received do not."""
+    rule = FailuresRule()
+    detail = {"request_lines": 1.0, "failure_lines": 1.0}
+    assert rule.judge(1.0, 50.0, detail) == Verdict(breached=False, recovered=True)
+    plenty = {"request_lines": 400.0, "failure_lines": 40.0}
+    assert rule.judge(0.1, 20_000.0, plenty).breached is True
+
+
+def test_a_ratio_fires_only_when_its_lower_confidence_bound_is_above_the_threshold() -> None:
+    rule = FailuresRule(rate_above=0.05)
+    # 2 failure lines of 20 request lines reads 10 % but could well be 3 %.
+    assert rule.judge(0.1, 1000.0, {"request_lines": 20.0, "failure_lines": 2.0}).breached is False
+    # 4 of 20 (20 %) is surely above 5 %.
+    assert rule.judge(0.2, 1000.0, {"request_lines": 20.0, "failure_lines": 4.0}).breached is True
+    # Without the guard the point estimate decides.
+    loose = FailuresRule(rate_above=0.05, confidence=None)
+    assert loose.judge(0.1, 1000.0, {"request_lines": 20.0, "failure_lines": 2.0}).breached
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    request_lines=st.integers(0, 5000),
+    failure_lines=st.integers(0, 5000),
+    rate=st.sampled_from([0.01, 0.02, 0.1, 1.0]),
+)
+def test_the_confidence_guard_only_ever_holds_back(
+    request_lines: int, failure_lines: int, rate: float
+) -> None:
+    """With the guard a rule fires on a subset of what it fires on without it, and it never
+    fires on fewer than min_samples request lines, whatever the sample rate."""
+    requests, failures = request_lines / rate, failure_lines / rate
+    value = failures / requests if requests else None
+    detail = {"request_lines": float(request_lines), "failure_lines": float(failure_lines)}
+    guarded = FailuresRule().judge(value, requests, detail)
+    loose = FailuresRule(confidence=None).judge(value, requests, detail)
+    if guarded.breached:
+        assert loose.breached
+        assert request_lines >= 20
+
+
+def test_retry_budget_gauge_fires_whatever_the_traffic() -> None:
+    rule = RetriesRule()
+    assert rule.judge(None, 0.0, {"budget_min": 0.0}).breached is True
+    assert rule.judge(0.0, 3.0, {"budget_min": 0.0, "budget_exhausted": 0.0}).breached is True
+    assert rule.judge(0.0, 3.0, {"budget_min": 57.0, "budget_exhausted": 0.0}).breached is False
+    observed, threshold = rule.evidence_of(0.0, 3.0, {"budget_min": 0.0})
+    assert (observed, threshold.name, threshold.value) == (0.0, "retries.budget_below", 1.0)
+    off = RetriesRule(budget_below=None)
+    assert off.judge(None, 0.0, {"budget_min": 0.0}).breached is False
+
+
+def test_declared_expected_endpoints_fire_at_seven_of_ten() -> None:
+    """The article's example: 10 declared, alert at 7 or fewer available."""
+    rule = EndpointsRule(expected=10, available_ratio_below=None)
+    assert rule.judge(0.7, 1, {"min_available": 8.0}).breached is False
+    assert rule.judge(1.0, 1, {"min_available": 7.0}).breached is True
+    observed, threshold = rule.evidence_of(1.0, 1, {"min_available": 7.0})
+    assert (observed, threshold.value) == (7.0, 7.0)
+
+
+def test_learned_expected_endpoints_catch_a_shrinking_service_the_ratio_misses() -> None:
+    """Kubernetes drops unready pods from Endpoints, so size falls with available and the
+    ratio stays 1.0; the largest recent size (learned) still says 3 of 10 are left."""
+    rule = EndpointsRule()
+    detail = {"min_available": 3.0, "learned_ratio": 0.3}
+    assert rule.judge(1.0, 1, detail).breached is True
+    assert EndpointsRule(expected_ratio_at_most=None).judge(1.0, 1, detail).breached is False
+    observed, threshold = rule.evidence_of(1.0, 1, detail)
+    assert (observed, threshold.name) == (0.3, "endpoints.expected_ratio_at_most")
+    assert rule.judge(1.0, 1, {"min_available": 9.0, "learned_ratio": 0.9}).breached is False

@@ -34,7 +34,7 @@ def test_reads_from_a_named_retention_policy(influxd: InfluxdServer, influx_db: 
     query = class_query(AlertClass.FAILURES, window_ms=60_000, end_ms=END)
 
     assert InfluxDB1WindowReader(config).fetch(query).services == {
-        "web": FailuresAggregate(requests=4.0)
+        "web": {"": FailuresAggregate(requests=4.0)}
     }
     # The default policy holds nothing: the reader really did read "short rp".
     assert InfluxDB1WindowReader(_config(influxd, influx_db)).fetch(query).services == {}
@@ -49,7 +49,7 @@ def test_many_groups_come_back_across_chunks(influxd: InfluxdServer, influx_db: 
         class_query(AlertClass.FAILURES, window_ms=60_000, end_ms=END)
     )
     assert len(result.services) == 12_000
-    assert result.services["s11999"] == FailuresAggregate(requests=11999.0)
+    assert result.services["s11999"] == {"": FailuresAggregate(requests=11999.0)}
     assert result.queries_issued == 1
 
 

@@ -114,9 +114,9 @@ def test_failures_query_request_and_multi_table_result(http_server: RecordingHtt
         result = reader.fetch(query)
 
     assert result.services == {
-        "prod/web": FailuresAggregate(requests=909, failures=18, connection_failures=9),
-        "prod/api": FailuresAggregate(requests=12.5, failures=0, connection_failures=0),
-        "legacy": FailuresAggregate(requests=40),
+        "prod/web": {"": FailuresAggregate(requests=909, failures=18, connection_failures=9)},
+        "prod/api": {"": FailuresAggregate(requests=12.5, failures=0, connection_failures=0)},
+        "legacy": {"": FailuresAggregate(requests=40)},
     }
     text, _ = render_flux(query, bucket="meshalert")
     assert result.query_text == text
@@ -139,9 +139,11 @@ def test_gauges_come_back_per_host(http_server: RecordingHttpServer) -> None:
     with InfluxDB2WindowReader(store(http_server)) as reader:
         result = reader.fetch(query)
     assert result.services == {
-        "prod/api": EndpointsAggregate(
-            (EndpointHost("node-a", 9.0, 10.0), EndpointHost("node-b", 3.0, None))
-        )
+        "prod/api": {
+            "": EndpointsAggregate(
+                (EndpointHost("node-a", 9.0, 10.0), EndpointHost("node-b", 3.0, None))
+            )
+        }
     }
 
 
@@ -151,8 +153,8 @@ def test_latency_buckets_with_inf_and_quoted_csv_fields(http_server: RecordingHt
     with InfluxDB2WindowReader(store(http_server)) as reader:
         result = reader.fetch(query)
     assert result.services == {
-        "prod/web": LatencyAggregate({1.18921: 98.0, 2.0: 2.0}),
-        'prod/svc,with "comma"': LatencyAggregate({math.inf: 5.0}),
+        "prod/web": {"": LatencyAggregate({1.18921: 98.0, 2.0: 2.0})},
+        'prod/svc,with "comma"': {"": LatencyAggregate({math.inf: 5.0})},
     }
 
 
@@ -318,8 +320,8 @@ def test_any_grouping_round_trips_through_the_client(
     query = class_query(AlertClass.RETRIES, window_ms=300_000, end_ms=END)
     with InfluxDB2WindowReader(store(http_server)) as reader:
         result = reader.fetch(query)
-    expected: dict[str, RetriesAggregate] = {}
+    expected: dict[str, dict[str, RetriesAggregate]] = {}
     for (ns, svc), (retries, requests, exhausted) in groups.items():
         key = f"{ns}/{svc}" if ns else svc
-        expected[key] = RetriesAggregate(retries, requests, exhausted)
+        expected[key] = {"": RetriesAggregate(retries, requests, exhausted)}
     assert result.services == expected

@@ -75,6 +75,17 @@ def _expected_last(
     return out
 
 
+def _expected_max(
+    model: dict[PointKey, float], start: int, end: int
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for (service, host, ts), value in model.items():
+        if start <= ts < end:
+            hosts = out.setdefault(f"prod/{service}", {})
+            hosts[host] = max(value, hosts.get(host, value))
+    return out
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_ops, windows=st.lists(_windows, min_size=1, max_size=4))
 def test_rollup_sums_and_lasts_equal_raw_points_for_any_window(
@@ -101,14 +112,21 @@ def test_rollup_sums_and_lasts_equal_raw_points_for_any_window(
         start = end - window
         failures = reader.fetch(class_query(AlertClass.FAILURES, window_ms=window, end_ms=end))
         assert failures.services == {
-            key: FailuresAggregate(requests=total)
+            key: {"": FailuresAggregate(requests=total)}
             for key, total in _expected_sums(model, start, end).items()
         }
-        endpoints = reader.fetch(class_query(AlertClass.ENDPOINTS, window_ms=window, end_ms=end))
+        endpoints = reader.fetch(
+            class_query(AlertClass.ENDPOINTS, window_ms=window, end_ms=end, lookback_ms=1)
+        )
+        highest = _expected_max(model, start, end)
         assert endpoints.services == {
-            key: EndpointsAggregate(
-                tuple(EndpointHost(h, None, v) for h, v in sorted(hosts.items()))
-            )
+            key: {
+                "": EndpointsAggregate(
+                    tuple(
+                        EndpointHost(h, None, v, highest[key][h]) for h, v in sorted(hosts.items())
+                    )
+                )
+            }
             for key, hosts in _expected_last(model, start, end).items()
         }
 
@@ -135,7 +153,7 @@ def test_a_version_1_file_is_read_raw_until_a_writer_migrates_it(tmp_path: Path)
     reader = SqliteWindowReader(open_database(str(path), readonly=True))
     query = class_query(AlertClass.FAILURES, window_ms=120_000, end_ms=180_000)
     before = reader.fetch(query)
-    assert before.services == {"prod/web": FailuresAggregate(requests=18.0)}
+    assert before.services == {"prod/web": {"": FailuresAggregate(requests=18.0)}}
     assert "rollup_1m" not in before.query_text
 
     open_database(str(path)).close()  # a writer opens (and migrates) it meanwhile
@@ -155,9 +173,9 @@ def test_prune_from_another_connection_is_seen_by_rollup_reads(tmp_path: Path) -
     )
     reader = SqliteWindowReader(open_database(path, readonly=True))
     query = class_query(AlertClass.FAILURES, window_ms=180_000, end_ms=180_000)
-    assert reader.fetch(query).services == {"prod/web": FailuresAggregate(requests=36.0)}
+    assert reader.fetch(query).services == {"prod/web": {"": FailuresAggregate(requests=36.0)}}
     other = open_database(path)
     prune(other, 75_000)  # drops minute 0 and the first half of minute 1
     other.close()
-    assert reader.fetch(query).services == {"prod/web": FailuresAggregate(requests=20.0)}
+    assert reader.fetch(query).services == {"prod/web": {"": FailuresAggregate(requests=20.0)}}
     writer.close()

@@ -204,7 +204,8 @@ def test_v1_file_is_migrated_once_with_rollups_built_from_its_points(tmp_path: P
     assert schema_version(conn) == SCHEMA_VERSION
     assert stored_rollups(conn) == expected_rollups(V1_POINTS)
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "series_for_windows" in indexes and "series_by_measurement" not in indexes
+    assert "series_for_windows3" in indexes and "series_by_measurement" not in indexes
+    assert "series_for_windows" not in indexes  # version 2: no router, client
     # Writes after the migration keep the rollups, and a second open changes nothing.
     conn.execute("INSERT OR REPLACE INTO points VALUES (1, 0, 'count', 100.0)")
     before = stored_rollups(conn)
@@ -260,3 +261,21 @@ def test_a_newer_file_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     open_database(str(path)).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     assert schema_version(open_database(str(path))) == SCHEMA_VERSION + 1
+
+
+def test_v2_file_gets_the_router_and_client_index(tmp_path: Path) -> None:
+    """Schema 3: window queries group by router and client; a version 2 file's series index
+    is replaced by one that covers them, once, when a writer opens it."""
+    path = tmp_path / "v2.db"
+    open_database(str(path)).close()
+    old = sqlite3.connect(path)  # back to what version 2 wrote
+    old.executescript(
+        "DROP INDEX series_for_windows3;"
+        "CREATE INDEX series_for_windows ON series (measurement, scope, namespace, service);"
+        "PRAGMA user_version=2;"
+    )
+    old.close()
+    conn = open_database(str(path))
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "series_for_windows3" in indexes and "series_for_windows" not in indexes
+    assert schema_version(conn) == SCHEMA_VERSION == 3
