@@ -23,7 +23,7 @@ from ingest_sidecar.receiver import DEFAULT_RCVBUF, UdpReceiver, granted_rcvbuf,
 from ingest_sidecar.self_metrics import WriterCounts
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.spool import Spool
-from ingest_sidecar.store_writer import SpoolingWriter
+from ingest_sidecar.store_writer import DEAD_LETTER_FILE, SpoolingWriter
 from meshalert.stores.protocols import LineWriter
 from meshalert.stores.writer_factory import open_writer
 
@@ -100,11 +100,15 @@ class Sidecar:
         s = self.settings
         self._lock_fd = _lock_directory(Path(s.spool_dir))
         try:
-            self._spool = Spool(s.spool_dir, s.spool_max_bytes_value)
+            # One spool per store (the lock stays on spool_dir: one sidecar per directory).
+            self._spool = Spool(s.spool_path, s.spool_max_bytes_value)
             replay = self._spool.pending_batches
             self._store = self._given_writer or open_writer(s.store)
             self._writer = SpoolingWriter(
-                self._spool, self._store, backoff_max_s=self._backoff_max_s
+                self._spool,
+                self._store,
+                dead_letter_path=Path(s.spool_dir) / DEAD_LETTER_FILE,
+                backoff_max_s=self._backoff_max_s,
             )
             mapper = NameMapper(
                 s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
@@ -135,7 +139,7 @@ class Sidecar:
             store=repr(s.store),
             flush_interval_ms=s.flush_interval_ms,
             host=s.host,
-            spool_dir=s.spool_dir,
+            spool_dir=s.spool_path,
             spool_replay_batches=replay,
         )
 

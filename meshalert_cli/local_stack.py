@@ -6,6 +6,7 @@ live view). Every adapter is chosen here, from the two validated settings models
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -24,8 +25,24 @@ from meshalert.settings import Settings
 from meshalert.state.protocols import StateStore
 from meshalert.store_url import SqliteStore
 from meshalert.wiring import build_router, open_reader, open_state
+from meshalert_cli import preflight
 
 log = structlog.get_logger("meshalert.run")
+
+
+class ListenError(OSError):
+    """The statsd address cannot be bound; the message names it and how to choose another."""
+
+    def __init__(self, address: str, cause: OSError) -> None:
+        super().__init__(
+            cause.errno,
+            f"cannot listen for statsd on {address} (UDP): {cause.strerror or cause}; "
+            "choose another address with --listen HOST:PORT or MESHALERT_STATSD_LISTEN",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 PRUNE_EVERY_MS = 3_600_000
 
@@ -65,6 +82,10 @@ class LocalStack:
     loop: EvaluationLoop | None = field(default=None, init=False)
     stop_event: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+    say: Callable[[str], None] | None = None
+    """Where start-up problems are said in plain words (``run``: stderr)."""
+    warmup: bool = True
 
     def start(self) -> None:
         try:
@@ -76,11 +97,19 @@ class LocalStack:
     def _start(self) -> None:
         provider = RulesProvider(self.env, flag_rules_path=self.rules_path)
         provider.current(time.time())  # bad rules fail here, before anything runs
-        self.sidecar = Sidecar(self.sidecar_settings)
-        self.sidecar.start()
-        self.state = open_state(self.settings)
+        # Routes and state are checked before the sidecar binds: a typo in MESHALERT_ROUTES
+        # is one error line, not a started-then-stopped sidecar.
         router = build_router(self.settings, self.env, console=self.console)
-        engine = Engine(open_reader(self.settings.store), self.state, router)
+        self.state = open_state(self.settings)
+        self.sidecar = Sidecar(self.sidecar_settings)
+        try:
+            self.sidecar.start()
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+                raise ListenError(self.sidecar_settings.statsd_listen, err) from None
+            raise
+        reader = open_reader(self.settings.store)
+        engine = Engine(reader, self.state, router)
         store = self.settings.store
         pruner = (
             Pruner(store.path, self.settings.retention_ms)
@@ -93,7 +122,9 @@ class LocalStack:
             self.settings.eval_interval_ms,
             on_cycle=self.on_cycle,
             maintenance=pruner,
+            warmup_from_ms=int(time.time() * 1000) if self.warmup else None,
         )
+        self._started = True
         log.info(
             "meshalert.started",
             statsd=f"{self.sidecar.address[0]}:{self.sidecar.address[1]}",
@@ -102,6 +133,9 @@ class LocalStack:
             eval_interval=self.settings.eval_interval,
             channels=list(router.channel_names),
         )
+        if self.say is not None:
+            for problem in preflight.problems(self.settings, reader, router.channel_names):
+                self.say(problem)
 
     def run_in_thread(self) -> None:
         if self.loop is None:
@@ -132,7 +166,8 @@ class LocalStack:
             self.sidecar.stop()
         if self.state is not None:
             self.state.close()
-        log.info("meshalert.stopped")
+        if self._started:  # a start that failed says why, not that it stopped
+            log.info("meshalert.stopped")
 
 
 def build_stack(

@@ -1,11 +1,23 @@
-"""``meshalert simulate``: realistic Linkerd 1.x statsd with scripted incidents, over UDP."""
+"""``meshalert simulate``: realistic Linkerd 1.x statsd with scripted incidents, over UDP.
+
+It sends until stopped (Ctrl-C or SIGTERM) unless ``--duration`` is given. Alerts resolve
+only while traffic flows: once it stops, every class has no data, and with the default
+``no_data: keep`` each alert keeps its last state (a FIRING alert stays FIRING). So stop the
+simulator after ``meshalert status`` says all OK, not before.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
+import signal
+import sys
+import threading
+from types import FrameType
 from typing import Any
 
+from meshalert.durations import format_duration_ms
 from meshalert.simulator.sender import parse_target, run_sender
 from meshalert.simulator.traffic import (
     LinkerdTraffic,
@@ -14,26 +26,61 @@ from meshalert.simulator.traffic import (
     standard_services,
 )
 
+NO_DATA_NOTE = (
+    "traffic stopped: from now on every service has no data, and with `no_data: keep` "
+    "(the default) each alert keeps its last state until traffic returns"
+)
+
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import duration_ms
+    from meshalert_cli.main import add_command, duration_ms
 
-    p = sub.add_parser("simulate", help="send simulated Linkerd statsd traffic to a host:port")
-    p.add_argument("--target", default="127.0.0.1:8125", help="statsd host:port")
+    p = add_command(
+        sub,
+        "simulate",
+        "send simulated Linkerd statsd traffic, with scripted incidents, until stopped",
+        [
+            "meshalert simulate --incidents-at 30s          # beside `meshalert run`; Ctrl-C "
+            "once `meshalert status` says all OK",
+            "meshalert simulate --duration 10m --target 127.0.0.1:9125",
+            "meshalert simulate --services 50 --rps-scale 4   # a bigger, busier mesh",
+        ],
+    )
+    p.add_argument("--target", default="127.0.0.1:8125", help="statsd HOST:PORT to send to")
     p.add_argument("--services", type=int, default=8, help="number of services")
-    p.add_argument("--duration", type=duration_ms, default=duration_ms("2m"))
-    p.add_argument("--sample-rate", type=float, default=0.1, help="Linkerd's sampleRate")
-    p.add_argument("--gauge-interval", type=duration_ms, default=duration_ms("10s"))
+    p.add_argument(
+        "--duration",
+        type=duration_ms,
+        default=None,
+        metavar="DURATION",
+        help="stop after this long (default: run until Ctrl-C or SIGTERM, so alerts can "
+        "resolve: with no traffic, `no_data: keep` holds every alert in its last state)",
+    )
+    p.add_argument("--sample-rate", type=float, default=0.1, help="Linkerd's telemeter sampleRate")
+    p.add_argument(
+        "--gauge-interval",
+        type=duration_ms,
+        default="10s",
+        metavar="DURATION",
+        help="Linkerd's gaugeIntervalMs, as a duration",
+    )
     p.add_argument(
         "--incidents-at",
         type=duration_ms,
         default=None,
+        metavar="DURATION",
         help="start of the scripted incidents (latency, failures, endpoints, retries on the "
-        "first four services); none when omitted",
+        "first four services) after the simulator starts (default: no incidents)",
     )
-    p.add_argument("--incident-length", type=duration_ms, default=duration_ms("1m"))
+    p.add_argument(
+        "--incident-length",
+        type=duration_ms,
+        default="1m",
+        metavar="DURATION",
+        help="how long each incident lasts",
+    )
     p.add_argument("--rps-scale", type=float, default=1.0, help="multiply every service's rps")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same traffic)")
     p.set_defaults(handler=run)
 
 
@@ -53,16 +100,32 @@ def build_traffic(args: argparse.Namespace) -> LinkerdTraffic:
 
 def run(args: argparse.Namespace) -> int:
     traffic = build_traffic(args)
+    target = parse_target(args.target)
     for incident in traffic.config.incidents:
         print(
             f"incident {incident.kind.value:9s} on {incident.service:12s} "
-            f"from {incident.start_s:.0f}s to {incident.end_s:.0f}s"
+            f"from {format_duration_ms(round(incident.start_s * 1000))} "
+            f"to {format_duration_ms(round(incident.end_s * 1000))}"
         )
+    until = (
+        f"for {format_duration_ms(args.duration)}" if args.duration is not None else "until Ctrl-C"
+    )
+    print(f"sending to {args.target} {until}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
     stats = run_sender(
         traffic,
-        parse_target(args.target),
-        duration_s=args.duration / 1000,
+        target,
+        duration_s=math.inf if args.duration is None else args.duration / 1000,
         gauge_interval_s=args.gauge_interval / 1000,
+        stop=stop,
     )
     print(f"sent {stats.lines} lines in {stats.datagrams} datagrams ({stats.bytes} bytes)")
+    print(NO_DATA_NOTE, file=sys.stderr)
     return 0
