@@ -228,8 +228,10 @@ OTHER_VARIABLES = (
     "MESHALERT_SSM_PREFIX",
     "MESHALERT_HEARTBEAT_INGEST_STALE",
     "MESHALERT_HEARTBEAT_EVALUATION_STALE",
+    "MESHALERT_REQUIRE_NODE",  # make test: node tools must be there, no skip
 )
-VARIABLE_PREFIXES = ("MESHALERT_RULE__", "MESHALERT_TEST_")
+VARIABLE_PREFIXES = ("MESHALERT_RULE__", "MESHALERT_TEST_", "MESHALERT_BENCH_")
+"""Rule overrides are validated by the rules loader; tests and benchmarks have their own."""
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -248,8 +250,10 @@ def unknown_variables(env: Mapping[str, str]) -> list[str]:
             continue
         if name.startswith(VARIABLE_PREFIXES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else " (see README: Configuration)"
+        # Compared without the shared prefix, which would make every name look close.
+        suffixes = [k.removeprefix("MESHALERT_") for k in known]
+        close = difflib.get_close_matches(name.removeprefix("MESHALERT_"), suffixes, n=1)
+        hint = f"; did you mean MESHALERT_{close[0]}?" if close else " (see README: Configuration)"
         warnings.append(f"unknown variable {name} is ignored{hint}")
     return warnings
 
