@@ -49,6 +49,8 @@ class RepeatLimiter:
         if seen is not None and seen[1]:
             event_dict["repeated"] = int(seen[1])
             event_dict["repeated_within"] = format_duration_ms(int(self.window_s * 1000))
+        if len(self._seen) >= 1000:  # error texts can vary without end: keep memory bounded
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
         self._seen[key] = [now, 0.0]
         return event_dict
 

@@ -99,7 +99,10 @@ def status_rows(records: Sequence[AlertRecord], *, show_all: bool) -> list[Alert
 
 def status_text(records: Sequence[AlertRecord], *, show_all: bool = False) -> str:
     if not records:
-        return "no alerts evaluated yet (has `meshalert run` evaluated a cycle with this state?)"
+        return (
+            "no alerts evaluated yet: `meshalert run` judges each class once one full window "
+            "has passed after start-up (5m by default; its log says evaluation.warming_up)"
+        )
     shown = status_rows(records, show_all=show_all)
     ok = [r for r in records if r.state is AlertState.OK]
     services = len({r.service for r in records})

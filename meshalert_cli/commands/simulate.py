@@ -40,14 +40,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "simulate",
         "send simulated Linkerd statsd traffic, with scripted incidents, until stopped",
         [
-            "meshalert simulate --incidents-at 30s          # beside `meshalert run`; Ctrl-C "
-            "once `meshalert status` says all OK",
+            "meshalert simulate --incidents-at 6m   # beside `meshalert run` (after its "
+            "5m warm-up); Ctrl-C once `meshalert status` says all OK",
             "meshalert simulate --duration 10m --target 127.0.0.1:9125",
             "meshalert simulate --services 50 --rps-scale 4   # a bigger, busier mesh",
         ],
     )
-    p.add_argument("--target", default="127.0.0.1:8125", help="statsd HOST:PORT to send to")
-    p.add_argument("--services", type=int, default=8, help="number of services")
+    p.add_argument(
+        "--target", default="127.0.0.1:8125", metavar="HOST:PORT", help="statsd address to send to"
+    )
+    p.add_argument("--services", type=int, default=8, metavar="N", help="number of services")
     p.add_argument(
         "--duration",
         type=duration_ms,
@@ -56,7 +58,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="stop after this long (default: run until Ctrl-C or SIGTERM, so alerts can "
         "resolve: with no traffic, `no_data: keep` holds every alert in its last state)",
     )
-    p.add_argument("--sample-rate", type=float, default=0.1, help="Linkerd's telemeter sampleRate")
+    p.add_argument(
+        "--sample-rate", type=float, default=0.1, metavar="RATE", help="Linkerd's sampleRate"
+    )
     p.add_argument(
         "--gauge-interval",
         type=duration_ms,
@@ -79,8 +83,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DURATION",
         help="how long each incident lasts",
     )
-    p.add_argument("--rps-scale", type=float, default=1.0, help="multiply every service's rps")
-    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same traffic)")
+    p.add_argument(
+        "--rps-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply every service's requests per second",
+    )
+    p.add_argument(
+        "--seed", type=int, default=7, metavar="N", help="random seed (same seed, same traffic)"
+    )
     p.set_defaults(handler=run)
 
 
