@@ -128,6 +128,7 @@ class Sidecar:
             host=s.host,
             batch_lines=s.write_batch_lines,
         )
+        _warn_unkeyed_spool(Path(s.spool_dir), Path(s.spool_path))
         self._writer.start()  # replays the previous run's spool before anything new
         self._receiver.start()
         self._flusher.start()
@@ -176,6 +177,19 @@ class Sidecar:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+
+
+def _warn_unkeyed_spool(root: Path, keyed: Path) -> None:
+    """Batches spooled before spools were kept per store: their store is unknown, so they
+    are not replayed into whatever store this run uses; say where they are."""
+    segments = sorted(root.glob("segment-*.spool"))
+    if segments:
+        log.warning(
+            "spool_without_store_not_replayed",
+            directory=str(root),
+            segments=len(segments),
+            hint=f"move them into {keyed} if they belong to this store",
+        )
 
 
 def _lock_directory(directory: Path) -> int:
