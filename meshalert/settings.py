@@ -25,6 +25,7 @@ from pydantic import (
 from meshalert.durations import parse_duration_ms
 from meshalert.rules.models import PositiveDuration
 from meshalert.store_url import (
+    DEFAULT_STATE,
     DEFAULT_STORE,
     SqliteStore,
     StoreConfig,
@@ -32,7 +33,6 @@ from meshalert.store_url import (
     parse_store_url,
 )
 
-DEFAULT_STATE = "sqlite:///./meshalert-state.db"
 _DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _SNS_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
 

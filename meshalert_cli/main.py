@@ -16,7 +16,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from meshalert.durations import DurationError, format_duration_ms, parse_duration_ms
-from meshalert.settings import parse_log_level, unknown_variables
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cmd | head`
@@ -125,11 +124,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports every command: Ctrl-C can land here on a slow start
+    except KeyboardInterrupt:
+        return 130
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    from meshalert.settings import parse_log_level, unknown_variables
+
     try:
         parse_log_level(os.environ.get("MESHALERT_LOG_LEVEL"))
     except ValueError as err:

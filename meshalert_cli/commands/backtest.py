@@ -7,16 +7,14 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
-from meshalert.backtest import BacktestResult, backtest
-from meshalert.backtest_report import render_html
-from meshalert.settings import Settings
 from meshalert.store_url import SqliteStore, StoreConfig
-from meshalert.wiring import open_reader
-from meshalert_cli.commands.rules import load
 from meshalert_cli.views import dumps, iso, table
+
+if TYPE_CHECKING:
+    from meshalert.backtest import BacktestResult
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -88,6 +86,12 @@ def parse_until(text: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshalert.backtest import backtest
+    from meshalert.backtest_report import render_html
+    from meshalert.settings import Settings
+    from meshalert.wiring import open_reader
+    from meshalert_cli.commands.rules import load
+
     settings = Settings.from_env(os.environ, {"store_url": args.store})
     interval = args.interval or settings.eval_interval_ms
     require_store(settings.store)

@@ -18,20 +18,15 @@ import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass, AlertState
-from meshalert.engine import CycleReport
-from meshalert.logs import configure_logging
-from meshalert.simulator.sender import run_sender
-from meshalert.simulator.traffic import (
-    LinkerdTraffic,
-    TrafficConfig,
-    standard_incidents,
-    standard_services,
-)
 from meshalert.units import format_class_value
-from meshalert_cli.local_stack import LocalStack, build_stack, environment
+
+if TYPE_CHECKING:  # the engine, sidecar and simulator load when the demo runs, not for --help
+    from meshalert.engine import CycleReport
+    from meshalert.simulator.traffic import LinkerdTraffic
+    from meshalert_cli.local_stack import LocalStack
 
 DEMO_RULES = """
 defaults:
@@ -137,6 +132,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def demo_env(directory: Path) -> dict[str, str]:
     """The demo's own settings: the user's MESHALERT_* variables never change the demo."""
+    from meshalert_cli.local_stack import environment
+
     base = directory.resolve()
     env = {k: v for k, v in environment().items() if not k.startswith("MESHALERT_")}
     env.update(
@@ -153,6 +150,8 @@ def demo_env(directory: Path) -> dict[str, str]:
 
 
 def prepare(directory: Path, feed: NotificationFeed, board: Board) -> LocalStack:
+    from meshalert_cli.local_stack import build_stack
+
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     rules = rules_path(directory)
@@ -172,12 +171,22 @@ def rules_path(directory: Path) -> Path:
 
 
 def traffic() -> LinkerdTraffic:
+    from meshalert.simulator.traffic import (
+        LinkerdTraffic,
+        TrafficConfig,
+        standard_incidents,
+        standard_services,
+    )
+
     services = tuple(replace(s, namespace=DEMO_NAMESPACE) for s in standard_services(8))
     incidents = standard_incidents(services, INCIDENTS_AT_S, INCIDENT_LENGTH_S)
     return LinkerdTraffic(TrafficConfig(services, incidents, sample_rate=0.2), random.Random(1))
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshalert.logs import configure_logging
+    from meshalert.simulator.sender import run_sender
+
     directory = Path(args.dir)
     duration_s = args.duration / 1000
     started = time.monotonic()

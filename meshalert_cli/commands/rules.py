@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
 from meshalert.durations import format_duration_ms
-from meshalert.evaluation import RulesView
-from meshalert.queries.model import class_query
-from meshalert.rules import LoadedRules, load_rules
 from meshalert.store_url import InfluxDB2Store, parse_store_url
+
+if TYPE_CHECKING:
+    from meshalert.rules import LoadedRules
 from meshalert_cli.views import dumps, table
 
 DEFAULT_BUCKET = "linkerd"
@@ -59,6 +59,8 @@ def configured_bucket() -> str:
 
 
 def load(args: argparse.Namespace) -> LoadedRules:
+    from meshalert.rules import load_rules
+
     return load_rules(dict(os.environ), flag_rules_path=args.rules_file, now_s=time.time())
 
 
@@ -103,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def queries_text(rules: LoadedRules, dialect: str, *, bucket: str) -> str:
+    from meshalert.evaluation import RulesView
+    from meshalert.queries.model import class_query
+
     view = RulesView(rules)
     end_ms = int(time.time() * 1000)
     end_ms -= end_ms % 60_000

@@ -8,12 +8,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from ingest_sidecar.sidecar import SpoolLockedError
-from meshalert.logs import configure_logging
-from meshalert.settings import DEFAULT_STATE
-from meshalert.store_url import DEFAULT_STORE
-from meshalert.wiring import secrets_of
-from meshalert_cli.local_stack import build_stack, environment
+from meshalert.store_url import DEFAULT_STATE, DEFAULT_STORE
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -75,6 +70,11 @@ def say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ingest_sidecar.sidecar import SpoolLockedError
+    from meshalert.logs import configure_logging
+    from meshalert.wiring import secrets_of
+    from meshalert_cli.local_stack import build_stack, environment
+
     stack = build_stack(
         environment(),
         console=sys.stdout,

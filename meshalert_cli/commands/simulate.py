@@ -15,16 +15,12 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.durations import format_duration_ms
-from meshalert.simulator.sender import parse_target, run_sender
-from meshalert.simulator.traffic import (
-    LinkerdTraffic,
-    TrafficConfig,
-    standard_incidents,
-    standard_services,
-)
+
+if TYPE_CHECKING:
+    from meshalert.simulator.traffic import LinkerdTraffic
 
 NO_DATA_NOTE = (
     "traffic stopped: from now on every service has no data, and with `no_data: keep` "
@@ -97,6 +93,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def build_traffic(args: argparse.Namespace) -> LinkerdTraffic:
+    from meshalert.simulator.traffic import (
+        LinkerdTraffic,
+        TrafficConfig,
+        standard_incidents,
+        standard_services,
+    )
+
     services = tuple(
         s.__class__(**{**s.__dict__, "rps": s.rps * args.rps_scale})
         for s in standard_services(args.services)
@@ -111,6 +114,8 @@ def build_traffic(args: argparse.Namespace) -> LinkerdTraffic:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshalert.simulator.sender import parse_target, run_sender
+
     traffic = build_traffic(args)
     target = parse_target(args.target)
     for incident in traffic.config.incidents:

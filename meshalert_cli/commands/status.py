@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshalert.settings import DEFAULT_STATE
-from meshalert.state.factory import open_state_store
-from meshalert.state.protocols import StateStore
-from meshalert.store_url import SqliteStore, StoreUrlError, parse_store_url
+from meshalert.store_url import DEFAULT_STATE, SqliteStore, StoreUrlError, parse_store_url
 from meshalert_cli.views import dumps, record_view, status_rows, status_text
+
+if TYPE_CHECKING:
+    from meshalert.state.protocols import StateStore
 
 
 def state_url(args: argparse.Namespace) -> str:
@@ -30,6 +30,8 @@ def open_existing_state(url: str) -> StateStore:
                 f"no state database at {store.path}: nothing has run with this state yet "
                 "(start `meshalert run`, or point --state or MESHALERT_STATE at its state)"
             )
+    from meshalert.state.factory import open_state_store
+
     return open_state_store(url)
 
 
