@@ -111,6 +111,7 @@ def test_start_up_says_what_it_cannot_reach_and_errors_are_not_repeated(tmp_path
         {
             "MESHALERT_STORE": f"influxdb1://127.0.0.1:{store_port}/linkerd",
             "MESHALERT_WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/hook",
+            "MESHALERT_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:pages",
         }
     )
     run = Background(["run", *FAST, "--rules", "rules.yaml"], tmp_path, env, "run")
@@ -128,11 +129,13 @@ def test_start_up_says_what_it_cannot_reach_and_errors_are_not_repeated(tmp_path
         f"meshalert run: cannot reach the store influxdb1://127.0.0.1:{store_port}/linkerd: "
     )
     assert "Connection refused" in plain[0] and "spool" in plain[0]
-    assert plain[1].startswith(
+    # SNS: the region comes from the ARN (no AWS_REGION needed); credentials are missing.
+    assert plain[1].startswith("meshalert run: cannot reach the sns channel: no AWS credentials")
+    assert plain[2].startswith(
         f"meshalert run: cannot reach the webhook channel: 127.0.0.1:{hook_port} "
         "Connection refused."
     )
-    assert len(plain) == 2
+    assert len(plain) == 3
     # Five cycles and five flushes failed the same way; each problem is logged once.
     problems = Counter(
         (e["event"], e.get("error")) for e in run.events() if e["level"] in ("warning", "error")
