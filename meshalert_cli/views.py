@@ -108,7 +108,8 @@ def status_text(records: Sequence[AlertRecord], *, show_all: bool = False) -> st
     services = len({r.service for r in records})
     classes = len({r.alert_class for r in records})
     counts = (
-        f"{len(records)} alerts evaluated ({services} services, {classes} classes), {len(ok)} OK"
+        f"{_plural(len(records), 'alert')} evaluated ({_plural(services, 'service')}, "
+        f"{_plural(classes, 'class')}), {len(ok)} OK"
     )
     if not shown:
         last = max((r.last_evaluated_ms or 0 for r in records), default=0)
@@ -130,6 +131,11 @@ def status_text(records: Sequence[AlertRecord], *, show_all: bool = False) -> st
     text = table(rows, ["STATE", "CLASS", "SERVICE", "VALUE", "THRESHOLD", "SINCE"])
     hidden = len(records) - len(shown)
     return text + (f"\n\n{counts}; {hidden} OK not shown (--all lists them)" if hidden else "")
+
+
+def _plural(count: int, word: str) -> str:
+    suffix = "" if count == 1 else "es" if word.endswith("s") else "s"
+    return f"{count} {word}{suffix}"
 
 
 def history_text(entries: Sequence[HistoryEntry]) -> str:
