@@ -29,6 +29,10 @@ def format_value(value: float | None, threshold_name: str) -> str:
     if value is None or not math.isfinite(value):
         return "no data"
     name = _field(threshold_name)
+    if name == "anomaly_factor" and " x " not in threshold_name:
+        return f"{value:g}x"  # the factor itself; "anomaly_factor x baseline" is a ratio
+    if name == "percentile":
+        return f"p{value:g}"
     if name.endswith("_ms"):
         return f"{value:.4g} ms"
     if "rate" in name or "ratio" in name or name in ("recover_below", "anomaly_factor"):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from meshalert.alerts.model import AlertClass
 from meshalert.durations import format_duration_ms
 from meshalert.store_url import InfluxDB2Store, parse_store_url
+from meshalert.units import format_value
 
 if TYPE_CHECKING:
     from meshalert.rules import LoadedRules
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(
         table(
-            [[t.name, f"{t.value:g}", t.source] for t in thresholds],
+            [[t.name, format_value(t.value, t.name), t.source] for t in thresholds],
             ["THRESHOLD", "VALUE", "SOURCE"],
         )
     )

@@ -173,3 +173,17 @@ def test_bad_rules_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["rules", "--rules", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "defaults.latency.above_ms" in err and str(bad) in err
+
+
+def test_rules_table_writes_thresholds_with_units(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MESHALERT_RULES", raising=False)
+    monkeypatch.setenv("MESHALERT_RULE__RETRIES__ANOMALY_FACTOR", "3")
+    assert main(["rules"]) == 0
+    rows = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[8:]}
+    assert rows["latency.above_ms"] == ["500", "ms"]
+    assert rows["failures.rate_above"] == ["5%", "default"]
+    assert rows["endpoints.available_ratio_below"] == ["70%", "default"]
+    assert rows["retries.exhausted_above"] == ["0", "retries"]
+    assert rows["retries.anomaly_factor"] == ["3x", "env:MESHALERT_RULE__RETRIES__ANOMALY_FACTOR"]
