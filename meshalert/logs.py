@@ -88,7 +88,7 @@ class PeriodicSummary:
         summary: EventDict = {
             "event": "meshalert.summary",
             "level": "info",
-            "period": format_duration_ms(int((now - self._since) * 1000)),
+            "period": format_duration_ms(round(now - self._since) * 1000),
             **{k: int(v) for k, v in self._totals.items()},
             "firing": sum(self._firing.values()),
         }

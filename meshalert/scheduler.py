@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
@@ -19,6 +20,10 @@ from meshalert.queries.model import WindowQueryError
 from meshalert.rules import LoadedRules, RulesProvider
 
 log = structlog.get_logger("meshalert.scheduler")
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -85,11 +90,14 @@ class EvaluationLoop:
         names = tuple(c.value for c in warming)
         if names != self._warming:  # one line when it starts and each time a class is ready
             self._warming = names
-            log.info(
-                "evaluation.warming_up" if warming else "evaluation.warmed_up",
-                classes=list(names),
-                ready_at_ms={c.value: t for c, t in warming.items()},
-            )
+            if warming:
+                log.info(
+                    "evaluation.warming_up",
+                    classes=list(names),
+                    ready_at={c.value: _utc(t) for c, t in warming.items()},
+                )
+            else:
+                log.info("evaluation.warmed_up")
         return warming
 
     def run(self, stop: threading.Event) -> None:

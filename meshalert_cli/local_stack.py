@@ -18,6 +18,7 @@ import structlog
 
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
+from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
@@ -66,7 +67,11 @@ class Pruner:
             deleted = prune(conn, cycle_ms - self.retention_ms)
         finally:
             conn.close()
-        log.info("retention.pruned", points_deleted=deleted, retention_ms=self.retention_ms)
+        log.info(
+            "retention.pruned",
+            points_deleted=deleted,
+            retention=format_duration_ms(self.retention_ms),
+        )
 
 
 @dataclass
