@@ -34,12 +34,17 @@ def format_value(value: float | None, threshold_name: str) -> str:
     if name == "percentile":
         return f"p{value:g}"
     if name.endswith("_ms"):
-        return f"{value:.4g} ms"
+        return f"{_number(value)} ms"
     if "rate" in name or "ratio" in name or name in ("recover_below", "anomaly_factor"):
         return f"{value * 100:.3g}%"
     if name in _COUNT_UNITS:
-        return f"{value:.4g} {_COUNT_UNITS[name]}"
-    return f"{value:.4g}"
+        return f"{_number(value)} {_COUNT_UNITS[name]}"
+    return _number(value)
+
+
+def _number(value: float) -> str:
+    """Four significant digits, never an exponent: ``812``, ``31.08``, ``10880``."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def format_threshold(value: float | None, threshold_name: str) -> str:

@@ -75,9 +75,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--incident-length",
         type=duration_ms,
-        default="1m",
+        default="3m",
         metavar="DURATION",
-        help="how long each incident lasts",
+        help="how long each incident lasts (long enough for every default rule to fire: "
+        "endpoints must stay low for its `for: 1m`)",
     )
     p.add_argument(
         "--rps-scale",
@@ -90,6 +91,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--seed", type=int, default=7, metavar="N", help="random seed (same seed, same traffic)"
     )
     p.set_defaults(handler=run)
+
+
+def clock(seconds: float) -> str:
+    """Simulator time as ``6m15s`` (``format_duration_ms`` would say ``375s``)."""
+    minutes, secs = divmod(round(seconds), 60)
+    if not minutes:
+        return f"{secs}s"
+    return f"{minutes}m{secs}s" if secs else f"{minutes}m"
 
 
 def build_traffic(args: argparse.Namespace) -> LinkerdTraffic:
@@ -121,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for incident in traffic.config.incidents:
         print(
             f"incident {incident.kind.value:9s} on {incident.service:12s} "
-            f"from {format_duration_ms(round(incident.start_s * 1000))} "
-            f"to {format_duration_ms(round(incident.end_s * 1000))}"
+            f"from {clock(incident.start_s)} to {clock(incident.end_s)}"
         )
     until = (
         f"for {format_duration_ms(args.duration)}" if args.duration is not None else "until Ctrl-C"

@@ -22,6 +22,8 @@ from meshalert.units import format_class_value, format_threshold, format_value
         (0.6, "endpoints.available_ratio_below", "60%"),
         (6.0, "endpoints.available_below", "6 endpoints"),
         (3.0, "retries.exhausted_above", "3 retries"),
+        (10_880.4, "retries.exhausted_above", "10880 retries"),
+        (125_000.0, "latency.above_ms", "125000 ms"),
         (0.296, "retries.ratio_above", "29.6%"),
         (3.0, "retries.anomaly_factor", "3x"),
         (0.35, "retries.anomaly_factor x baseline", "35%"),
