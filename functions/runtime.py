@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+import structlog
+
 from meshalert.logs import configure_logging
-from meshalert.settings import DynamoDBState, Settings
+from meshalert.settings import DynamoDBState, Settings, unknown_variables
 from meshalert.wiring import build_router, open_state, secrets_of
 
 if TYPE_CHECKING:
@@ -159,6 +161,10 @@ def build_container(
                 merged[variable] = value
     settings = Settings.from_env(merged)
     configure_logging(secrets=secrets_of(settings), json=True, stream=log_stream)
+    for warning in unknown_variables(env):  # a typo in serverless.yml is not silently ignored
+        structlog.get_logger("functions.runtime").warning(
+            "settings.unknown_variable", detail=warning
+        )
     state_config = settings.state_config
     dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None

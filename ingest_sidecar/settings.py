@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -198,6 +199,11 @@ class SidecarSettings(BaseModel):
         )
 
     @property
+    def spool_path(self) -> str:
+        """The spool of this store: a subdirectory of ``spool_dir`` named after the store."""
+        return str(Path(self.spool_dir) / spool_subdirectory(self.store))
+
+    @property
     def service_depths(self) -> dict[str, int]:
         return parse_service_depths(self.service_depth) if self.service_depth.strip() else {}
 
@@ -232,3 +238,28 @@ def _settings_error(exc: ValidationError) -> SettingsError:
         where = ENV_NAMES.get(name, name)
         problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return SettingsError("; ".join(problems))
+
+
+def store_identity(store: StoreConfig) -> str:
+    """What names a store, without its secrets: the same store always gives the same text."""
+    import os
+
+    from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore
+
+    if isinstance(store, SqliteStore):
+        return f"sqlite:{os.path.abspath(store.path)}"
+    if isinstance(store, InfluxDB1Store):
+        return f"influxdb1:{store.base_url}/{store.database}?rp={store.retention_policy or ''}"
+    if isinstance(store, InfluxDB2Store):
+        return f"influxdb2:{store.base_url}?org={store.org}&bucket={store.bucket}"
+    raise TypeError(f"unknown store {store!r}")
+
+
+def spool_subdirectory(store: StoreConfig) -> str:
+    """``<kind>-<hash>``: each store's batches wait in a directory of their own, so a run
+    against another store never replays them into the wrong one."""
+    import hashlib
+
+    identity = store_identity(store)
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    return f"{identity.partition(':')[0]}-{digest}"

@@ -23,7 +23,7 @@ from ingest_sidecar.receiver import DEFAULT_RCVBUF, UdpReceiver, granted_rcvbuf,
 from ingest_sidecar.self_metrics import WriterCounts
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.spool import Spool, ensure_private_dir
-from ingest_sidecar.store_writer import SpoolingWriter
+from ingest_sidecar.store_writer import DEAD_LETTER_FILE, SpoolingWriter
 from meshalert.stores.protocols import LineWriter
 from meshalert.stores.writer_factory import open_writer
 
@@ -100,14 +100,16 @@ class Sidecar:
         s = self.settings
         self._lock_fd = _lock_directory(Path(s.spool_dir))
         try:
-            self._spool = Spool(s.spool_dir, s.spool_max_bytes_value)
+            # One spool per store (the lock stays on spool_dir: one sidecar per directory).
+            self._spool = Spool(s.spool_path, s.spool_max_bytes_value)
             replay = self._spool.pending_batches
             self._store = self._given_writer or open_writer(s.store, max_series=s.max_series)
             self._writer = SpoolingWriter(
                 self._spool,
                 self._store,
-                backoff_max_s=self._backoff_max_s,
+                dead_letter_path=Path(s.spool_dir) / DEAD_LETTER_FILE,
                 dead_letter_max_bytes=s.dead_letter_max_bytes_value,
+                backoff_max_s=self._backoff_max_s,
             )
             mapper = NameMapper(
                 s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
@@ -131,6 +133,7 @@ class Sidecar:
             batch_lines=s.write_batch_lines,
             max_gauges=s.max_series,
         )
+        _warn_unkeyed_spool(Path(s.spool_dir), Path(s.spool_path))
         self._writer.start()  # replays the previous run's spool before anything new
         self._receiver.start()
         self._flusher.start()
@@ -142,7 +145,7 @@ class Sidecar:
             store=repr(s.store),
             flush_interval_ms=s.flush_interval_ms,
             host=s.host,
-            spool_dir=s.spool_dir,
+            spool_dir=s.spool_path,
             spool_replay_batches=replay,
         )
 
@@ -180,6 +183,19 @@ class Sidecar:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+
+
+def _warn_unkeyed_spool(root: Path, keyed: Path) -> None:
+    """Batches spooled before spools were kept per store: their store is unknown, so they
+    are not replayed into whatever store this run uses; say where they are."""
+    segments = sorted(root.glob("segment-*.spool"))
+    if segments:
+        log.warning(
+            "spool_without_store_not_replayed",
+            directory=str(root),
+            segments=len(segments),
+            hint=f"move them into {keyed} if they belong to this store",
+        )
 
 
 def _lock_directory(directory: Path) -> int:

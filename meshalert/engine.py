@@ -293,7 +293,7 @@ class _RuleKit:
 class _EvidenceOf:
     """The evidence of one service's evaluation, built only if the step needs it."""
 
-    __slots__ = ("_cycle_ms", "_kit", "_obs", "_observed", "_query", "threshold")
+    __slots__ = ("_cycle_ms", "_kit", "_obs", "_query", "observed", "threshold")
 
     def __init__(  # noqa: PLR0917 -- the parts of one Evidence, kept until needed
         self,
@@ -306,7 +306,7 @@ class _EvidenceOf:
     ) -> None:
         self._kit = kit
         self._obs = obs
-        self._observed = observed
+        self.observed = observed
         self.threshold = threshold
         self._query = query
         self._cycle_ms = cycle_ms
@@ -316,7 +316,7 @@ class _EvidenceOf:
         return Evidence(
             alert_class=obs.alert_class,
             service=obs.service,
-            observed=self._observed,
+            observed=self.observed,
             threshold=self.threshold,
             window=self._kit.window,
             query=self._query,

@@ -9,16 +9,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
 from meshalert.alerts.model import AlertClass
 from meshalert.engine import CycleReport, Engine, align_cycle
-from meshalert.evaluation import evaluate_class
+from meshalert.evaluation import RulesView, evaluate_class
 from meshalert.queries.model import WindowQueryError
-from meshalert.rules import RulesProvider
+from meshalert.rules import LoadedRules, RulesProvider
 
 log = structlog.get_logger("meshalert.scheduler")
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -30,7 +35,12 @@ class EvaluationLoop:
     on_cycle: Callable[[int, list[CycleReport]], None] | None = None
     maintenance: Callable[[int], None] | None = None
     """Called after each cycle with the cycle time (retention pruning)."""
+    warmup_from_ms: int | None = None
+    """Start-up time. A class is judged only once its longest window fits after it: a
+    window reaching back before start-up would judge a few seconds of data (and set a
+    service pending on them). None: judge from the first cycle (backtests, tests)."""
     cycles: int = field(default=0, init=False)
+    _warming: tuple[str, ...] = field(default=(), init=False)
 
     def run_once(self, cycle_ms: int) -> list[CycleReport]:
         snapshot = self.rules.current(cycle_ms / 1000)
@@ -42,7 +52,10 @@ class EvaluationLoop:
             )
         reports: list[CycleReport] = []
         deadline = time.monotonic() + self.interval_ms / 1000 * 0.8
+        warming = self._warming_up(snapshot.rules, cycle_ms)
         for alert_class in AlertClass:
+            if alert_class in warming:
+                continue
             started = time.monotonic()
             try:
                 report = evaluate_class(
@@ -63,6 +76,29 @@ class EvaluationLoop:
         if self.maintenance is not None:
             self.maintenance(cycle_ms)
         return reports
+
+    def _warming_up(self, rules: LoadedRules, cycle_ms: int) -> dict[AlertClass, int]:
+        """Classes whose longest window still reaches back before start-up -> ready time."""
+        if self.warmup_from_ms is None:
+            return {}
+        warming = {}
+        for alert_class in AlertClass:
+            default, extra = RulesView(rules).windows(alert_class)
+            ready_ms = self.warmup_from_ms + max({default, *extra})
+            if cycle_ms < ready_ms:
+                warming[alert_class] = ready_ms
+        names = tuple(c.value for c in warming)
+        if names != self._warming:  # one line when it starts and each time a class is ready
+            self._warming = names
+            if warming:
+                log.info(
+                    "evaluation.warming_up",
+                    classes=list(names),
+                    ready_at={c.value: _utc(t) for c, t in warming.items()},
+                )
+            else:
+                log.info("evaluation.warmed_up")
+        return warming
 
     def run(self, stop: threading.Event) -> None:
         """Evaluate at every interval boundary until ``stop`` is set."""

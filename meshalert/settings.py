@@ -25,6 +25,7 @@ from pydantic import (
 from meshalert.durations import parse_duration_ms
 from meshalert.rules.models import Duration, PositiveDuration
 from meshalert.store_url import (
+    DEFAULT_STATE,
     DEFAULT_STORE,
     SqliteStore,
     StoreConfig,
@@ -32,7 +33,6 @@ from meshalert.store_url import (
     parse_store_url,
 )
 
-DEFAULT_STATE = "sqlite:///./meshalert-state.db"
 _DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _SNS_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
 
@@ -226,3 +226,62 @@ def _settings_error(exc: ValidationError, origin: Mapping[str, str]) -> Settings
         where = origin.get(name, ENV_NAMES.get(name, name))
         problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return SettingsError("; ".join(problems))
+
+
+# Every MESHALERT_* name any component reads (engine, sidecar, CLI, Lambda handlers, tests),
+# so a typo in one is reported instead of silently falling back to a default.
+OTHER_VARIABLES = (
+    "MESHALERT_STATSD_LISTEN",
+    "MESHALERT_STATSD_PREFIX",
+    "MESHALERT_FLUSH_INTERVAL",
+    "MESHALERT_SPOOL_DIR",
+    "MESHALERT_SPOOL_MAX_BYTES",
+    "MESHALERT_HOST",
+    "MESHALERT_MAX_SERIES",
+    "MESHALERT_SERVICE_DEPTH",
+    "MESHALERT_SERVICE_NAMESPACE",
+    "MESHALERT_WRITE_BATCH_LINES",
+    "MESHALERT_ROUTES",
+    "MESHALERT_RUNBOOK_URL",
+    "MESHALERT_LOG_LEVEL",
+    "MESHALERT_SSM_PREFIX",
+    "MESHALERT_HEARTBEAT_INGEST_STALE",
+    "MESHALERT_HEARTBEAT_EVALUATION_STALE",
+    "MESHALERT_REQUIRE_NODE",  # make test: node tools must be there, no skip
+)
+VARIABLE_PREFIXES = ("MESHALERT_RULE__", "MESHALERT_TEST_", "MESHALERT_BENCH_")
+"""Rule overrides are validated by the rules loader; tests and benchmarks have their own."""
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def known_variables() -> tuple[str, ...]:
+    return tuple(sorted({*ENV_NAMES.values(), *OTHER_VARIABLES}))
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``MESHALERT_*`` name nothing reads, naming the closest known one."""
+    import difflib
+
+    known = known_variables()
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("MESHALERT_") or name in known:
+            continue
+        if name.startswith(VARIABLE_PREFIXES):
+            continue
+        # Compared without the shared prefix, which would make every name look close.
+        suffixes = [k.removeprefix("MESHALERT_") for k in known]
+        close = difflib.get_close_matches(name.removeprefix("MESHALERT_"), suffixes, n=1)
+        hint = f"; did you mean MESHALERT_{close[0]}?" if close else " (see README: Configuration)"
+        warnings.append(f"unknown variable {name} is ignored{hint}")
+    return warnings
+
+
+def parse_log_level(text: str | None) -> str:
+    """``MESHALERT_LOG_LEVEL`` -> an upper-case logging level name; unknown names are errors."""
+    value = (text or "").strip().lower() or "info"
+    if value not in LOG_LEVELS:
+        raise SettingsError(
+            f"MESHALERT_LOG_LEVEL: unknown level {text!r}; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return value.upper()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_STORE = "sqlite:///./meshalert.db"
+DEFAULT_STATE = "sqlite:///./meshalert-state.db"
 
 
 class StoreUrlError(ValueError):

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from meshalert.queries.model import WindowReader
-from meshalert.settings import Settings
+from meshalert.settings import Settings, SettingsError
 from meshalert.state.protocols import StateStore
 from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore, StoreConfig
 
 if TYPE_CHECKING:
-    from meshalert.notify.router import Router
+    from meshalert.notify.router import Router, RoutingConfig
 
 ENV_ROUTES = "MESHALERT_ROUTES"
 
@@ -54,7 +54,7 @@ def build_router(
     """Channels configured in ``settings`` (plus the console when given), routed by
     ``MESHALERT_ROUTES``."""
     from meshalert.notify.base import Notifier
-    from meshalert.notify.router import Router, RoutingConfig
+    from meshalert.notify.router import Router
 
     channels: dict[str, Notifier] = {}
     if console is not None:
@@ -73,15 +73,48 @@ def build_router(
         if sns_client is None:
             import boto3
 
-            sns_client = boto3.client("sns")
+            # The topic's region is in its ARN: no AWS_REGION needed to publish to it.
+            sns_client = boto3.client("sns", region_name=settings.sns_topic_arn.split(":")[3])
         channels["sns"] = SnsNotifier(settings.sns_topic_arn, sns_client)
     if settings.webhook_url is not None:
         from meshalert.notify.webhook import WebhookNotifier
 
         channels["webhook"] = WebhookNotifier(settings.webhook_url)
+    return Router(channels, routing_config(env))
+
+
+def routing_config(env: Mapping[str, str]) -> RoutingConfig:
+    """``MESHALERT_ROUTES`` parsed; a bad document is one line naming the variable and field."""
+    from pydantic import ValidationError
+
+    from meshalert.notify.router import RoutingConfig
+
     routes = env.get(ENV_ROUTES, "").strip()
-    config = RoutingConfig.from_text(routes) if routes else RoutingConfig()
-    return Router(channels, config)
+    if not routes:
+        return RoutingConfig()
+    try:
+        return RoutingConfig.from_text(routes)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"{path}: unknown key{_closest(str(error['loc'][-1]))}")
+            else:
+                problems.append(f"{path}: {error['msg'].removeprefix('Value error, ')}")
+        raise SettingsError(f"{ENV_ROUTES}: {'; '.join(problems)}") from None
+    except ValueError as exc:
+        raise SettingsError(" ".join(str(exc).split())) from None
+
+
+_ROUTE_KEYS = ("routes", "match", "channels", "severity", "class", "service")
+
+
+def _closest(key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, _ROUTE_KEYS, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(_ROUTE_KEYS)})"
 
 
 def secrets_of(settings: Settings) -> list[str]:

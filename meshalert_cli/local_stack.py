@@ -6,6 +6,7 @@ live view). Every adapter is chosen here, from the two validated settings models
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ import structlog
 
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
+from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
@@ -24,8 +26,24 @@ from meshalert.settings import Settings
 from meshalert.state.protocols import StateStore
 from meshalert.store_url import SqliteStore
 from meshalert.wiring import build_router, open_reader, open_state
+from meshalert_cli import preflight
 
 log = structlog.get_logger("meshalert.run")
+
+
+class ListenError(OSError):
+    """The statsd address cannot be bound; the message names it and how to choose another."""
+
+    def __init__(self, address: str, cause: OSError) -> None:
+        super().__init__(
+            cause.errno,
+            f"cannot listen for statsd on {address} (UDP): {cause.strerror or cause}; "
+            "choose another address with --listen HOST:PORT or MESHALERT_STATSD_LISTEN",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 PRUNE_EVERY_MS = 3_600_000
 
@@ -49,7 +67,11 @@ class Pruner:
             deleted = prune(conn, cycle_ms - self.retention_ms)
         finally:
             conn.close()
-        log.info("retention.pruned", points_deleted=deleted, retention_ms=self.retention_ms)
+        log.info(
+            "retention.pruned",
+            points_deleted=deleted,
+            retention=format_duration_ms(self.retention_ms),
+        )
 
 
 @dataclass
@@ -65,6 +87,10 @@ class LocalStack:
     loop: EvaluationLoop | None = field(default=None, init=False)
     stop_event: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+    say: Callable[[str], None] | None = None
+    """Where start-up problems are said in plain words (``run``: stderr)."""
+    warmup: bool = True
 
     def start(self) -> None:
         try:
@@ -76,12 +102,20 @@ class LocalStack:
     def _start(self) -> None:
         provider = RulesProvider(self.env, flag_rules_path=self.rules_path)
         provider.current(time.time())  # bad rules fail here, before anything runs
-        self.sidecar = Sidecar(self.sidecar_settings)
-        self.sidecar.start()
-        self.state = open_state(self.settings)
+        # Routes and state are checked before the sidecar binds: a typo in MESHALERT_ROUTES
+        # is one error line, not a started-then-stopped sidecar.
         router = build_router(self.settings, self.env, console=self.console)
+        self.state = open_state(self.settings)
+        self.sidecar = Sidecar(self.sidecar_settings)
+        try:
+            self.sidecar.start()
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+                raise ListenError(self.sidecar_settings.statsd_listen, err) from None
+            raise
+        reader = open_reader(self.settings.store)
         engine = Engine(
-            open_reader(self.settings.store),
+            reader,
             self.state,
             router,
             settle_ms=self.settings.window_settle_ms,
@@ -99,7 +133,9 @@ class LocalStack:
             self.settings.eval_interval_ms,
             on_cycle=self.on_cycle,
             maintenance=pruner,
+            warmup_from_ms=int(time.time() * 1000) if self.warmup else None,
         )
+        self._started = True
         log.info(
             "meshalert.started",
             statsd=f"{self.sidecar.address[0]}:{self.sidecar.address[1]}",
@@ -108,6 +144,9 @@ class LocalStack:
             eval_interval=self.settings.eval_interval,
             channels=list(router.channel_names),
         )
+        if self.say is not None:
+            for problem in preflight.problems(self.settings, reader, router.channel_names):
+                self.say(problem)
 
     def run_in_thread(self) -> None:
         if self.loop is None:
@@ -138,7 +177,8 @@ class LocalStack:
             self.sidecar.stop()
         if self.state is not None:
             self.state.close()
-        log.info("meshalert.stopped")
+        if self._started:  # a start that failed says why, not that it stopped
+            log.info("meshalert.stopped")
 
 
 def build_stack(

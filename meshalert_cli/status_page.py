@@ -13,16 +13,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ingest_sidecar.settings import parse_listen
-from meshalert.queries.model import WindowReader
-from meshalert.rules import LoadedRules
-from meshalert.state.factory import open_state_store
-from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
-from meshalert.statuspage.server import LOOPBACK, StatusPage
-from meshalert.store_url import SqliteStore, StoreConfig
-from meshalert.wiring import open_reader, secrets_of
-
+# The page's modules load only when the page starts: `meshalert --help` stays quick.
 if TYPE_CHECKING:
+    from meshalert.queries.model import WindowReader
+    from meshalert.rules import LoadedRules
+    from meshalert.statuspage.collect import StoreSnapshotSource
+    from meshalert.statuspage.server import StatusPage
+    from meshalert.store_url import StoreConfig
     from meshalert_cli.local_stack import LocalStack
 
 log = structlog.get_logger("meshalert.status_page")
@@ -46,6 +43,8 @@ def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[st
     naming the flag or variable it came from."""
     if getattr(args, "no_status_page", False):
         return None
+    from ingest_sidecar.settings import parse_listen
+
     flag = getattr(args, "status_listen", None)
     origin, text = ("--status-listen", flag) if flag is not None else (ENV, env.get(ENV))
     if text is None:
@@ -61,6 +60,9 @@ def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[st
 def _reader_opener(
     store: StoreConfig,
 ) -> Callable[[], tuple[WindowReader, list[Callable[[], None]]]]:
+    from meshalert.store_url import SqliteStore
+    from meshalert.wiring import open_reader
+
     def open_() -> tuple[WindowReader, list[Callable[[], None]]]:
         if isinstance(store, SqliteStore):
             # Read-only: the page can never write to (or migrate) the store.
@@ -78,6 +80,11 @@ def _reader_opener(
 
 def start(stack: LocalStack, args: argparse.Namespace, env: Mapping[str, str]) -> StatusPage | None:
     """Start the page for a started ``stack``; None when turned off or the port is taken."""
+    from meshalert.state.factory import open_state_store
+    from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
+    from meshalert.statuspage.server import LOOPBACK, StatusPage
+    from meshalert.wiring import secrets_of
+
     address = listen_address(args, env)
     if address is None or stack.loop is None:
         return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from meshalert.alerts.model import AlertRecord, AlertState
 from meshalert.state.protocols import HistoryEntry
+from meshalert.units import format_class_value, format_threshold, format_value
 
 _STATE_ORDER = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.OK: 2}
 
@@ -32,7 +33,15 @@ def record_view(record: AlertRecord) -> dict[str, Any]:
         "since": iso(record.since_ms),
         "episode_start": iso(record.episode_start_ms),
         "last_evaluated": iso(record.last_evaluated_ms),
+        "value_text": record_value_text(record),
+        "threshold_text": format_threshold(threshold.value, threshold.name) if threshold else "-",
     }
+
+
+def record_value_text(record: AlertRecord) -> str:
+    if record.threshold is not None:
+        return format_value(record.last_value, record.threshold.name)
+    return format_class_value(record.last_value, record.alert_class)
 
 
 def sorted_records(records: Sequence[AlertRecord]) -> list[AlertRecord]:
@@ -48,15 +57,29 @@ def history_view(entry: HistoryEntry) -> dict[str, Any]:
         "to": entry.to_state.value,
         "dedup_key": entry.dedup_key,
         "evidence": dict(entry.evidence),
+        "observed_text": observed_text(entry),
+        "threshold_text": threshold_text_of(entry),
     }
 
 
-def fmt_value(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
+def _threshold_of(entry: HistoryEntry) -> tuple[str, float | None]:
+    raw = entry.evidence.get("threshold")
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        return raw["name"], _float(raw.get("value"))
+    return "", None
+
+
+def observed_text(entry: HistoryEntry) -> str:
+    name, _ = _threshold_of(entry)
+    observed = _float(entry.evidence.get("observed"))
+    if name:
+        return format_value(observed, name)
+    return format_class_value(observed, entry.alert_class)
+
+
+def threshold_text_of(entry: HistoryEntry) -> str:
+    name, value = _threshold_of(entry)
+    return format_threshold(value, name) if name else "-"
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
@@ -68,21 +91,51 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def status_text(records: Sequence[AlertRecord]) -> str:
+def status_rows(records: Sequence[AlertRecord], *, show_all: bool) -> list[AlertRecord]:
+    """What ``status`` shows (table and ``--json`` alike): pending and firing, or all."""
+    shown = records if show_all else [r for r in records if r.state is not AlertState.OK]
+    return sorted_records(shown)
+
+
+def status_text(records: Sequence[AlertRecord], *, show_all: bool = False) -> str:
+    if not records:
+        return (
+            "no alerts evaluated yet: `meshalert run` judges each class once one full window "
+            "has passed after start-up (5m by default; its log says evaluation.warming_up)"
+        )
+    shown = status_rows(records, show_all=show_all)
+    ok = [r for r in records if r.state is AlertState.OK]
+    services = len({r.service for r in records})
+    classes = len({r.alert_class for r in records})
+    counts = (
+        f"{_plural(len(records), 'alert')} evaluated ({_plural(services, 'service')}, "
+        f"{_plural(classes, 'class')}), {len(ok)} OK"
+    )
+    if not shown:
+        last = max((r.last_evaluated_ms or 0 for r in records), default=0)
+        return (
+            f"all OK: {counts}, none pending or firing; last evaluated {iso(last) or '-'} "
+            "(--all lists them)"
+        )
     rows = [
         [
             r.state.value.upper(),
             r.alert_class.value,
             r.service,
-            fmt_value(r.last_value),
-            fmt_value(r.threshold.value) if r.threshold else "-",
+            record_value_text(r),
+            format_threshold(r.threshold.value, r.threshold.name) if r.threshold else "-",
             iso(r.since_ms) or "-",
         ]
-        for r in sorted_records(records)
+        for r in shown
     ]
-    if not rows:
-        return "no alerts evaluated yet"
-    return table(rows, ["STATE", "CLASS", "SERVICE", "VALUE", "THRESHOLD", "SINCE"])
+    text = table(rows, ["STATE", "CLASS", "SERVICE", "VALUE", "THRESHOLD", "SINCE"])
+    hidden = len(records) - len(shown)
+    return text + (f"\n\n{counts}; {hidden} OK not shown (--all lists them)" if hidden else "")
+
+
+def _plural(count: int, word: str) -> str:
+    suffix = "" if count == 1 else "es" if word.endswith("s") else "s"
+    return f"{count} {word}{suffix}"
 
 
 def history_text(entries: Sequence[HistoryEntry]) -> str:
@@ -92,13 +145,14 @@ def history_text(entries: Sequence[HistoryEntry]) -> str:
             e.alert_class.value,
             e.service,
             f"{e.from_state.value} -> {e.to_state.value}",
-            fmt_value(_float(e.evidence.get("observed"))),
+            observed_text(e),
+            threshold_text_of(e),
         ]
         for e in entries
     ]
     if not rows:
         return "no transitions in that period"
-    return table(rows, ["AT", "CLASS", "SERVICE", "TRANSITION", "OBSERVED"])
+    return table(rows, ["AT", "CLASS", "SERVICE", "TRANSITION", "OBSERVED", "THRESHOLD"])
 
 
 def _float(value: object) -> float | None:

@@ -95,6 +95,12 @@ class EvidenceSource(Protocol):
     @property
     def threshold(self) -> ThresholdInForce: ...
 
+    @property
+    def observed(self) -> float | None:
+        """The value judged against ``threshold`` (a retry count against ``exhausted_above``,
+        not the retry ratio): the record keeps it so status shows the pair that decided."""
+        ...
+
     def build(self, previous_state: AlertState) -> Evidence: ...
 
 
@@ -109,6 +115,10 @@ class _Given:
     @property
     def threshold(self) -> ThresholdInForce:
         return self._evidence.threshold
+
+    @property
+    def observed(self) -> float | None:
+        return self._evidence.observed
 
     def build(self, previous_state: AlertState) -> Evidence:
         return self._evidence
@@ -213,7 +223,7 @@ def step(  # noqa: PLR0917 -- the engine's agreed call shape is positional
     deferred = _Deferred(source, prev.state)
     base = _evolve(
         prev,
-        last_value=observation.value,
+        last_value=source.observed,
         last_evaluated_ms=now_ms,
         threshold=deferred.threshold,
     )

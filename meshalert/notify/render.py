@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from meshalert import units
 from meshalert.alerts.model import Notification, NotificationKind, ThresholdInForce
 
 _KIND_LABEL = {
@@ -29,15 +30,8 @@ def title(notification: Notification) -> str:
 
 
 def format_value(value: float | None, threshold_name: str) -> str:
-    """Units follow the threshold's name: ``*_ms`` are milliseconds, rates and ratios
-    read better as percentages, everything else is a plain number."""
-    if value is None:
-        return "no data"
-    if threshold_name.endswith("_ms"):
-        return f"{value:.4g} ms"
-    if "rate" in threshold_name or "ratio" in threshold_name:
-        return f"{value * 100:.3g}%"
-    return f"{value:.4g}"
+    """Units follow the threshold's name (one formatting module for every view)."""
+    return units.format_value(value, threshold_name)
 
 
 def threshold_text(threshold: ThresholdInForce) -> str:

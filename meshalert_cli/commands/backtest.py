@@ -7,31 +7,74 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
-from meshalert.backtest import BacktestResult, backtest
-from meshalert.backtest_report import render_html
-from meshalert.settings import Settings
-from meshalert.wiring import open_reader
-from meshalert_cli.commands.rules import load
+from meshalert.store_url import SqliteStore, StoreConfig
 from meshalert_cli.views import dumps, iso, table
+
+if TYPE_CHECKING:
+    from meshalert.backtest import BacktestResult
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import duration_ms
+    from meshalert_cli.main import add_command, duration_ms
 
-    p = sub.add_parser("backtest", help="replay the rules over stored history")
-    p.add_argument("--since", type=duration_ms, default=duration_ms("24h"), help="how far back")
-    p.add_argument("--until", help="end of the replay: epoch ms or ISO time (default: now)")
-    p.add_argument("--rules", dest="rules_file", help="a rules document to try")
-    p.add_argument("--class", dest="alert_class", choices=[c.value for c in AlertClass])
-    p.add_argument("--service", action="append", default=[], help="only these service keys")
-    p.add_argument("--store", help="store URL (default: MESHALERT_STORE)")
-    p.add_argument("--interval", type=duration_ms, help="cycle length (default: EVAL_INTERVAL)")
+    p = add_command(
+        sub,
+        "backtest",
+        "replay rules over stored history: what would have fired, and when",
+        [
+            "meshalert backtest --since 24h --rules my-rules.yaml",
+            "meshalert backtest --since 6h --class latency --service production/checkout",
+            "meshalert backtest --store sqlite:///./meshalert-demo/meshalert.db --since 5m "
+            "--interval 2s --rules ./meshalert-demo/rules.yaml",
+        ],
+    )
+    p.add_argument(
+        "--since", type=duration_ms, default="24h", metavar="DURATION", help="how far back"
+    )
+    p.add_argument(
+        "--until", metavar="TIME", help="end of the replay: epoch ms or ISO time (default: now)"
+    )
+    p.add_argument(
+        "--rules",
+        dest="rules_file",
+        metavar="FILE",
+        help="a rules document to try (default: the rules in force, as `meshalert rules` shows)",
+    )
+    p.add_argument(
+        "--class",
+        dest="alert_class",
+        choices=[c.value for c in AlertClass],
+        help="only this alert class (default: all four)",
+    )
+    p.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="only this service key; repeat for several (default: every service)",
+    )
+    p.add_argument("--store", metavar="URL", help="store URL (default: MESHALERT_STORE)")
+    p.add_argument(
+        "--interval",
+        type=duration_ms,
+        metavar="DURATION",
+        help="cycle length (default: MESHALERT_EVAL_INTERVAL, else 1m)",
+    )
     p.add_argument("--report", default="meshalert-backtest.html", help="HTML report path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(handler=run)
+
+
+def require_store(store: StoreConfig) -> None:
+    """A replay reads history; it never creates an empty embedded store to read."""
+    if isinstance(store, SqliteStore) and not Path(store.path).is_file():
+        raise FileNotFoundError(
+            f"no store database at {store.path}: nothing has been recorded there "
+            "(point --store or MESHALERT_STORE at the store `meshalert run` writes)"
+        )
 
 
 def parse_until(text: str | None) -> int:
@@ -43,8 +86,15 @@ def parse_until(text: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshalert.backtest import backtest
+    from meshalert.backtest_report import render_html
+    from meshalert.settings import Settings
+    from meshalert.wiring import open_reader
+    from meshalert_cli.commands.rules import load
+
     settings = Settings.from_env(os.environ, {"store_url": args.store})
     interval = args.interval or settings.eval_interval_ms
+    require_store(settings.store)
     until = parse_until(args.until)
     started = time.monotonic()
     result = backtest(

@@ -10,25 +10,23 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import shlex
 import shutil
 import sys
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass, AlertState
-from meshalert.engine import CycleReport
-from meshalert.logs import configure_logging
-from meshalert.simulator.sender import run_sender
-from meshalert.simulator.traffic import (
-    LinkerdTraffic,
-    TrafficConfig,
-    standard_incidents,
-    standard_services,
-)
-from meshalert_cli.local_stack import LocalStack, build_stack, environment
+from meshalert.units import format_class_value
+
+if TYPE_CHECKING:  # the engine, sidecar and simulator load when the demo runs, not for --help
+    from meshalert.engine import CycleReport
+    from meshalert.simulator.traffic import LinkerdTraffic
+    from meshalert_cli.local_stack import LocalStack
 
 DEMO_RULES = """
 defaults:
@@ -38,9 +36,14 @@ defaults:
   retries:   {exhausted_above: 0, ratio_above: 0.2, window: 15s, for: 6s}
   renotify: 1h
 """
+DEMO_NAMESPACE = "production"
+"""Every demo service lives here, and the sidecar maps the logical names into it
+(``MESHALERT_SERVICE_NAMESPACE``), so the table and the notifications use one key:
+``production/checkout``."""
 INCIDENTS_AT_S = 15.0
 INCIDENT_LENGTH_S = 30.0
 DURATION_S = 95.0
+EVAL_INTERVAL_S = 2
 
 
 class NotificationFeed(io.StringIO):
@@ -103,42 +106,92 @@ class Board:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("demo", help="watch simulated incidents fire and resolve (about 100 s)")
+    from meshalert_cli.main import add_command, duration_ms
+
+    p = add_command(
+        sub,
+        "demo",
+        "watch four simulated incidents fire and resolve (about 100 s, nothing to set up)",
+        [
+            "meshalert demo",
+            "meshalert demo --plain                 # one line per notification, no live table",
+            "meshalert demo --dir /tmp/demo --duration 2m",
+        ],
+    )
     p.add_argument("--dir", default="meshalert-demo", help="where the demo keeps its files")
-    p.add_argument("--duration", type=float, default=DURATION_S, help="seconds")
-    p.add_argument("--plain", action="store_true", help="no live table, one line per change")
+    p.add_argument(
+        "--duration",
+        type=duration_ms,
+        default=f"{DURATION_S:.0f}s",
+        metavar="DURATION",
+        help="how long the demo runs (every incident has resolved by the default)",
+    )
+    p.add_argument("--plain", action="store_true", help="no live table, one line per notification")
     p.set_defaults(handler=run)
 
 
+def demo_env(directory: Path) -> dict[str, str]:
+    """The demo's own settings: the user's MESHALERT_* variables never change the demo."""
+    from meshalert_cli.local_stack import environment
+
+    base = directory.resolve()
+    env = {k: v for k, v in environment().items() if not k.startswith("MESHALERT_")}
+    env.update(
+        {
+            "MESHALERT_STORE": f"sqlite:///{base}/meshalert.db",
+            "MESHALERT_STATE": f"sqlite:///{base}/state.db",
+            "MESHALERT_SPOOL_DIR": str(base / "spool"),
+            "MESHALERT_EVAL_INTERVAL": f"{EVAL_INTERVAL_S}s",
+            "MESHALERT_FLUSH_INTERVAL": "1s",
+            "MESHALERT_WINDOW_GRACE": "1s",  # windows end 2 s before each cycle, not 11 s
+            "MESHALERT_SERVICE_NAMESPACE": f"outgoing={DEMO_NAMESPACE}",
+        }
+    )
+    return env
+
+
 def prepare(directory: Path, feed: NotificationFeed, board: Board) -> LocalStack:
+    from meshalert_cli.local_stack import build_stack
+
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    env = {
-        **environment(),
-        "MESHALERT_STORE": f"sqlite:///{directory.resolve()}/meshalert.db",
-        "MESHALERT_STATE": f"sqlite:///{directory.resolve()}/state.db",
-        "MESHALERT_SPOOL_DIR": str(directory / "spool"),
-        "MESHALERT_EVAL_INTERVAL": "2s",
-        "MESHALERT_FLUSH_INTERVAL": "1s",
-        "MESHALERT_WINDOW_GRACE": "1s",  # windows end 2 s before each cycle, not 6 s
-        "MESHALERT_RULES": DEMO_RULES,
-    }
-    for name in ("MESHALERT_RULES_FILE", "MESHALERT_RULES_SSM_PARAMETER"):
-        env.pop(name, None)
-    stack = build_stack(env, console=feed, sidecar_overrides={"statsd_listen": "127.0.0.1:0"})
+    rules = rules_path(directory)
+    rules.write_text(DEMO_RULES.lstrip(), encoding="utf-8")
+    stack = build_stack(
+        demo_env(directory),
+        console=feed,
+        sidecar_overrides={"statsd_listen": "127.0.0.1:0"},
+        rules_path=str(rules),
+    )
     stack.on_cycle = board.update
     return stack
 
 
+def rules_path(directory: Path) -> Path:
+    return directory / "rules.yaml"
+
+
 def traffic() -> LinkerdTraffic:
-    services = standard_services(8)
+    from meshalert.simulator.traffic import (
+        LinkerdTraffic,
+        TrafficConfig,
+        standard_incidents,
+        standard_services,
+    )
+
+    services = tuple(replace(s, namespace=DEMO_NAMESPACE) for s in standard_services(8))
     incidents = standard_incidents(services, INCIDENTS_AT_S, INCIDENT_LENGTH_S)
     return LinkerdTraffic(TrafficConfig(services, incidents, sample_rate=0.2), random.Random(1))
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshalert.logs import configure_logging
+    from meshalert.simulator.sender import run_sender
+
     directory = Path(args.dir)
+    duration_s = args.duration / 1000
     started = time.monotonic()
+    started_ms = int(time.time() * 1000)
     feed, board = NotificationFeed(started), Board()
     stack = prepare(directory, feed, board)
     log_file = (directory / "meshalert.log").open("w", encoding="utf-8")
@@ -151,12 +204,12 @@ def run(args: argparse.Namespace) -> int:
     sender = threading.Thread(
         target=run_sender,
         args=(sim, stack.sidecar.address),
-        kwargs={"duration_s": args.duration, "gauge_interval_s": 1.0, "stop": stop},
+        kwargs={"duration_s": duration_s, "gauge_interval_s": 1.0, "stop": stop},
         daemon=True,
     )
     sender.start()
     try:
-        show(board, feed, sim, started, args.duration, plain=args.plain or not sys.stdout.isatty())
+        show(board, feed, sim, started, duration_s, plain=args.plain or not sys.stdout.isatty())
     except KeyboardInterrupt:
         pass
     finally:
@@ -164,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         sender.join(timeout=5)
         stack.stop()
         log_file.close()
-    print(summary(feed, directory))
+    print(summary(feed, directory, started_ms, int(time.time() * 1000)))
     return 0
 
 
@@ -224,22 +277,37 @@ def render(board: Board, feed: NotificationFeed, elapsed: float, duration_s: flo
 
 
 def shown(cls: AlertClass, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if cls is AlertClass.LATENCY:
-        return f"{value:.0f}ms"
-    return f"{value * 100:.1f}%"
+    return "-" if value is None else format_class_value(value, cls)
 
 
-def summary(feed: NotificationFeed, directory: Path) -> str:
+def invocation() -> str:
+    """How to call meshalert again, as this process was called: ``meshalert`` when that is
+    the same program on PATH, else the path it was started by (``.venv/bin/meshalert``)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "meshalert"
+    if argv0.endswith(".py") or argv0 == "-m":  # python -m meshalert_cli.main
+        return f"{shlex.quote(sys.executable)} -m meshalert_cli.main"
+    on_path = shutil.which("meshalert")
+    if on_path and Path(on_path).resolve() == Path(shutil.which(argv0) or argv0).resolve():
+        return "meshalert"
+    return shlex.quote(argv0 if "/" in argv0 else str(Path(argv0).resolve()))
+
+
+def summary(feed: NotificationFeed, directory: Path, started_ms: int, ended_ms: int) -> str:
     lines = ["", f"{len(feed.all)} notifications:", *feed.all, ""]
     base = str(directory) if directory.is_absolute() else f"./{directory}"
-    state = f"sqlite:///{base}/state.db"
+    me = invocation()
+    state = shlex.quote(f"sqlite:///{base}/state.db")
+    store = shlex.quote(f"sqlite:///{base}/meshalert.db")
+    rules = shlex.quote(f"{base}/rules.yaml")
+    step_ms = EVAL_INTERVAL_S * 1000
+    until_ms = ended_ms - ended_ms % step_ms + step_ms
+    since_s = (until_ms - started_ms) // 1000 + 1
     lines += [
+        f"rules: {rules} (edit a threshold there and replay the demo with backtest)",
         f"files kept in {base}; look around with:",
-        f"  meshalert status --all --state {state}",
-        f"  meshalert history --state {state}",
-        f"  MESHALERT_STORE=sqlite:///{base}/meshalert.db "
-        f"meshalert backtest --since 5m --interval 2s --rules <your rules file>",
+        f"  {me} status --all --state {state}",
+        f"  {me} history --state {state}",
+        f"  {me} backtest --store {store} --rules {rules} --interval {EVAL_INTERVAL_S}s "
+        f"--since {since_s}s --until {until_ms} --report {shlex.quote(base + '/backtest.html')}",
     ]
     return "\n".join(lines)

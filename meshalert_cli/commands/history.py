@@ -7,25 +7,40 @@ import time
 from typing import Any
 
 from meshalert.alerts.model import AlertClass
-from meshalert.state.factory import open_state_store
-from meshalert_cli.commands.status import state_url
+from meshalert_cli.commands.status import add_state_option, open_existing_state, state_url
 from meshalert_cli.views import dumps, history_text, history_view
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import duration_ms
+    from meshalert_cli.main import add_command, duration_ms
 
-    p = sub.add_parser("history", help="print alert transitions")
-    p.add_argument("--since", type=duration_ms, default=duration_ms("24h"))
-    p.add_argument("--service")
-    p.add_argument("--class", dest="alert_class", choices=[c.value for c in AlertClass])
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--state", help="state store URL (default: MESHALERT_STATE)")
+    p = add_command(
+        sub,
+        "history",
+        "show alert transitions with the value and threshold that caused them",
+        [
+            "meshalert history --since 1h",
+            "meshalert history --service production/checkout --class latency",
+            "meshalert history --json --state sqlite:///./meshalert-demo/state.db",
+        ],
+    )
+    p.add_argument(
+        "--since", type=duration_ms, default="24h", metavar="DURATION", help="how far back"
+    )
+    p.add_argument("--service", metavar="KEY", help="only this service key (ns/svc or svc)")
+    p.add_argument(
+        "--class",
+        dest="alert_class",
+        choices=[c.value for c in AlertClass],
+        help="only this alert class",
+    )
+    p.add_argument("--json", action="store_true", help="a JSON list with the full evidence")
+    add_state_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_state_store(state_url(args))
+    store = open_existing_state(state_url(args))
     try:
         entries = store.history(
             since_ms=int(time.time() * 1000) - args.since,

@@ -5,33 +5,70 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
-from meshalert.evaluation import RulesView
-from meshalert.queries.model import class_query
-from meshalert.rules import LoadedRules, load_rules
+from meshalert.durations import format_duration_ms
+from meshalert.store_url import InfluxDB2Store, parse_store_url
+from meshalert.units import format_value
+
+if TYPE_CHECKING:
+    from meshalert.rules import LoadedRules
 from meshalert_cli.views import dumps, table
+
+DEFAULT_BUCKET = "linkerd"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("rules", help="print the rules in force (and where each came from)")
-    p.add_argument("--rules", dest="rules_file", help="a rules document (highest precedence)")
-    p.add_argument("--service", help="resolve the rules of one service key (ns/svc or svc)")
-    p.add_argument("--queries", choices=["flux", "influxql", "sql"], help="print the queries")
-    p.add_argument("--bucket", default="linkerd", help="bucket named in Flux queries")
-    p.add_argument("--json", action="store_true")
+    from meshalert_cli.main import add_command
+
+    p = add_command(
+        sub,
+        "rules",
+        "show the rules in force, where each threshold came from, or the queries they run",
+        [
+            "meshalert rules",
+            "meshalert rules --service production/checkout",
+            "meshalert rules --rules my-rules.yaml --json",
+            "meshalert rules --queries flux --bucket linkerd",
+        ],
+    )
+    p.add_argument(
+        "--rules", dest="rules_file", metavar="FILE", help="a rules document (highest precedence)"
+    )
+    p.add_argument("--service", metavar="KEY", help="the rules of one service key (ns/svc or svc)")
+    p.add_argument(
+        "--queries", choices=["flux", "influxql", "sql"], help="print the queries instead"
+    )
+    p.add_argument(
+        "--bucket",
+        help="bucket named in Flux queries (default: the bucket of MESHALERT_STORE when it is "
+        f"an influxdb2:// URL, else {DEFAULT_BUCKET})",
+    )
+    p.add_argument("--json", action="store_true", help="the thresholds and document as JSON")
     p.set_defaults(handler=run)
 
 
+def configured_bucket() -> str:
+    """The bucket of the configured InfluxDB 2 store, so printed queries run as printed."""
+    url = os.environ.get("MESHALERT_STORE", "").strip()
+    if url:
+        store = parse_store_url(url)
+        if isinstance(store, InfluxDB2Store):
+            return store.bucket
+    return DEFAULT_BUCKET
+
+
 def load(args: argparse.Namespace) -> LoadedRules:
+    from meshalert.rules import load_rules
+
     return load_rules(dict(os.environ), flag_rules_path=args.rules_file, now_s=time.time())
 
 
 def run(args: argparse.Namespace) -> int:
     rules = load(args)
     if args.queries:
-        print(queries_text(rules, args.queries, bucket=args.bucket))
+        print(queries_text(rules, args.queries, bucket=args.bucket or configured_bucket()))
         return 0
     resolved = rules.for_service(args.service) if args.service else rules.document.defaults
     if resolved is None:
@@ -61,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(
         table(
-            [[t.name, f"{t.value:g}", t.source] for t in thresholds],
+            [[t.name, format_value(t.value, t.name), t.source] for t in thresholds],
             ["THRESHOLD", "VALUE", "SOURCE"],
         )
     )
@@ -69,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def queries_text(rules: LoadedRules, dialect: str, *, bucket: str) -> str:
+    from meshalert.evaluation import RulesView
+    from meshalert.queries.model import class_query
+
     view = RulesView(rules)
     end_ms = int(time.time() * 1000)
     end_ms -= end_ms % 60_000
@@ -77,7 +117,9 @@ def queries_text(rules: LoadedRules, dialect: str, *, bucket: str) -> str:
         default, extra = view.windows(cls)
         for window in sorted({default, *extra}):
             query = class_query(cls, window_ms=window, end_ms=end_ms)
-            blocks.append(f"-- {cls.value}, window {window} ms\n{render(query, dialect, bucket)}")
+            comment = "//" if dialect == "flux" else "--"
+            heading = f"{comment} {cls.value}, window {format_duration_ms(window)}"
+            blocks.append(f"{heading}\n{render(query, dialect, bucket)}")
     return "\n\n".join(blocks)
 
 

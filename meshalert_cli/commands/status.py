@@ -4,36 +4,75 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from meshalert.state.factory import open_state_store
-from meshalert_cli.views import dumps, record_view, sorted_records, status_text
+from meshalert.store_url import DEFAULT_STATE, SqliteStore, StoreUrlError, parse_store_url
+from meshalert_cli.views import dumps, record_view, status_rows, status_text
 
-DEFAULT_STATE = "sqlite:///./meshalert-state.db"
+if TYPE_CHECKING:
+    from meshalert.state.protocols import StateStore
 
 
 def state_url(args: argparse.Namespace) -> str:
     return str(args.state or os.environ.get("MESHALERT_STATE") or DEFAULT_STATE)
 
 
+def open_existing_state(url: str) -> StateStore:
+    """Read-only commands open a state store that exists; they never create one."""
+    if url.strip().lower().startswith("sqlite:"):
+        try:
+            store = parse_store_url(url)
+        except StoreUrlError as err:
+            raise ValueError(f"--state/MESHALERT_STATE: {err}") from None
+        if isinstance(store, SqliteStore) and not Path(store.path).is_file():
+            raise FileNotFoundError(
+                f"no state database at {store.path}: nothing has run with this state yet "
+                "(start `meshalert run`, or point --state or MESHALERT_STATE at its state)"
+            )
+    from meshalert.state.factory import open_state_store
+
+    return open_state_store(url)
+
+
+def add_state_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        metavar="URL",
+        help=f"state store: sqlite:///path or dynamodb://TABLE "
+        f"(default: MESHALERT_STATE, else {DEFAULT_STATE})",
+    )
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("status", help="print every alert's state")
-    p.add_argument("--json", action="store_true", help="a JSON list of alert objects")
-    p.add_argument("--state", help="state store URL (default: MESHALERT_STATE)")
-    p.add_argument("--all", action="store_true", help="include services in state OK")
+    from meshalert_cli.main import add_command
+
+    p = add_command(
+        sub,
+        "status",
+        "show the alerts that are pending or firing (and how many are OK)",
+        [
+            "meshalert status",
+            "meshalert status --all --state sqlite:///./meshalert-demo/state.db",
+            "meshalert status --json | jq '.[] | select(.state == \"firing\")'",
+        ],
+    )
+    p.add_argument("--all", action="store_true", help="also list the alerts in state OK")
+    p.add_argument(
+        "--json", action="store_true", help="a JSON list of the same alerts the table shows"
+    )
+    add_state_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_state_store(state_url(args))
+    store = open_existing_state(state_url(args))
     try:
         records = store.load_all()
     finally:
         store.close()
-    if not args.all and not args.json:
-        records = [r for r in records if r.state.value != "ok"] or records[:0]
     if args.json:
-        print(dumps([record_view(r) for r in sorted_records(records)]))
+        print(dumps([record_view(r) for r in status_rows(records, show_all=args.all)]))
     else:
-        print(status_text(records))
+        print(status_text(records, show_all=args.all))
     return 0

@@ -153,7 +153,7 @@ def run_incident_scenario(
             seen.describe(first, sender),
         )
         assert seen.hooks() == FIRST_RUN, seen.describe(first, sender)()
-        check_status(cli_json(["status", "--json"], first.env, tmp_path))
+        check_status(cli_json(["status", "--json", "--all"], first.env, tmp_path))
         check_history(cli_json(["history", "--json", "--since", "1h"], first.env, tmp_path))
 
         assert first.terminate() == 0, first.diagnostics()

@@ -162,6 +162,22 @@ def test_missing_or_unknown_class_names_the_field(deployed: Deployment) -> None:
         evaluate.handler({"alert_class": "latency", "time": "yesterday"}, FakeContext("r"))
 
 
+def test_an_unknown_variable_is_logged_at_cold_start(
+    deployed: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHALERT_RUNBOOK_URI", "https://wiki.example.com/rb")
+    run_cycles(range(2, 3))
+    warnings = [
+        line
+        for line in log_lines(capsys.readouterr().err)
+        if line["event"] == "settings.unknown_variable"
+    ]
+    assert [w["detail"] for w in warnings] == [
+        "unknown variable MESHALERT_RUNBOOK_URI is ignored; did you mean MESHALERT_RUNBOOK_URL?"
+    ]
+    assert warnings[0]["level"] == "warning"
+
+
 def test_warm_invocations_reuse_the_container(deployed: Deployment) -> None:
     run_cycles(range(2, 4))
     first, _ = runtime.current()

@@ -65,6 +65,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
     env = {
         **os.environ,
         "MESHALERT_STORE": "influxdb2s://influx.example.com:8086?org=ops&bucket=linkerd",
+        "MESHALERT_RUNBOOK_URL": "https://wiki.example.com/meshalert",
         "SLS_TELEMETRY_DISABLED": "1",
         "SLS_NOTIFICATIONS_MODE": "off",
     }
@@ -154,6 +155,17 @@ def test_functions_and_schedules_in_template(packaged: Packaged) -> None:
                 inputs.add(event["alert_class"])
                 assert event["time"] == SCHEDULED_TIME
     assert inputs == set(ALERT_CLASSES)
+
+
+def test_routes_and_runbook_come_from_the_deploying_shell(packaged: Packaged) -> None:
+    """README: per-stage MESHALERT_ROUTES and MESHALERT_RUNBOOK_URL are taken from the
+    deploying shell; an unset one is passed empty (which the functions read as unset)."""
+    functions = _resources_of_type(packaged.update, "AWS::Lambda::Function")
+    assert len(functions) == 5
+    for function in functions.values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["MESHALERT_RUNBOOK_URL"] == "https://wiki.example.com/meshalert"
+        assert variables["MESHALERT_ROUTES"] == ""
 
 
 SCHEDULED_TIME = "2026-11-25T18:31:00Z"

@@ -22,7 +22,6 @@ from tests.ingest_sidecar.sidecar_helpers import (
     SERVICES,
     Sent,
     send_rounds,
-    sqlite_by_ts,
     sqlite_latest,
     sqlite_sum,
 )
@@ -268,10 +267,6 @@ class SidecarProcess:
         return code
 
 
-def _dead_port() -> int:
-    return free_port()  # nothing listens there: every write fails, batches wait in the spool
-
-
 def test_subprocess_sigterm_flushes_partial_interval(tmp_path: Path) -> None:
     db = str(tmp_path / "m.db")
     port = free_port()
@@ -287,13 +282,16 @@ def test_subprocess_sigterm_flushes_partial_interval(tmp_path: Path) -> None:
     assert proc.named("sidecar_stopped")[0]["spool_batches_left"] == 0
 
 
-def test_subprocess_kill9_loses_at_most_the_unflushed_interval(tmp_path: Path) -> None:
+def test_subprocess_kill9_loses_at_most_the_unflushed_interval(
+    tmp_path: Path, influxd: InfluxdServer
+) -> None:
     """kill -9 while the store is down: every interval logged as flushed is durably spooled
-    and reaches the store after a restart; only samples of the interval still in memory
+    and reaches that store after a restart; only samples of the interval still in memory
     (not yet flushed) can be lost."""
-    db = str(tmp_path / "m.db")
+    store = InfluxdServer(tmp_path / "influxd")  # its own server, down until the restart
+    url = store.store_url("x")
     port = free_port()
-    first = SidecarProcess(tmp_path, port, f"influxdb1://127.0.0.1:{_dead_port()}/x")
+    first = SidecarProcess(tmp_path, port, url)
     sent = Sent()
     # One round (3 counters, 3 timers, 3 gauges) per datagram: a third of every interval's
     # lines are counters.
@@ -305,17 +303,29 @@ def test_subprocess_kill9_loses_at_most_the_unflushed_interval(tmp_path: Path) -
     flushed = {f["interval_start_ms"]: f["parsed"] for f in first.named("sidecar_flush")}
     assert sum(flushed.values()) > 0
 
-    second = SidecarProcess(tmp_path, port, f"sqlite:///{db}")
-    assert second.named("sidecar_started")[0]["spool_replay_batches"] >= 1
-    assert second.signal(signal.SIGTERM) == 0
+    store.start()
+    try:
+        store.create_database("x")
+        second = SidecarProcess(tmp_path, port, url)
+        assert second.named("sidecar_started")[0]["spool_replay_batches"] >= 1
+        assert second.signal(signal.SIGTERM) == 0
+        stored = _influx_by_ts(store, "meshalert_sidecar", "parsed")
+        samples = _influx_by_ts(store, "linkerd_requests", "samples")
+    finally:
+        store.stop()
     # Every interval the killed process flushed is in the store, complete.
-    stored = sqlite_by_ts(db, "meshalert_sidecar", "parsed")
     for interval, parsed in flushed.items():
         assert stored.get(interval) == parsed, interval
-    samples = sqlite_by_ts(db, "linkerd_requests", "samples")
     for interval, parsed in flushed.items():
         assert samples.get(interval, 0.0) == parsed / 3, interval
     # What was lost is exactly what had not been flushed when the process died.
     stored_lines = sum(v for ts, v in stored.items())
     assert stored_lines == sum(flushed.values())
     assert sent.lines - stored_lines >= 0
+
+
+def _influx_by_ts(store: InfluxdServer, measurement: str, field_name: str) -> dict[int, float]:
+    totals: dict[int, float] = {}
+    for row in store.rows(f'SELECT "{field_name}" FROM "{measurement}"', "x"):
+        totals[int(row["time"])] = totals.get(int(row["time"]), 0.0) + float(row[field_name])
+    return totals
