@@ -144,7 +144,7 @@ def test_full_disk_is_counted_survived_and_recovered_from(tmp_path: Path) -> Non
         sidecar.wait_for("sidecar_flush", count=full_since + 6)
         assert sidecar.alive()
         assert sidecar.named("spool_append_failed_batch_dropped"), "the full disk is logged"
-        segments = list(sidecar.inside.glob("segment-*.spool"))
+        segments = list(sidecar.inside.rglob("segment-*.spool"))  # one spool per store
         assert all(p.stat().st_size > 0 for p in segments), "no empty segment is left behind"
         ballast.unlink()
         freed_at_ms = time.time() * 1000
@@ -188,7 +188,9 @@ def test_spool_and_store_files_are_private(tmp_path: Path, umask: int) -> None:
         sidecar.wait_for("sidecar_flush", count=2)
         inside = sidecar.inside
         assert inside.stat().st_mode & 0o777 == 0o700
-        files = [p for p in inside.iterdir() if p.is_file()]
+        for directory in (p for p in inside.rglob("*") if p.is_dir()):  # the per-store spool
+            assert directory.stat().st_mode & 0o777 == 0o700, directory.name
+        files = [p for p in inside.rglob("*") if p.is_file()]
         assert any(p.name.startswith("segment-") for p in files)
         for path in files:
             assert path.stat().st_mode & 0o777 == 0o600, path.name
