@@ -3,10 +3,10 @@ series, the threshold and the firing intervals, drawn as inline SVG (no scripts,
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 
 from meshalert.backtest import BacktestResult, SeriesTrace
+from meshalert.safe_text import html_text
 
 WIDTH, HEIGHT, PAD = 900, 180, 40
 
@@ -60,13 +60,13 @@ def _svg(trace: SeriesTrace, since_ms: int, until_ms: int) -> str:
 def render_html(result: BacktestResult) -> str:
     alerting = result.alerting()
     rows = "".join(
-        f"<tr><td>{html.escape(t.alert_class.value)}</td><td>{html.escape(t.service)}</td>"
+        f"<tr><td>{html_text(t.alert_class.value)}</td><td>{html_text(t.service)}</td>"
         f"<td>{len(t.firing_intervals)}</td><td>{len(t.notifications)}</td>"
-        f"<td>{html.escape(t.threshold_source)}</td></tr>"
+        f"<td>{html_text(t.threshold_source)}</td></tr>"
         for t in alerting
     )
     sections = "".join(
-        f"<h2>{html.escape(t.alert_class.value)} &middot; {html.escape(t.service)}</h2>"
+        f"<h2>{html_text(t.alert_class.value)} &middot; {html_text(t.service)}</h2>"
         f"{_svg(t, result.since_ms, result.until_ms)}"
         for t in alerting
     )

@@ -29,6 +29,16 @@ def observe(aggregates: ClassAggregates, *, percentile: float = 99) -> dict[str,
     }
 
 
+def observe_service(
+    aggregates: ClassAggregates, key: str, *, percentile: float = 99
+) -> Observation | None:
+    """One service's observation, or None when the window held no point for it."""
+    agg = aggregates.services.get(key)
+    if agg is None:
+        return None
+    return _observe_one(aggregates.query.alert_class, key, agg, percentile)
+
+
 def _observe_one(
     cls: AlertClass, key: str, agg: ServiceAggregate, percentile: float
 ) -> Observation:

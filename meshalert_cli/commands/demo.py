@@ -21,6 +21,7 @@ from typing import Any
 from meshalert.alerts.model import AlertClass, AlertState
 from meshalert.engine import CycleReport
 from meshalert.logs import configure_logging
+from meshalert.safe_text import printable
 from meshalert.simulator.sender import run_sender
 from meshalert.simulator.traffic import (
     LinkerdTraffic,
@@ -210,7 +211,7 @@ def render(board: Board, feed: NotificationFeed, elapsed: float, duration_s: flo
     for cls in AlertClass:
         table.add_column(cls.value, justify="center")
     for service, cells in board.rows():
-        row: list[Any] = [service]
+        row: list[Any] = [Text(printable(service))]  # a plain str would be read as markup
         for cls, cell in zip(AlertClass, cells, strict=True):
             if cell is None:
                 row.append(Text("-", style="dim"))
