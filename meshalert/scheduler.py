@@ -51,6 +51,15 @@ class EvaluationLoop:
             except WindowQueryError as err:
                 log.error("evaluation.query_failed", alert_class=alert_class.value, error=str(err))
                 continue
+            except Exception as err:
+                # Services are isolated inside a cycle; this is a store or state failure,
+                # logged with its traceback (it is not expected) and retried next cycle.
+                log.exception(
+                    "evaluation.class_failed",
+                    alert_class=alert_class.value,
+                    error=f"{type(err).__name__}: {err}",
+                )
+                continue
             log.info(
                 "evaluation.cycle",
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
