@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Evidence, Notification
@@ -128,7 +127,9 @@ class DynamoDBHealthRecords:
 class SqliteHealthRecords:
     def __init__(self, path: str) -> None:
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            from meshalert.state.sqlite_state import make_private_file
+
+            make_private_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS health_records "

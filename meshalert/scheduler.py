@@ -17,6 +17,7 @@ from meshalert.engine import CycleReport, Engine, align_cycle
 from meshalert.evaluation import evaluate_class
 from meshalert.queries.model import WindowQueryError
 from meshalert.rules import RulesProvider
+from meshalert.state.protocols import StateUnavailableError
 
 log = structlog.get_logger("meshalert.scheduler")
 
@@ -51,7 +52,12 @@ class EvaluationLoop:
             except WindowQueryError as err:
                 log.error("evaluation.query_failed", alert_class=alert_class.value, error=str(err))
                 continue
-            except Exception as err:
+            except StateUnavailableError as err:  # expected (a lock held too long): one line
+                log.error(
+                    "evaluation.state_unavailable", alert_class=alert_class.value, error=str(err)
+                )
+                continue
+            except Exception as err:  # one class's failure must not end run
                 # Services are isolated inside a cycle; this is a store or state failure,
                 # logged with its traceback (it is not expected) and retried next cycle.
                 log.exception(

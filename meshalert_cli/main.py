@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshalert.durations import DurationError, parse_duration_ms
+from meshalert.state.protocols import StateUnavailableError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, StateUnavailableError) as err:
         print(f"meshalert {args.command}: {err}", file=sys.stderr)
         return 2
 

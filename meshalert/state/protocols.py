@@ -53,6 +53,11 @@ class ClaimInfo:
     deliveries: tuple[Delivery, ...]
 
 
+class StateUnavailableError(RuntimeError):
+    """The state store cannot be used right now (e.g. another process holds a SQLite lock
+    past the busy timeout): an expected condition, reported in one line, never a traceback."""
+
+
 class UnknownClaimError(KeyError):
     """``mark_sent`` for a dedup key that was never claimed."""
 

@@ -12,14 +12,22 @@ embedded metrics store.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    StateUnavailableError,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import (
     history_entry_from_dict,
     history_entry_to_dict,
@@ -81,13 +89,12 @@ class SqliteStateStore:
         if self._path == ":memory:" or self._path.startswith("file:"):
             # Every operation opens its own connection; a private in-memory DB would vanish.
             raise ValueError(f"SqliteStateStore needs a file path, got {self._path!r}")
-        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self._path)
         with self._connect() as conn:
             if _has_schema(conn):
                 return  # a reader (status, history) must not wait for a busy writer
-            # journal_mode is persistent in the file; setting it needs no transaction.
-            conn.execute("PRAGMA journal_mode=WAL")
-            with _write(conn):
+            _enable_wal(conn, self._path, self._timeout_s)
+            with _write(conn, self._path, self._timeout_s):
                 for ddl in _DDL:
                     conn.execute(ddl)
 
@@ -146,7 +153,7 @@ class SqliteStateStore:
         with self._connect() as conn:
             before = _data_version(conn)
             full, values = self._split_by_change(records, before)
-            with _write(conn):
+            with _write(conn, self._path, self._timeout_s):
                 conn.executemany(
                     "INSERT OR REPLACE INTO alert_state "
                     "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
@@ -217,7 +224,7 @@ class SqliteStateStore:
             )
             for e in entries
         ]
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             conn.executemany(
                 "INSERT OR IGNORE INTO alert_history (at_ms, alert_class, service, from_state, "
                 "to_state, dedup_key, entry_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -249,7 +256,7 @@ class SqliteStateStore:
             raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
         key = notification.dedup_key
         doc = json.dumps(notification_to_dict(notification))
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             row = conn.execute(
                 "SELECT lease_until_ms, sent_ms FROM notification_claims WHERE dedup_key = ?",
                 (key,),
@@ -274,7 +281,7 @@ class SqliteStateStore:
     def mark_sent(
         self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
     ) -> None:
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             found = conn.execute(
                 "SELECT 1 FROM notification_claims WHERE dedup_key = ?", (dedup_key,)
             ).fetchone()
@@ -351,10 +358,66 @@ def _has_schema(conn: sqlite3.Connection) -> bool:
     return bool(found == len(_OBJECTS))
 
 
+PRIVATE_MODE = 0o600
+"""Alert state and history name every service and its incidents: owner only."""
+
+
+def make_private_file(path: str) -> None:
+    """Create the database file (and its directory) readable by the owner only, whatever the
+    umask, and tighten a file an older version left readable to others. SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's permissions."""
+    parent = Path(path).parent
+    if not parent.exists():
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE_MODE:
+            os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            os.chmod(path + suffix, PRIVATE_MODE)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _enable_wal(conn: sqlite3.Connection, path: str, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL`` needs the file to itself and, unlike every other
+    statement, fails at once instead of waiting out the busy timeout (two runs starting
+    together on a fresh file): retry it until the busy timeout has passed."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise StateUnavailableError(
+                f"state database {path} is locked by another process "
+                f"(still busy after {timeout_s:g}s)"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 @contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
+def _write(conn: sqlite3.Connection, path: str, timeout_s: float) -> Iterator[None]:
     """One write transaction holding the lock from its start (no upgrade deadlocks)."""
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if not _locked(exc):
+            raise
+        raise StateUnavailableError(
+            f"state database {path} is locked by another process (still busy after {timeout_s:g}s)"
+        ) from None
     try:
         yield
     except BaseException:
