@@ -37,7 +37,7 @@ from meshalert.alerts.model import (
 )
 from meshalert.alerts.observe import observe_service
 from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
-from meshalert.delivery import Dispatcher, deliver
+from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import ClassAggregates, WindowReader, class_query
@@ -187,6 +187,7 @@ class Engine:
         history: list[HistoryEntry] = []
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
         kits: dict[int, _RuleKit] = {}
+        outbox: list[Notification] = []
         for key in keys:
             # Service keys come from data: whatever one of them holds or resolves to, it is
             # skipped (counted, logged) and never stops the cycle for the others.
@@ -215,8 +216,7 @@ class Engine:
             if result.transition is not None and (entry := history_entry_from_step(result)):
                 report.transitions.append((key, entry.from_state.value, entry.to_state.value))
                 history.append(entry)
-            for note in result.notifications:
-                self._deliver(note, cycle_ms, deadline, report)
+            outbox.extend(result.notifications)
         if report.skipped:
             log.warning(
                 "evaluation.services_skipped",
@@ -228,6 +228,18 @@ class Engine:
         self.state.save(records)
         if history:
             self.state.append_history(history)
+        # After the state is saved: the cycle's notifications all at once, every channel in
+        # its own thread, plus this class's earlier notifications still missing a channel.
+        deliver_all(
+            outbox,
+            state=self.state,
+            dispatcher=self.dispatcher,
+            now_ms=cycle_ms,
+            lease_ms=self.lease_ms,
+            deadline_s=deadline,
+            tally=report,
+            retry_class=alert_class,
+        )
         return report
 
     def _evaluate_one(  # noqa: PLR0917 -- the cycle's shared lookups, passed through
@@ -313,19 +325,6 @@ class Engine:
             kit, obs, observed, threshold, aggregates.query_text, cycle_ms
         )
         return step(prev, obs, verdict, evidence, kit.policy, cycle_ms)
-
-    def _deliver(
-        self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
-    ) -> None:
-        deliver(
-            note,
-            state=self.state,
-            dispatcher=self.dispatcher,
-            now_ms=cycle_ms,
-            lease_ms=self.lease_ms,
-            deadline_s=deadline,
-            tally=report,
-        )
 
 
 class _RuleKit:

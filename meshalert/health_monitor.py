@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Evidence, Notification
 from meshalert.alerts.state_machine import StepPolicy, step
-from meshalert.delivery import Dispatcher, deliver
+from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
 from meshalert.health import (
     DEFAULT_SOURCES,
@@ -247,6 +247,7 @@ class HeartbeatMonitor:
         keep: list[AlertRecord] = []
         forget: list[str] = []
         history: list[HistoryEntry] = []
+        outbox: list[Notification] = []
         for check in checks:
             obs = check.observation
             evidence = Evidence(
@@ -283,19 +284,14 @@ class HeartbeatMonitor:
                     (record.service, entry.from_state.value, entry.to_state.value)
                 )
                 history.append(entry)
-            for note in result.notifications:
-                self._deliver(note, cycle_ms, deadline_s, report)
+            outbox.extend(result.notifications)
         self.records.save(keep)
         if forget:
             self.records.forget(forget)
         if history:
             self.state.append_history(history)
-
-    def _deliver(
-        self, note: Notification, cycle_ms: int, deadline_s: float, report: HeartbeatReport
-    ) -> None:
-        deliver(
-            note,
+        deliver_all(
+            outbox,
             state=self.state,
             dispatcher=self.dispatcher,
             now_ms=cycle_ms,

@@ -31,6 +31,7 @@ from meshalert.state.protocols import (
 from meshalert.state.serialization import (
     history_entry_from_dict,
     history_entry_to_dict,
+    notification_from_dict,
     notification_to_dict,
     record_from_dict,
     record_to_dict,
@@ -67,6 +68,9 @@ _DDL = (
         sent_ms INTEGER,
         notification_json TEXT NOT NULL
     )""",
+    # Open claims are looked for every cycle (to retry missing channels); final ones never.
+    "CREATE INDEX IF NOT EXISTS notification_claims_open "
+    "ON notification_claims (lease_until_ms) WHERE sent_ms IS NULL",
     """CREATE TABLE IF NOT EXISTS notification_deliveries (
         dedup_key TEXT NOT NULL REFERENCES notification_claims (dedup_key),
         channel TEXT NOT NULL,
@@ -292,12 +296,30 @@ class SqliteStateStore:
                 "(dedup_key, channel, ok, detail, at_ms) VALUES (?, ?, ?, ?, ?)",
                 (dedup_key, channel, int(ok), detail[:MAX_DETAIL_CHARS], now_ms),
             )
-            if ok:
-                conn.execute(
-                    "UPDATE notification_claims SET sent_ms = ? "
-                    "WHERE dedup_key = ? AND sent_ms IS NULL",
-                    (now_ms, dedup_key),
-                )
+
+    def finish(self, dedup_key: str, *, complete: bool, now_ms: int) -> None:
+        if complete:
+            sql = (
+                "UPDATE notification_claims SET sent_ms = coalesce(sent_ms, ?) WHERE dedup_key = ?"
+            )
+        else:
+            sql = (
+                "UPDATE notification_claims SET lease_until_ms = min(lease_until_ms, ?) "
+                "WHERE dedup_key = ?"
+            )
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            if conn.execute(sql, (now_ms, dedup_key)).rowcount == 0:
+                raise UnknownClaimError(dedup_key)
+
+    def unsent(self, alert_class: AlertClass, *, now_ms: int, since_ms: int) -> list[Notification]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT notification_json FROM notification_claims "
+                "WHERE sent_ms IS NULL AND lease_until_ms <= ? AND claimed_ms >= ?",
+                (now_ms, since_ms),
+            ).fetchall()
+        notes = (notification_from_dict(json.loads(text)) for (text,) in rows)
+        return [n for n in notes if n.alert_class is alert_class and n.at_ms >= since_ms]
 
     def claim_info(self, dedup_key: str) -> ClaimInfo | None:
         with self._connect() as conn:
