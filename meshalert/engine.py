@@ -42,7 +42,7 @@ from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import ClassAggregates, WindowReader, class_query
 from meshalert.safe_text import printable
-from meshalert.state.protocols import HistoryEntry, StateStore
+from meshalert.state.protocols import HistoryEntry, SkippedServices, StateStore
 from meshalert.state.serialization import history_entry_from_step
 
 log = structlog.get_logger("meshalert.engine")
@@ -239,6 +239,12 @@ class Engine:
             deadline_s=deadline,
             tally=report,
             retry_class=alert_class,
+        )
+        # Every cycle, so the heartbeat sees the count fall back to zero too.
+        self.state.note_skipped(
+            SkippedServices(
+                alert_class, cycle_ms, len(report.skipped), tuple(report.skipped_sample())
+            )
         )
         return report
 

@@ -28,6 +28,7 @@ from meshalert.health import (
     HeartbeatPolicy,
     evaluation_checks,
     ingest_checks,
+    skipped_checks,
 )
 from meshalert.health_readers import FreshnessReader
 from meshalert.settings import DynamoDBState, SqliteState, StateConfig
@@ -171,6 +172,8 @@ class HeartbeatReport:
     duplicates_skipped: int = 0
     send_failures: int = 0
     firing: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Services the latest evaluation of each class skipped (class -> count), when any."""
 
     def as_log(self) -> dict[str, object]:
         return {
@@ -182,6 +185,7 @@ class HeartbeatReport:
             "duplicates_skipped": self.duplicates_skipped,
             "send_failures": self.send_failures,
             "firing": sorted(self.firing),
+            "services_skipped": dict(sorted(self.skipped.items())),
         }
 
 
@@ -218,6 +222,11 @@ class HeartbeatMonitor:
             query_text="state store: newest last_evaluated_ms of the class's alert records",
             window=format_duration_ms(policy.evaluation_stale_ms),
         )
+        latest_skipped = {c: self.state.last_skipped(c) for c in AlertClass}
+        report.skipped = {
+            c.value: s.count for c, s in latest_skipped.items() if s is not None and s.count
+        }
+        checks += skipped_checks(latest_skipped, cycle_ms=cycle_ms, policy=policy)
         self._apply(
             checks, previous, policy=policy, cycle_ms=cycle_ms, deadline_s=deadline_s, report=report
         )

@@ -8,6 +8,7 @@ item                       pk                           sk                      
 alert record               ``alert#<class>``            ``svc#<service>``           no
 notification claim         ``notif#<dedup key>``        ``claim``                   30 days
 open claim (to retry)      ``open#<class>``             ``<at_ms:015>#<dedup key>``  30 days
+skipped services           ``skipped``                  ``<class>``                 no
 history entry              ``hist#<YYYY-MM-DD>`` (UTC)  ``<at_ms:015>#<class>#...``  30 days
 =========================  ===========================  ==========================  ========
 
@@ -34,7 +35,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    SkippedServices,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import (
     history_entry_from_dict,
     history_entry_to_dict,
@@ -368,6 +375,31 @@ class DynamoDBStateStore:
                 Delivery(channel=ch, ok=d["ok"], detail=d["detail"], at_ms=d["at_ms"])
                 for ch, d in deliveries
             ),
+        )
+
+    def note_skipped(self, summary: SkippedServices) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": "skipped"},
+                "sk": {"S": summary.alert_class.value},
+                "cycle_ms": to_attribute(summary.cycle_ms),
+                "count": to_attribute(summary.count),
+                "services": to_attribute(list(summary.services)),
+            },
+        )
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        found = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": "skipped"}, "sk": {"S": alert_class.value}},
+            ConsistentRead=True,
+        )
+        if "Item" not in found:
+            return None
+        item = from_attribute({"M": found["Item"]})
+        return SkippedServices(
+            alert_class, item["cycle_ms"], item["count"], tuple(item["services"])
         )
 
     def close(self) -> None:

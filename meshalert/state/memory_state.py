@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    SkippedServices,
+    UnknownClaimError,
+)
 
 
 @dataclass
@@ -18,6 +24,7 @@ class MemoryStateStore:
     notifications: list[Notification] = field(default_factory=list)
     _open: dict[str, Notification] = field(default_factory=dict, repr=False)
     """Claimed and not final yet: what ``unsent`` looks through."""
+    skipped: dict[AlertClass, SkippedServices] = field(default_factory=dict)
 
     def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
         return {svc: r for (cls, svc), r in self.records.items() if cls is alert_class}
@@ -100,6 +107,12 @@ class MemoryStateStore:
 
     def claim_info(self, dedup_key: str) -> ClaimInfo | None:
         return self.claims.get(dedup_key)
+
+    def note_skipped(self, summary: SkippedServices) -> None:
+        self.skipped[summary.alert_class] = summary
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        return self.skipped.get(alert_class)
 
     def close(self) -> None:
         return None

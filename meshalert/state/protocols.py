@@ -55,6 +55,17 @@ class ClaimInfo:
     deliveries: tuple[Delivery, ...]
 
 
+@dataclass(frozen=True)
+class SkippedServices:
+    """What the latest evaluation of a class left out (see ``CycleReport.skipped``), kept
+    for the heartbeat: how many services, and the first few names, already escaped."""
+
+    alert_class: AlertClass
+    cycle_ms: int
+    count: int
+    services: tuple[str, ...] = ()
+
+
 class StateUnavailableError(RuntimeError):
     """The state store cannot be used right now (e.g. another process holds a SQLite lock
     past the busy timeout): an expected condition, reported in one line, never a traceback."""
@@ -111,5 +122,13 @@ class StateStore(Protocol):
         ...
 
     def claim_info(self, dedup_key: str) -> ClaimInfo | None: ...
+
+    def note_skipped(self, summary: SkippedServices) -> None:
+        """Replace the class's skipped-services summary with the latest cycle's."""
+        ...
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        """The latest summary noted for the class, if any."""
+        ...
 
     def close(self) -> None: ...

@@ -25,6 +25,7 @@ from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
+    SkippedServices,
     StateUnavailableError,
     UnknownClaimError,
 )
@@ -346,6 +347,37 @@ class SqliteStateStore:
             ),
         )
 
+    def note_skipped(self, summary: SkippedServices) -> None:
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            # Created here, not with the schema: files made by older versions lack it.
+            conn.execute(_SKIPPED_DDL)
+            conn.execute(
+                "INSERT OR REPLACE INTO evaluation_skipped "
+                "(alert_class, cycle_ms, count, services_json) VALUES (?, ?, ?, ?)",
+                (
+                    summary.alert_class.value,
+                    summary.cycle_ms,
+                    summary.count,
+                    json.dumps(list(summary.services)),
+                ),
+            )
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        with self._connect() as conn:
+            try:
+                row = conn.execute(
+                    "SELECT cycle_ms, count, services_json FROM evaluation_skipped "
+                    "WHERE alert_class = ?",
+                    (alert_class.value,),
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        if row is None:
+            return None
+        return SkippedServices(alert_class, row[0], row[1], tuple(json.loads(row[2])))
+
     def close(self) -> None:
         """Close every thread's connection; the store reopens them if used again."""
         with self._opened_lock:
@@ -354,6 +386,13 @@ class SqliteStateStore:
             conn.close()
         self._local = threading.local()  # connections and their record caches
 
+
+_SKIPPED_DDL = """CREATE TABLE IF NOT EXISTS evaluation_skipped (
+    alert_class TEXT PRIMARY KEY,
+    cycle_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    services_json TEXT NOT NULL
+)"""
 
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
 

@@ -8,7 +8,12 @@ from dataclasses import replace
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState, NotificationKind
-from meshalert.state.protocols import HistoryEntry, StateStore, UnknownClaimError
+from meshalert.state.protocols import (
+    HistoryEntry,
+    SkippedServices,
+    StateStore,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import evidence_to_dict
 
 from ._build import evidence, notification, record
@@ -211,3 +216,15 @@ def test_threads_claim_the_same_key_once(store: StateStore) -> None:
     for t in threads:
         t.join()
     assert sorted(wins) == sorted(n.dedup_key for n in keys)
+
+
+def test_the_latest_skipped_services_summary_per_class(store: StateStore) -> None:
+    assert store.last_skipped(AlertClass.LATENCY) is None
+    first = SkippedServices(AlertClass.LATENCY, T0, 3, ("a/b", "x\\x1b"))
+    store.note_skipped(first)
+    store.note_skipped(SkippedServices(AlertClass.FAILURES, T0, 0))
+    assert store.last_skipped(AlertClass.LATENCY) == first
+    later = SkippedServices(AlertClass.LATENCY, T0 + 60_000, 0)
+    store.note_skipped(later)
+    assert store.last_skipped(AlertClass.LATENCY) == later
+    assert store.last_skipped(AlertClass.FAILURES) == SkippedServices(AlertClass.FAILURES, T0, 0)
