@@ -12,6 +12,7 @@ from typing import TextIO
 import structlog
 
 from meshalert.notify.redact import redact_secrets
+from meshalert.safe_text import printable
 
 
 def configure_logging(
@@ -28,6 +29,9 @@ def configure_logging(
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # JSON escapes every control character itself; a terminal would obey them (service names
+    # from data reach many events, e.g. inside dedup keys), so escape them there first.
+    terminal_safe: list[structlog.types.Processor] = [] if json else [_printable_values]
     lvl = logging.getLevelName((level or os.environ.get("MESHALERT_LOG_LEVEL", "INFO")).upper())
     structlog.configure(
         processors=[
@@ -36,9 +40,22 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_secrets(secrets),
+            *terminal_safe,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl if isinstance(lvl, int) else 20),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _printable_values(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    out: structlog.types.EventDict = {}
+    for key, value in event.items():
+        if key == "exception" and isinstance(value, str):
+            out[key] = "\n".join(printable(line) for line in value.split("\n"))  # a traceback
+        else:
+            out[key] = printable(value) if isinstance(value, str) else value
+    return out
