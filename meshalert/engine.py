@@ -47,6 +47,11 @@ from meshalert.state.serialization import history_entry_from_step
 
 log = structlog.get_logger("meshalert.engine")
 
+MAX_SERVICE_KEY_BYTES = 512
+"""Longer keys are skipped: a Kubernetes ``namespace/name`` is at most 317 bytes, and every
+state store keys records, claims and history by service (DynamoDB sort keys hold 1 KiB), so
+one overlong name from a datagram would otherwise fail the whole cycle's save."""
+
 MAX_SKIPPED_LISTED = 20
 """Skipped services named in a cycle's log line and report (all are counted)."""
 
@@ -260,6 +265,8 @@ class Engine:
         percentile_of: Callable[[str], float] | None,
         cycle_ms: int,
     ) -> tuple[Observation, StepResult] | None:
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_SERVICE_KEY_BYTES:
+            raise ValueError(f"service key longer than {MAX_SERVICE_KEY_BYTES} bytes")
         rule = rules(alert_class, key)
         if rule is None:
             return None

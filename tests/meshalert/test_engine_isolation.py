@@ -16,6 +16,7 @@ from meshalert.evaluation import evaluate_class
 from meshalert.queries.model import ClassAggregates, ClassQuery, FailuresAggregate
 from meshalert.rules import load_rules
 from meshalert.state.memory_state import MemoryStateStore
+from tests.meshalert.state.conftest import aws_env, dynamodb_client  # noqa: F401
 
 GOOD = "production/checkout"
 BROKEN = FailuresAggregate(requests=100.0, failures=50.0, connection_failures=0.0)
@@ -104,3 +105,22 @@ def test_arbitrary_services_in_a_window_never_fail_the_cycle_for_the_others(
     skipped = set(report.skipped)
     assert evaluated | skipped == {*services, GOOD}
     assert not evaluated & skipped
+
+
+def test_an_overlong_service_key_is_skipped_and_the_rest_saved_in_dynamodb(
+    dynamodb_client: object,  # noqa: F811 -- the fixture
+) -> None:
+    from typing import Any, cast
+
+    from meshalert.state.dynamodb_state import DynamoDBStateStore
+    from tests.meshalert.state.conftest import TABLE
+
+    # DynamoDB sort keys hold 1 KiB: such a name from a datagram used to fail the batch
+    # write of every record of the class.
+    long_name = "ns/" + "x" * 2000
+    state = DynamoDBStateStore(TABLE, cast(Any, dynamodb_client))
+    engine = Engine(_Reader({long_name: BROKEN, GOOD: BROKEN}), state, None)
+    report = evaluate_class(engine, load_rules(RULES, now_s=0), AlertClass.FAILURES, 60_000)
+
+    assert set(report.skipped) == {long_name}
+    assert state.load(AlertClass.FAILURES)[GOOD].state is AlertState.FIRING
