@@ -293,6 +293,8 @@ class Engine:
     @staticmethod
     def _skip(report: CycleReport, key: str, reason: str) -> None:
         report.skipped[key] = reason
+        if len(report.skipped) > MAX_SKIPPED_LISTED:
+            return  # a flood of bad names: the cycle's summary line counts the rest
         log.info(
             "evaluation.service_skipped",
             alert_class=report.alert_class.value,
