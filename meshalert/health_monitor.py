@@ -128,7 +128,7 @@ class DynamoDBHealthRecords:
 class SqliteHealthRecords:
     def __init__(self, path: str) -> None:
         if path != ":memory:":
-            from meshalert.state.sqlite_state import make_private_file
+            from meshalert.state.files import make_private_file
 
             make_private_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

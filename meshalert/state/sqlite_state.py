@@ -12,15 +12,15 @@ embedded metrics store.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.state.files import make_private_file
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
@@ -417,28 +417,6 @@ def _has_schema(conn: sqlite3.Connection) -> bool:
     sql = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
     (found,) = conn.execute(sql, _OBJECTS).fetchone()
     return bool(found == len(_OBJECTS))
-
-
-PRIVATE_MODE = 0o600
-"""Alert state and history name every service and its incidents: owner only."""
-
-
-def make_private_file(path: str) -> None:
-    """Create the database file (and its directory) readable by the owner only, whatever the
-    umask, and tighten a file an older version left readable to others. SQLite gives its
-    ``-wal`` and ``-shm`` files the database file's permissions."""
-    parent = Path(path).parent
-    if not parent.exists():
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
-    try:
-        if os.fstat(fd).st_mode & 0o777 != PRIVATE_MODE:
-            os.fchmod(fd, PRIVATE_MODE)
-    finally:
-        os.close(fd)
-    for suffix in ("-wal", "-shm"):
-        with suppress(FileNotFoundError):
-            os.chmod(path + suffix, PRIVATE_MODE)
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:

@@ -6,13 +6,13 @@ import argparse
 import os
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from meshalert.alerts.model import AlertClass
 from meshalert.backtest import BacktestResult, backtest
 from meshalert.backtest_report import render_html
 from meshalert.settings import Settings
+from meshalert.state.files import write_private_text
 from meshalert.wiring import open_reader
 from meshalert_cli.commands.rules import load
 from meshalert_cli.views import dumps, iso, table
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         services=args.service,
     )
     elapsed = time.monotonic() - started
-    Path(args.report).write_text(render_html(result), encoding="utf-8")
+    write_private_text(args.report, render_html(result))  # names every service: owner only
     if args.json:
         print(dumps(summary(result)))
     else:

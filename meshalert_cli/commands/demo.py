@@ -29,6 +29,7 @@ from meshalert.simulator.traffic import (
     standard_incidents,
     standard_services,
 )
+from meshalert.state.files import make_private_file
 from meshalert_cli.local_stack import LocalStack, build_stack, environment
 
 DEMO_RULES = """
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     feed, board = NotificationFeed(started), Board()
     stack = prepare(directory, feed, board)
+    make_private_file(str(directory / "meshalert.log"))
     log_file = (directory / "meshalert.log").open("w", encoding="utf-8")
     configure_logging(json=True, stream=log_file)
     stack.start()

@@ -69,6 +69,7 @@ def test_backtest_reports_each_incident_and_writes_a_report(
         assert alert["threshold_source"] == f"flag:--rules {tmp_path / 'rules.yaml'}"
     assert out["notifications"] == 8
     html = (tmp_path / "report.html").read_text()
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o600  # names every service
     assert html.count("<svg") == 4
     assert "checkout" in html and "threshold 500" in html
 

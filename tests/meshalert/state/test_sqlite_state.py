@@ -210,3 +210,12 @@ def test_a_state_file_left_world_readable_is_tightened(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     SqliteStateStore(path).load(AlertClass.LATENCY)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_the_heartbeat_records_in_the_state_file_are_owner_only(tmp_path: Path) -> None:
+    from meshalert.health_monitor import SqliteHealthRecords
+
+    path = tmp_path / "state.db"
+    SqliteHealthRecords(str(path)).save([record(service="meshalert/ingest")])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
