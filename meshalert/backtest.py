@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from meshalert.alerts.model import AlertClass, AlertState, Notification, NotificationKind
+from meshalert.delivery import OneChannel
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.queries.model import DEFAULT_LOOKBACK_MS, WindowReader
@@ -98,7 +99,8 @@ class BacktestResult:
 
 
 @dataclass
-class _Recorder:
+class _Recorder(OneChannel):
+    channel = "backtest"
     sent: list[Notification] = field(default_factory=list)
 
     def dispatch(self, notification: Notification, deadline_s: float) -> list[_Recorded]:

@@ -4,12 +4,12 @@ series, the threshold and the firing intervals, drawn by the shared chart module
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 
 from meshalert.alerts.model import NotificationKind
 from meshalert.backtest import BacktestResult, SeriesTrace
 from meshalert.charts import Chart, render_svg
+from meshalert.safe_text import html_text
 from meshalert.signals import SIGNAL_THRESHOLDS, SIGNAL_TITLES, SIGNAL_UNITS
 
 
@@ -46,7 +46,7 @@ def chart(trace: SeriesTrace, interval_ms: int) -> str:
     if on_axis or value is None:
         return svg
     return (
-        f"{svg}<p class='note'>fired on {html.escape(name)} {value:g} "
+        f"{svg}<p class='note'>fired on {html_text(name)} {value:g} "
         "(another unit than the chart's value)</p>"
     )
 
@@ -54,13 +54,13 @@ def chart(trace: SeriesTrace, interval_ms: int) -> str:
 def render_html(result: BacktestResult) -> str:
     alerting = result.alerting()
     rows = "".join(
-        f"<tr><td>{html.escape(t.alert_class.value)}</td><td>{html.escape(t.service)}</td>"
+        f"<tr><td>{html_text(t.alert_class.value)}</td><td>{html_text(t.service)}</td>"
         f"<td>{len(t.firing_intervals)}</td><td>{len(t.notifications)}</td>"
-        f"<td>{html.escape(t.threshold_source)}</td></tr>"
+        f"<td>{html_text(t.threshold_source)}</td></tr>"
         for t in alerting
     )
     sections = "".join(
-        f"<h2>{html.escape(t.alert_class.value)} &middot; {html.escape(t.service)}</h2>"
+        f"<h2>{html_text(t.alert_class.value)} &middot; {html_text(t.service)}</h2>"
         f"{chart(t, result.interval_ms)}"
         for t in alerting
     )

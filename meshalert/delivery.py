@@ -2,17 +2,36 @@
 
 The claim (a conditional write on the dedup key) comes first, so a duplicated or concurrent
 run of the same cycle sends nothing twice; each channel's outcome is then recorded on the
-claim. Shared by the class evaluator and the heartbeat.
+claim as it arrives. Shared by the class evaluator and the heartbeat.
+
+Per-channel exactly-once. A claim is final only when every channel its route names has
+succeeded. A channel that failed, or never got its try before the deadline, leaves the claim
+open: the claim's lease is released and a later cycle claims it again and sends to the
+channels still missing, never to one that already succeeded. Open claims are retried for
+:data:`RETRY_HORIZON_MS` after the notification's time.
+
+A cycle's notifications are sent together: every channel works through its own queue in its
+own thread, so a hung or retrying channel only spends its own time; within a channel each
+notification gets an equal share of what is left of the deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from meshalert.alerts.model import Notification
+import structlog
+
+from meshalert.alerts.model import AlertClass, Notification
 from meshalert.state.protocols import StateStore
+
+log = structlog.get_logger("meshalert.delivery")
+
+RETRY_HORIZON_MS = 3_600_000
+"""How long after its time a notification still missing a channel is retried."""
+
+NO_CHANNEL = "none"
 
 
 class DeliveryOutcome(Protocol):
@@ -24,10 +43,21 @@ class DeliveryOutcome(Protocol):
     def error(self) -> str | None: ...
 
 
+Job = tuple[Notification, Sequence[str]]
+"""One notification and the channels it still has to reach."""
+
+
 class Dispatcher(Protocol):
-    def dispatch(
-        self, notification: Notification, deadline_s: float
-    ) -> Sequence[DeliveryOutcome]: ...
+    def channels_for(self, notification: Notification) -> tuple[str, ...]:
+        """The channels a notification is routed to (empty: dropped by a route)."""
+        ...
+
+    def dispatch_all(
+        self, jobs: Sequence[Job], deadline_s: float
+    ) -> Iterator[tuple[Notification, DeliveryOutcome]]:
+        """Send every job to its channels; yield one outcome per (notification, channel),
+        in the caller's thread, as each one finishes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +76,55 @@ class DeliveryTally(Protocol):
     send_failures: int
 
 
+@dataclass
+class _Claimed:
+    note: Notification
+    todo: list[str]
+    failed: int = 0
+
+
+def deliver_all(
+    notes: Sequence[Notification],
+    *,
+    state: StateStore,
+    dispatcher: Dispatcher | None,
+    now_ms: int,
+    lease_ms: int,
+    deadline_s: float,
+    tally: DeliveryTally | None = None,
+    retry_class: AlertClass | None = None,
+) -> dict[str, Delivered]:
+    """Claim and send ``notes``, plus (with ``retry_class``) that class's open claims whose
+    channels are not all delivered yet. Returns what happened per dedup key."""
+    out: dict[str, Delivered] = {}
+    claimed: dict[str, _Claimed] = {}
+    retries = _retries(state, retry_class, now_ms, {n.dedup_key for n in notes})
+    for note, is_retry in [*((r, True) for r in retries), *((n, False) for n in notes)]:
+        key = note.dedup_key
+        if not state.claim(note, now_ms=now_ms, lease_ms=lease_ms):
+            out[key] = Delivered(claimed=False)
+            if tally is not None and not is_retry:
+                tally.duplicates_skipped += 1
+            continue
+        if tally is not None:
+            tally.notifications.append(key)
+        todo = _missing_channels(state, dispatcher, note, now_ms)
+        if not todo:
+            state.finish(key, complete=True, now_ms=now_ms)
+            out[key] = Delivered(claimed=True)
+            continue
+        if is_retry:
+            log.info("notify.retrying", dedup_key=key, channels=todo)
+        claimed[key] = _Claimed(note, todo)
+    if claimed and dispatcher is not None:
+        _send(claimed, state, dispatcher, now_ms, deadline_s)
+    for key, job in claimed.items():
+        out[key] = Delivered(claimed=True, failures=job.failed)
+        if tally is not None:
+            tally.send_failures += job.failed
+    return out
+
+
 def deliver(
     note: Notification,
     *,
@@ -56,40 +135,86 @@ def deliver(
     deadline_s: float,
     tally: DeliveryTally | None = None,
 ) -> Delivered:
-    done = _claim_and_send(
-        note, state, dispatcher, now_ms=now_ms, lease_ms=lease_ms, deadline_s=deadline_s
+    done = deliver_all(
+        [note],
+        state=state,
+        dispatcher=dispatcher,
+        now_ms=now_ms,
+        lease_ms=lease_ms,
+        deadline_s=deadline_s,
+        tally=tally,
     )
-    if tally is not None:
-        if done.claimed:
-            tally.notifications.append(note.dedup_key)
-            tally.send_failures += done.failures
-        else:
-            tally.duplicates_skipped += 1
-    return done
+    return done[note.dedup_key]
 
 
-def _claim_and_send(
-    note: Notification,
+def _retries(
+    state: StateStore, alert_class: AlertClass | None, now_ms: int, fresh: set[str]
+) -> list[Notification]:
+    if alert_class is None:
+        return []
+    found = state.unsent(alert_class, now_ms=now_ms, since_ms=now_ms - RETRY_HORIZON_MS)
+    # Oldest first, so a channel gets an episode's FIRING before its RESOLVED.
+    return sorted(
+        (n for n in found if n.dedup_key not in fresh), key=lambda n: (n.at_ms, n.dedup_key)
+    )
+
+
+def _missing_channels(
+    state: StateStore, dispatcher: Dispatcher | None, note: Notification, now_ms: int
+) -> list[str]:
+    """The routed channels this notification has not reached yet (after an earlier
+    attempt: a failed or untried channel, never one that succeeded)."""
+    targets = dispatcher.channels_for(note) if dispatcher is not None else ()
+    if not targets:
+        state.mark_sent(note.dedup_key, NO_CHANNEL, ok=True, detail="no channel", now_ms=now_ms)
+        return []
+    info = state.claim_info(note.dedup_key)
+    delivered = {d.channel for d in info.deliveries if d.ok} if info is not None else set()
+    return [c for c in targets if c not in delivered]
+
+
+def _send(
+    claimed: dict[str, _Claimed],
     state: StateStore,
-    dispatcher: Dispatcher | None,
-    *,
+    dispatcher: Dispatcher,
     now_ms: int,
-    lease_ms: int,
     deadline_s: float,
-) -> Delivered:
-    if not state.claim(note, now_ms=now_ms, lease_ms=lease_ms):
-        return Delivered(claimed=False)
-    outcomes = dispatcher.dispatch(note, deadline_s) if dispatcher is not None else ()
-    if not outcomes:
-        state.mark_sent(note.dedup_key, "none", ok=True, detail="no channel", now_ms=now_ms)
-    failures = 0
-    for outcome in outcomes:
-        failures += not outcome.ok
+) -> None:
+    jobs: list[Job] = [(c.note, tuple(c.todo)) for c in claimed.values()]
+    waiting = {key: set(c.todo) for key, c in claimed.items()}
+    for note, outcome in dispatcher.dispatch_all(jobs, deadline_s):
+        key = note.dedup_key
+        job = claimed[key]
+        # Recorded as each outcome arrives: a crash later in the cycle cannot make a
+        # channel that already succeeded look unsent (and so send it twice).
         state.mark_sent(
-            note.dedup_key,
-            outcome.channel,
-            ok=outcome.ok,
-            detail=outcome.error or "sent",
-            now_ms=now_ms,
+            key, outcome.channel, ok=outcome.ok, detail=outcome.error or "sent", now_ms=now_ms
         )
-    return Delivered(claimed=True, failures=failures)
+        job.failed += not outcome.ok
+        waiting[key].discard(outcome.channel)
+        if not waiting[key]:
+            state.finish(key, complete=job.failed == 0, now_ms=now_ms)
+    for key, channels in waiting.items():
+        if channels:  # a dispatcher that skipped a channel: keep the claim open
+            log.warning("notify.no_outcome", dedup_key=key, channels=sorted(channels))
+            state.finish(key, complete=False, now_ms=now_ms)
+
+
+class OneChannel:
+    """A dispatcher with one channel that sends in the caller's thread (backtests, tests):
+    subclasses implement ``dispatch``."""
+
+    channel = "recorder"
+
+    def channels_for(self, notification: Notification) -> tuple[str, ...]:
+        return (self.channel,)
+
+    def dispatch(self, notification: Notification, deadline_s: float) -> Iterable[DeliveryOutcome]:
+        raise NotImplementedError
+
+    def dispatch_all(
+        self, jobs: Sequence[Job], deadline_s: float
+    ) -> Iterator[tuple[Notification, DeliveryOutcome]]:
+        for note, _channels in jobs:
+            for outcome in self.dispatch(note, deadline_s):
+                yield note, outcome

@@ -17,11 +17,15 @@ keeps every window on intervals already in the store.
 
 from __future__ import annotations
 
+import math
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
+
+import structlog
 
 from meshalert.alerts.baseline import Baselines, BaselineSource, shared_cache, with_baseline
 from meshalert.alerts.model import (
@@ -36,9 +40,9 @@ from meshalert.alerts.model import (
     ThresholdInForce,
     Verdict,
 )
-from meshalert.alerts.observe import ROUTER_AUTO, observe
+from meshalert.alerts.observe import ROUTER_AUTO, observe_service
 from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
-from meshalert.delivery import Dispatcher, deliver
+from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import (
@@ -47,8 +51,19 @@ from meshalert.queries.model import (
     WindowReader,
     class_query,
 )
-from meshalert.state.protocols import HistoryEntry, StateStore
+from meshalert.safe_text import printable
+from meshalert.state.protocols import HistoryEntry, SkippedServices, StateStore
 from meshalert.state.serialization import history_entry_from_step
+
+log = structlog.get_logger("meshalert.engine")
+
+MAX_SERVICE_KEY_BYTES = 512
+"""Longer keys are skipped: a Kubernetes ``namespace/name`` is at most 317 bytes, and every
+state store keys records, claims and history by service (DynamoDB sort keys hold 1 KiB), so
+one overlong name from a datagram would otherwise fail the whole cycle's save."""
+
+MAX_SKIPPED_LISTED = 20
+"""Skipped services named in a cycle's log line and report (all are counted)."""
 
 
 class ClassRule(Protocol):
@@ -97,12 +112,20 @@ class CycleReport:
     send_failures: int = 0
     states: dict[str, AlertState] = field(default_factory=dict)
     observations: dict[str, Observation] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Services left out of this cycle (service key -> why): a bad name, a rule that does
+    not resolve for it, an impossible value. The other services are evaluated as usual."""
+
+    def skipped_sample(self) -> list[str]:
+        """The first skipped services, escaped for any log or terminal."""
+        return [printable(k) for k in sorted(self.skipped)[:MAX_SKIPPED_LISTED]]
 
     def as_log(self) -> dict[str, object]:
         return {
             "alert_class": self.alert_class.value,
             "cycle_ms": self.cycle_ms,
             "services_evaluated": self.services_evaluated,
+            "services_skipped": len(self.skipped),
             "queries_issued": self.queries_issued,
             "transitions": len(self.transitions),
             "notifications": len(self.notifications),
@@ -128,9 +151,11 @@ def _policy_of(
 
 
 def replay_command(alert_class: AlertClass, service: str, cycle_ms: int, window_ms: int) -> str:
+    """The command that replays an alert; the service is one shell word whatever it holds
+    (an operator pastes this line into a shell)."""
     since = format_duration_ms(max(window_ms * 2, 3_600_000))
     return (
-        f"meshalert backtest --class {alert_class.value} --service '{service}' "
+        f"meshalert backtest --class {alert_class.value} --service {shlex.quote(service)} "
         f"--until {cycle_ms} --since {since}"
     )
 
@@ -180,42 +205,116 @@ class Engine:
         records: list[AlertRecord] = []
         history: list[HistoryEntry] = []
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
-        observed: dict[tuple[int, float, str], dict[str, Observation]] = {}
         kits: dict[int, _RuleKit] = {}
-        latency = alert_class is AlertClass.LATENCY
+        outbox: list[Notification] = []
         for key in keys:
-            rule = rules(alert_class, key)
-            if rule is None:
+            # Service keys come from data: whatever one of them holds or resolves to, it is
+            # skipped (counted, logged) and never stops the cycle for the others.
+            try:
+                outcome = self._evaluate_one(
+                    alert_class,
+                    key,
+                    rules,
+                    fetched,
+                    baselines,
+                    previous,
+                    kits,
+                    percentile_of,
+                    cycle_ms,
+                )
+            except Exception as exc:
+                self._skip(report, key, f"{type(exc).__name__}: {exc}")
                 continue
-            # Rules are shared by the services they apply to; the kit holds its rule, so the
-            # id cannot be reused by another object during this call.
-            kit = kits.get(id(rule))
-            if kit is None:
-                kit = kits[id(rule)] = _RuleKit(rule)
-            aggregates = fetched.get(kit.window_ms)
-            if aggregates is None:
+            if outcome is None:
                 continue
-            # Only latency observations read the percentile (see observe()).
-            percentile = percentile_of(key) if percentile_of and latency else 99.0
-            obs = _observation(
-                aggregates, key, alert_class, percentile, router=kit.router, memo=observed
-            )
-            if (window_baselines := baselines.get(kit.window_ms)) is not None:
-                obs = with_baseline(obs, window_baselines)
+            obs, result = outcome
             report.observations[key] = obs
-            result = self._step(kit, obs, previous.get(key), aggregates, cycle_ms)
             report.services_evaluated += 1
             report.states[key] = result.record.state
             records.append(result.record)
             if result.transition is not None and (entry := history_entry_from_step(result)):
                 report.transitions.append((key, entry.from_state.value, entry.to_state.value))
                 history.append(entry)
-            for note in result.notifications:
-                self._deliver(note, cycle_ms, deadline, report)
+            outbox.extend(result.notifications)
+        if report.skipped:
+            log.warning(
+                "evaluation.services_skipped",
+                alert_class=alert_class.value,
+                cycle_ms=cycle_ms,
+                count=len(report.skipped),
+                services=report.skipped_sample(),
+            )
         self.state.save(records)
         if history:
             self.state.append_history(history)
+        # After the state is saved: the cycle's notifications all at once, every channel in
+        # its own thread, plus this class's earlier notifications still missing a channel.
+        deliver_all(
+            outbox,
+            state=self.state,
+            dispatcher=self.dispatcher,
+            now_ms=cycle_ms,
+            lease_ms=self.lease_ms,
+            deadline_s=deadline,
+            tally=report,
+            retry_class=alert_class,
+        )
+        # Every cycle, so the heartbeat sees the count fall back to zero too.
+        self.state.note_skipped(
+            SkippedServices(
+                alert_class, cycle_ms, len(report.skipped), tuple(report.skipped_sample())
+            )
+        )
         return report
+
+    def _evaluate_one(  # noqa: PLR0917 -- the cycle's shared lookups, passed through
+        self,
+        alert_class: AlertClass,
+        key: str,
+        rules: RuleLookup,
+        fetched: Mapping[int, ClassAggregates],
+        baselines: Mapping[int, Baselines],
+        previous: Mapping[str, AlertRecord],
+        kits: dict[int, _RuleKit],
+        percentile_of: Callable[[str], float] | None,
+        cycle_ms: int,
+    ) -> tuple[Observation, StepResult] | None:
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_SERVICE_KEY_BYTES:
+            raise ValueError(f"service key longer than {MAX_SERVICE_KEY_BYTES} bytes")
+        rule = rules(alert_class, key)
+        if rule is None:
+            return None
+        # Rules are shared by the services they apply to; the kit holds its rule, so the
+        # id cannot be reused by another object during this call.
+        kit = kits.get(id(rule))
+        if kit is None:
+            kit = kits[id(rule)] = _RuleKit(rule)
+        aggregates = fetched.get(kit.window_ms)
+        if aggregates is None:
+            return None
+        # Only latency observations read the percentile (see observe()).
+        latency = alert_class is AlertClass.LATENCY
+        percentile = percentile_of(key) if percentile_of and latency else 99.0
+        obs = observe_service(aggregates, key, percentile=percentile, router=kit.router)
+        if obs is None:
+            obs = Observation(alert_class, key, None)
+        if (window_baselines := baselines.get(kit.window_ms)) is not None:
+            obs = with_baseline(obs, window_baselines)
+        if (problem := impossible_reading(obs)) is not None:
+            raise ValueError(problem)
+        return obs, self._step(kit, obs, previous.get(key), aggregates, cycle_ms)
+
+    @staticmethod
+    def _skip(report: CycleReport, key: str, reason: str) -> None:
+        report.skipped[key] = reason
+        if len(report.skipped) > MAX_SKIPPED_LISTED:
+            return  # a flood of bad names: the cycle's summary line counts the rest
+        log.info(
+            "evaluation.service_skipped",
+            alert_class=report.alert_class.value,
+            service=printable(key),
+            reason=printable(reason),
+        )
 
     def _fetch(
         self, alert_class: AlertClass, windows: set[int], cycle_ms: int, report: CycleReport
@@ -260,19 +359,6 @@ class Engine:
             kit, obs, observed, threshold, aggregates.query_text, cycle_ms
         )
         return step(prev, obs, verdict, evidence, kit.policy, cycle_ms)
-
-    def _deliver(
-        self, note: Notification, cycle_ms: int, deadline: float, report: CycleReport
-    ) -> None:
-        deliver(
-            note,
-            state=self.state,
-            dispatcher=self.dispatcher,
-            now_ms=cycle_ms,
-            lease_ms=self.lease_ms,
-            deadline_s=deadline,
-            tally=report,
-        )
 
 
 class _RuleKit:
@@ -329,21 +415,13 @@ class _EvidenceOf:
         )
 
 
-def _observation(
-    aggregates: ClassAggregates,
-    key: str,
-    alert_class: AlertClass,
-    percentile: float,
-    *,
-    router: str,
-    memo: dict[tuple[int, float, str], dict[str, Observation]],
-) -> Observation:
-    # One observe() pass per (window, percentile, router policy), shared by the services: a
-    # copy of the aggregates per service to observe it alone cost about 1 s of a 10k-service
-    # cycle.
-    slot = (aggregates.query.window_ms, percentile, router)
-    window_observations = memo.get(slot)
-    if window_observations is None:
-        window_observations = memo[slot] = observe(aggregates, percentile=percentile, router=router)
-    obs = window_observations.get(key)
-    return obs if obs is not None else Observation(alert_class, key, None)
+def impossible_reading(obs: Observation) -> str | None:
+    """Why an observation cannot be judged, or None: every reading is a count, a ratio or a
+    duration, so NaN, infinity and negative numbers only come from broken data."""
+    for name, value in (("value", obs.value), ("samples", obs.samples)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            return f"{name} {value!r} is not a finite non-negative number"
+    for name, detail in obs.detail.items():
+        if isinstance(detail, float) and not math.isfinite(detail):
+            return f"detail {name} {detail!r} is not finite"
+    return None

@@ -9,6 +9,9 @@ resolve like any alert:
   ``meshalert/ingest`` when even the freshest host is stale or nothing at all was written
   within the lookback. A host that disappears from the lookback entirely (a removed node)
   resolves as forgotten: it has been firing and reminding for the whole lookback by then.
+* **skipped** -- the latest evaluation of each class left services out (a name, rule or
+  value it could not judge; see ``CycleReport.skipped``): ``meshalert/skipped:<class>``
+  fires while it does, naming the first few, and resolves when a cycle skips none.
 * **evaluation** -- the newest ``last_evaluated_ms`` among the state store's records of each
   alert class. Older than ``evaluation_stale_ms`` fires ``meshalert/evaluation:<class>``. A
   class without any record (no service ever evaluated) cannot be told from a dead evaluator
@@ -37,13 +40,16 @@ from meshalert.alerts.model import (
     ThresholdInForce,
     Verdict,
 )
+from meshalert.durations import format_duration_ms
 from meshalert.queries.escaping import influxql_identifier, sql_literal
 from meshalert.queries.flux import flux_time
 from meshalert.queries.flux_escaping import flux_string
+from meshalert.state.protocols import SkippedServices
 
 CARRIER_CLASS = AlertClass.FAILURES
 INGEST_KEY = "meshalert/ingest"
 EVALUATION_KEY = "meshalert/evaluation"
+SKIPPED_KEY = "meshalert/skipped"
 UNKNOWN_HOST = "(no host tag)"
 THRESHOLD_NAME = "stale_after_ms"
 
@@ -83,6 +89,10 @@ def ingest_key(host: str) -> str:
 
 def evaluation_key(alert_class: AlertClass) -> str:
     return f"{EVALUATION_KEY}:{alert_class.value}"
+
+
+def skipped_key(alert_class: AlertClass) -> str:
+    return f"{SKIPPED_KEY}:{alert_class.value}"
 
 
 # --- query text -------------------------------------------------------------------------
@@ -275,6 +285,47 @@ def evaluation_checks(
                 NoDataPolicy.KEEP,  # never evaluated anything: cannot tell
                 query_text,
                 window,
+            )
+        )
+    return checks
+
+
+def skipped_checks(
+    latest: Mapping[AlertClass, SkippedServices | None],
+    *,
+    cycle_ms: int,
+    policy: HeartbeatPolicy,
+) -> list[Check]:
+    """One check per class: breached while its latest evaluation skipped any service. A
+    summary older than ``evaluation_stale_ms`` says nothing (the evaluation check fires)."""
+    threshold = ThresholdInForce("skipped_above", 0.0, policy.source)
+    checks = []
+    for alert_class in AlertClass:
+        summary = latest.get(alert_class)
+        if summary is not None and cycle_ms - summary.cycle_ms > policy.evaluation_stale_ms:
+            summary = None
+        count = None if summary is None else summary.count
+        detail: dict[str, float | str | None] = {
+            "alert_class": alert_class.value,
+            "cycle_ms": None if summary is None else summary.cycle_ms,
+            "services": None if summary is None else ", ".join(summary.services),
+        }
+        checks.append(
+            Check(
+                Observation(
+                    CARRIER_CLASS,
+                    skipped_key(alert_class),
+                    _float(count),
+                    1.0 if summary is not None else 0.0,
+                    detail,
+                ),
+                Verdict(breached=None, recovered=False)
+                if count is None
+                else Verdict(breached=count > 0, recovered=count == 0),
+                threshold,
+                NoDataPolicy.KEEP,
+                "state store: the skipped-services summary of the class's latest evaluation",
+                format_duration_ms(policy.evaluation_stale_ms),
             )
         )
     return checks

@@ -14,12 +14,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Evidence, Notification
 from meshalert.alerts.state_machine import StepPolicy, step
-from meshalert.delivery import Dispatcher, deliver
+from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
 from meshalert.health import (
     DEFAULT_SOURCES,
@@ -29,6 +28,7 @@ from meshalert.health import (
     HeartbeatPolicy,
     evaluation_checks,
     ingest_checks,
+    skipped_checks,
 )
 from meshalert.health_readers import FreshnessReader
 from meshalert.settings import DynamoDBState, SqliteState, StateConfig
@@ -128,7 +128,9 @@ class DynamoDBHealthRecords:
 class SqliteHealthRecords:
     def __init__(self, path: str) -> None:
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            from meshalert.state.files import make_private_file
+
+            make_private_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS health_records "
@@ -170,6 +172,8 @@ class HeartbeatReport:
     duplicates_skipped: int = 0
     send_failures: int = 0
     firing: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Services the latest evaluation of each class skipped (class -> count), when any."""
 
     def as_log(self) -> dict[str, object]:
         return {
@@ -181,6 +185,7 @@ class HeartbeatReport:
             "duplicates_skipped": self.duplicates_skipped,
             "send_failures": self.send_failures,
             "firing": sorted(self.firing),
+            "services_skipped": dict(sorted(self.skipped.items())),
         }
 
 
@@ -217,6 +222,11 @@ class HeartbeatMonitor:
             query_text="state store: newest last_evaluated_ms of the class's alert records",
             window=format_duration_ms(policy.evaluation_stale_ms),
         )
+        latest_skipped = {c: self.state.last_skipped(c) for c in AlertClass}
+        report.skipped = {
+            c.value: s.count for c, s in latest_skipped.items() if s is not None and s.count
+        }
+        checks += skipped_checks(latest_skipped, cycle_ms=cycle_ms, policy=policy)
         self._apply(
             checks, previous, policy=policy, cycle_ms=cycle_ms, deadline_s=deadline_s, report=report
         )
@@ -246,6 +256,7 @@ class HeartbeatMonitor:
         keep: list[AlertRecord] = []
         forget: list[str] = []
         history: list[HistoryEntry] = []
+        outbox: list[Notification] = []
         for check in checks:
             obs = check.observation
             evidence = Evidence(
@@ -282,19 +293,14 @@ class HeartbeatMonitor:
                     (record.service, entry.from_state.value, entry.to_state.value)
                 )
                 history.append(entry)
-            for note in result.notifications:
-                self._deliver(note, cycle_ms, deadline_s, report)
+            outbox.extend(result.notifications)
         self.records.save(keep)
         if forget:
             self.records.forget(forget)
         if history:
             self.state.append_history(history)
-
-    def _deliver(
-        self, note: Notification, cycle_ms: int, deadline_s: float, report: HeartbeatReport
-    ) -> None:
-        deliver(
-            note,
+        deliver_all(
+            outbox,
             state=self.state,
             dispatcher=self.dispatcher,
             now_ms=cycle_ms,

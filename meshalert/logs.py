@@ -21,6 +21,7 @@ import structlog
 
 from meshalert.durations import format_duration_ms
 from meshalert.notify.redact import redact_secrets
+from meshalert.safe_text import printable
 from meshalert.settings import parse_log_level
 
 EventDict = MutableMapping[str, Any]
@@ -100,6 +101,9 @@ class PeriodicSummary:
             self._totals[key] = self._totals.get(key, 0.0) + value
 
 
+from meshalert.safe_text import printable
+
+
 def configure_logging(
     *,
     secrets: Iterable[str] = (),
@@ -121,6 +125,9 @@ def configure_logging(
     quiet: list[structlog.types.Processor] = (
         [PeriodicSummary()] if not json and lvl > logging.DEBUG else []
     )
+    # JSON escapes every control character itself; a terminal would obey them (service names
+    # from data reach many events, e.g. inside dedup keys), so escape them there first.
+    terminal_safe: list[structlog.types.Processor] = [] if json else [_printable_values]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -130,9 +137,22 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_secrets(secrets),
+            *terminal_safe,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _printable_values(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    out: structlog.types.EventDict = {}
+    for key, value in event.items():
+        if key == "exception" and isinstance(value, str):
+            out[key] = "\n".join(printable(line) for line in value.split("\n"))  # a traceback
+        else:
+            out[key] = printable(value) if isinstance(value, str) else value
+    return out

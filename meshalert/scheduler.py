@@ -18,6 +18,7 @@ from meshalert.engine import CycleReport, Engine, align_cycle
 from meshalert.evaluation import RulesView, evaluate_class
 from meshalert.queries.model import WindowQueryError
 from meshalert.rules import LoadedRules, RulesProvider
+from meshalert.state.protocols import StateUnavailableError
 
 log = structlog.get_logger("meshalert.scheduler")
 
@@ -63,6 +64,20 @@ class EvaluationLoop:
                 )
             except WindowQueryError as err:
                 log.error("evaluation.query_failed", alert_class=alert_class.value, error=str(err))
+                continue
+            except StateUnavailableError as err:  # expected (a lock held too long): one line
+                log.error(
+                    "evaluation.state_unavailable", alert_class=alert_class.value, error=str(err)
+                )
+                continue
+            except Exception as err:  # one class's failure must not end run
+                # Services are isolated inside a cycle; this is a store or state failure,
+                # logged with its traceback (it is not expected) and retried next cycle.
+                log.exception(
+                    "evaluation.class_failed",
+                    alert_class=alert_class.value,
+                    error=f"{type(err).__name__}: {err}",
+                )
                 continue
             log.info(
                 "evaluation.cycle",

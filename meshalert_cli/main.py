@@ -112,8 +112,14 @@ def describe_error(err: BaseException) -> str:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from meshalert.queries.model import WindowQueryError
+    from meshalert.state.protocols import StateUnavailableError
 
-    kinds: list[type[BaseException]] = [ValueError, OSError, WindowQueryError]
+    kinds: list[type[BaseException]] = [
+        ValueError,
+        OSError,
+        WindowQueryError,
+        StateUnavailableError,
+    ]
     try:
         from botocore.exceptions import BotoCoreError, ClientError
 

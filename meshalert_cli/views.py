@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meshalert.alerts.model import AlertRecord, AlertState
+from meshalert.safe_text import printable
 from meshalert.state.protocols import HistoryEntry
 from meshalert.units import format_class_value, format_threshold, format_value
 
@@ -83,6 +84,8 @@ def threshold_text_of(entry: HistoryEntry) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Aligned columns for a terminal; every cell is escaped (names come from data)."""
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

@@ -9,6 +9,7 @@ from typing import TextIO
 from meshalert.alerts.model import Notification
 from meshalert.notify import render
 from meshalert.notify.base import SendResult
+from meshalert.safe_text import printable
 
 
 def console_text(notification: Notification) -> str:
@@ -20,7 +21,9 @@ def console_text(notification: Notification) -> str:
     if evidence.replay:
         lines.append(f"    replay: {evidence.replay}")
     lines.append(f"    dedup: {notification.dedup_key}")
-    return "\n".join(lines) + "\n"
+    # Each line is built from one-line parts, so escaping per line keeps the layout while
+    # no name from data can send a control sequence to the operator's terminal.
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 class ConsoleNotifier:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fnmatch import fnmatchcase
+from queue import Queue
 from typing import Any
 
 import structlog
@@ -93,8 +94,11 @@ class RoutingConfig(BaseModel):
 
 
 class Router:
-    """Sends each notification to its channels in parallel, so a slow or retrying channel
-    never eats another's time; every channel gets the same absolute deadline."""
+    """Sends notifications to their channels concurrently: one worker thread per channel
+    works through that channel's queue, so a slow or retrying channel never eats another's
+    time. Within a channel, each notification may use an equal share of the time left
+    (``(deadline - now) / notifications still queued``), so one hung send cannot starve
+    the notifications behind it either."""
 
     def __init__(
         self,
@@ -118,27 +122,58 @@ class Router:
         return self._config.channels_for(notification, tuple(self._channels))
 
     def dispatch(self, notification: Notification, deadline_s: float) -> list[SendResult]:
+        """One notification to every channel its route names."""
         names = self.channels_for(notification)
         if not names:
             log.info("notify.dropped_by_route", dedup_key=notification.dedup_key)
             return []
-        if len(names) == 1:
-            results = [self._send_one(names[0], notification, deadline_s)]
-        else:
-            with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="notify") as pool:
-                futures = [
-                    pool.submit(self._send_one, name, notification, deadline_s) for name in names
-                ]
-                results = [f.result() for f in futures]
-        for result in results:
-            self.counts[(result.channel, "sent" if result.ok else "failed")] += 1
-        return results
+        results = [r for _, r in self.dispatch_all([(notification, names)], deadline_s)]
+        return sorted(results, key=lambda r: names.index(r.channel))
+
+    def dispatch_all(
+        self, jobs: Sequence[tuple[Notification, Sequence[str]]], deadline_s: float
+    ) -> Iterator[tuple[Notification, SendResult]]:
+        """Send each job to its channels; yields (notification, result) in the caller's
+        thread as each send finishes, exactly one per (notification, channel)."""
+        queues: dict[str, list[Notification]] = {}
+        for note, names in jobs:
+            for name in names:
+                queues.setdefault(name, []).append(note)
+        if not queues:
+            return
+        done: Queue[tuple[Notification, SendResult]] = Queue()
+        expected = sum(len(q) for q in queues.values())
+        pool = ThreadPoolExecutor(max_workers=len(queues), thread_name_prefix="notify")
+        try:
+            for name, notes in queues.items():
+                pool.submit(self._work, name, notes, deadline_s, done)
+            for _ in range(expected):
+                note, result = done.get()
+                self.counts[(result.channel, "sent" if result.ok else "failed")] += 1
+                yield note, result
+        finally:
+            pool.shutdown(wait=True)
+
+    def _work(
+        self,
+        name: str,
+        notes: Sequence[Notification],
+        deadline_s: float,
+        done: Queue[tuple[Notification, SendResult]],
+    ) -> None:
+        for index, note in enumerate(notes):
+            left = len(notes) - index
+            end = deadline_s
+            if left > 1:
+                now = self._clock()
+                end = min(now + max(deadline_s - now, 0.0) / left, deadline_s)
+            done.put((note, self._send_one(name, note, end)))
 
     def _send_one(self, name: str, notification: Notification, deadline_s: float) -> SendResult:
         started = self._clock()
         try:
             result = self._channels[name].send(notification, deadline_s=deadline_s)
-        except Exception as exc:  # a notifier bug must not stop the other channels
+        except BaseException as exc:  # a notifier bug must not stop the other channels
             log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
             return SendResult(
                 name,

@@ -17,6 +17,7 @@ from meshalert.notify.base import Secret, SendResult
 from meshalert.notify.http import post_json
 from meshalert.notify.outcome import Retrier
 from meshalert.notify.retry import AttemptOutcome, RetryPolicy
+from meshalert.safe_text import printable, slack_mrkdwn
 
 # Slack Block Kit limits (characters).
 HEADER_MAX = 150
@@ -39,14 +40,15 @@ def slack_payload(notification: Notification, runbook_url: str | None = None) ->
     and RESOLVED (green) tell apart at a glance; ``text`` is what notifications and
     screen readers show."""
     emoji, colour = _STYLE[notification.kind]
-    fallback = render.truncate(render.summary(notification), FALLBACK_MAX)
+    # The top-level text is read as mrkdwn: names in it could otherwise mention or link.
+    fallback = render.truncate(_escape(render.summary(notification)), FALLBACK_MAX)
     if runbook_url:
         fallback = render.truncate(f"{fallback} | runbook: {runbook_url}", FALLBACK_MAX)
     header = {
         "type": "header",
         "text": {
             "type": "plain_text",
-            "text": render.truncate(f"{emoji} {render.title(notification)}", HEADER_MAX),
+            "text": render.truncate(f"{emoji} {printable(render.title(notification))}", HEADER_MAX),
             "emoji": True,
         },
     }
@@ -118,17 +120,21 @@ def _mrkdwn(text: str) -> dict[str, str]:
 
 def _code_block(text: str) -> str:
     # Room for the "*Query*\n" heading and the fences inside one section's limit.
-    body = render.truncate(_escape(text).replace("```", "`\u200b``"), SECTION_TEXT_MAX - 20)
+    escaped = "\n".join(_escape(line) for line in text.splitlines())
+    body = render.truncate(escaped.replace("```", "`\u200b``"), SECTION_TEXT_MAX - 20)
     return f"```{body}```"
 
 
 def _code_inline(text: str) -> str:
-    return "`" + render.truncate(_escape(text).replace("`", "'"), 2000) + "`"
+    if "`" in text:
+        # Inline code cannot hold a backtick, and replacing it would change a shell
+        # command's quoting (the replay line is pasted into a shell): fence it instead.
+        return _code_block(text)
+    return "`" + render.truncate(_escape(text), 2000) + "`"
 
 
 def _escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as control characters (links, mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return slack_mrkdwn(text)
 
 
 class SlackWebhookNotifier:

@@ -304,9 +304,10 @@ class RulesDocument:
         return resolved
 
     def for_service(self, key: str) -> ServiceRules | None:
-        """The rules for ``"ns/svc"`` or ``"svc"``; None when the service is disabled."""
-        if not key or key.count("/") > 1:
-            raise RulesError(f"service {key!r}: write '<namespace>/<service>' or '<service>'")
+        """The rules for ``"ns/svc"`` or ``"svc"``; None when the service is disabled.
+
+        Keys come from data, so any string resolves: the text after the last ``/`` is the
+        name and everything before it the namespace (``a/b/c`` is ``c`` in ``a/b``)."""
         if key not in self._resolved:
             self._resolved[key] = self._resolve(key, matching_keys(self.services_values, key))
         return self._resolved[key]

@@ -50,23 +50,92 @@ class LoadedRules:
 
 
 def parse_text(text: str, source: str) -> dict[str, Any]:
-    """A document's JSON or YAML text as a mapping (empty text is an empty document)."""
+    """A document's JSON or YAML text as a mapping (empty text is an empty document).
+
+    A key written twice in one mapping is an error naming its path (YAML and JSON would
+    otherwise keep the last one silently), and so is nesting too deep to parse.
+    """
     stripped = text.strip()
     if not stripped:
         return {}
     data: object
     try:
-        data = json.loads(stripped)
-    except json.JSONDecodeError:
         try:
-            data = yaml.safe_load(stripped)
-        except yaml.YAMLError as exc:
-            raise RulesError(f"{source}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
+            data = json.loads(stripped, object_pairs_hook=_unique_json_object)
+        except json.JSONDecodeError:
+            data = _strict_yaml(stripped)
+        except _DuplicateKeyError:
+            # JSON is YAML: the YAML walk names the duplicate's path and line.
+            _strict_yaml(stripped)
+            raise
+    except _DuplicateKeyError as exc:
+        raise RulesError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{source}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise RulesError(f"{source}: the document is nested too deeply to read") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise RulesError(f"{source}: the document must be a mapping with defaults and/or services")
     return data
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # JSON objects are built innermost first, so the path is not known here.
+            raise _DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+        out[key] = value
+    return out
+
+
+def _strict_yaml(text: str) -> object:
+    """``yaml.safe_load`` that first checks every mapping of the document for a key written
+    twice, naming its path and line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_unique_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_unique_keys(root: yaml.Node) -> None:
+    # Iterative: the composer already bounded the depth, and this walk adds no recursion.
+    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    seen_nodes: set[int] = set()
+    while pending:
+        node, path = pending.pop()
+        if id(node) in seen_nodes:  # anchors and aliases share nodes
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                ident = (key_node.tag, key_node.value)
+                where = f"{path}.{key_node.value}" if path else str(key_node.value)
+                if ident in keys:
+                    mark = key_node.start_mark
+                    raise _DuplicateKeyError(
+                        f"{where}: duplicate key (line {mark.line + 1}, column {mark.column + 1})"
+                    )
+                keys.add(ident)
+                pending.append((value_node, where))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -234,11 +303,16 @@ class RulesProvider:
                 cache=self._cache,
                 read_text=self._read_text,
             )
-        except RulesError as exc:
+        except Exception as exc:
+            error = exc if isinstance(exc, RulesError) else _unexpected(exc)
             if self._last_good is None:
-                raise
-            return RulesSnapshot(self._last_good.rules, self._last_good.loaded_at_s, exc)
+                raise error from None
+            return RulesSnapshot(self._last_good.rules, self._last_good.loaded_at_s, error)
         if self._last_good is not None and rules == self._last_good.rules:
             rules = self._last_good.rules  # unchanged: keep its per-service resolutions
         self._last_good = RulesSnapshot(rules, now_s)
         return self._last_good
+
+
+def _unexpected(exc: Exception) -> RulesError:
+    return RulesError(f"rules could not be loaded: {type(exc).__name__}: {exc}")

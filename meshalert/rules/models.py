@@ -128,8 +128,13 @@ def _pct(ratio: float) -> str:
 class RuleBase(BaseModel):
     """Fields every class shares; each may also be set once for a whole scope."""
 
+    # A threshold of inf or NaN silently turns its class off: reject it with its path.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        allow_inf_nan=False,
     )
     alert_class: ClassVar[AlertClass]
     COMMON_FIELDS: ClassVar[tuple[str, ...]] = (

@@ -7,6 +7,8 @@ item                       pk                           sk                      
 =========================  ===========================  ==========================  ========
 alert record               ``alert#<class>``            ``svc#<service>``           no
 notification claim         ``notif#<dedup key>``        ``claim``                   30 days
+open claim (to retry)      ``open#<class>``             ``<at_ms:015>#<dedup key>``  30 days
+skipped services           ``skipped``                  ``<class>``                 no
 history entry              ``hist#<YYYY-MM-DD>`` (UTC)  ``<at_ms:015>#<class>#...``  30 days
 =========================  ===========================  ==========================  ========
 
@@ -15,8 +17,10 @@ partitioned by day so no partition grows without bound; ``history`` queries the 
 ``since_ms`` to tomorrow, clamped to the retention (older items are expired anyway).
 The history sort key ends in ``<from>#<to>``, so a duplicated cycle overwrites its own entry.
 A claim is one conditional UpdateItem (an upsert): it succeeds only if the item does not exist
-or its lease has lapsed without a successful delivery. Channel outcomes live in the claim
-item's ``deliveries`` map. Numbers go over the wire as DynamoDB ``N`` strings built from
+or its lease has lapsed and the claim is not final. Channel outcomes live in the claim
+item's ``deliveries`` map. While a claim is not final an ``open#<class>`` item points at it,
+so ``unsent`` is one Query of a small partition rather than a Scan; ``finish(complete)``
+deletes it. Numbers go over the wire as DynamoDB ``N`` strings built from
 ``Decimal(repr(float))``; values DynamoDB cannot hold (NaN, infinities, magnitudes outside
 1e-130..1e126) are stored as ``{"__float__": "<repr>"}`` and read back as floats.
 """
@@ -31,10 +35,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    SkippedServices,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import (
     history_entry_from_dict,
     history_entry_to_dict,
+    notification_from_dict,
     notification_to_dict,
     record_from_dict,
     record_to_dict,
@@ -267,19 +278,73 @@ class DynamoDBStateStore:
             )
         except errors.ConditionalCheckFailedException:
             return False
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                **self._open_key(
+                    notification.alert_class, notification.at_ms, notification.dedup_key
+                ),
+                "notification": to_attribute(notification_to_dict(notification)),
+                TTL_ATTRIBUTE: to_attribute(_expires_at(now_ms)),
+            },
+        )
         return True
+
+    def finish(self, dedup_key: str, *, complete: bool, now_ms: int) -> None:
+        if complete:
+            update = "SET sent_ms = if_not_exists(sent_ms, :now)"
+            condition = "attribute_exists(pk)"
+        else:
+            update = "SET lease_until_ms = :now"
+            condition = "attribute_exists(pk) AND lease_until_ms > :now"
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=self._claim_key(dedup_key),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":now": to_attribute(now_ms)},
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            if self.claim_info(dedup_key) is None:
+                raise UnknownClaimError(dedup_key) from None
+            return  # the lease had already lapsed: nothing to release
+        if complete:
+            note = notification_from_dict(from_attribute(answer["Attributes"]["notification"]))
+            self._client.delete_item(
+                TableName=self._table,
+                Key=self._open_key(note.alert_class, note.at_ms, dedup_key),
+            )
+
+    def unsent(self, alert_class: AlertClass, *, now_ms: int, since_ms: int) -> list[Notification]:
+        out: list[Notification] = []
+        for item in self._query(
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"open#{alert_class.value}"},
+                ":since": {"S": f"{max(since_ms, 0):015d}"},
+            },
+        ):
+            note = notification_from_dict(from_attribute(item["notification"]))
+            info = self.claim_info(note.dedup_key)
+            if info is None or info.sent_ms is not None:
+                # Final (or expired) since: the pointer is stale.
+                self._client.delete_item(
+                    TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]}
+                )
+                continue
+            if info.lease_until_ms <= now_ms:
+                out.append(note)
+        return out
 
     def mark_sent(
         self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
     ) -> None:
         update = "SET deliveries.#ch = :d"
-        if ok:
-            update += ", sent_ms = if_not_exists(sent_ms, :now)"
         values: dict[str, AttributeValue] = {
             ":d": to_attribute({"ok": ok, "detail": detail[:MAX_DETAIL_CHARS], "at_ms": now_ms})
         }
-        if ok:
-            values[":now"] = to_attribute(now_ms)
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -312,10 +377,42 @@ class DynamoDBStateStore:
             ),
         )
 
+    def note_skipped(self, summary: SkippedServices) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": "skipped"},
+                "sk": {"S": summary.alert_class.value},
+                "cycle_ms": to_attribute(summary.cycle_ms),
+                "count": to_attribute(summary.count),
+                "services": to_attribute(list(summary.services)),
+            },
+        )
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        found = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": "skipped"}, "sk": {"S": alert_class.value}},
+            ConsistentRead=True,
+        )
+        if "Item" not in found:
+            return None
+        item = from_attribute({"M": found["Item"]})
+        return SkippedServices(
+            alert_class, item["cycle_ms"], item["count"], tuple(item["services"])
+        )
+
     def close(self) -> None:
         """The client belongs to the caller."""
 
     # plumbing
+
+    @staticmethod
+    def _open_key(alert_class: AlertClass, at_ms: int, dedup_key: str) -> dict[str, AttributeValue]:
+        return {
+            "pk": {"S": f"open#{alert_class.value}"},
+            "sk": {"S": f"{max(at_ms, 0):015d}#{dedup_key}"},
+        }
 
     @staticmethod
     def _claim_key(dedup_key: str) -> dict[str, AttributeValue]:

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    SkippedServices,
+    UnknownClaimError,
+)
 
 
 @dataclass
@@ -16,6 +22,9 @@ class MemoryStateStore:
     entries: dict[tuple[int, AlertClass, str, str, str], HistoryEntry] = field(default_factory=dict)
     claims: dict[str, ClaimInfo] = field(default_factory=dict)
     notifications: list[Notification] = field(default_factory=list)
+    _open: dict[str, Notification] = field(default_factory=dict, repr=False)
+    """Claimed and not final yet: what ``unsent`` looks through."""
+    skipped: dict[AlertClass, SkippedServices] = field(default_factory=dict)
 
     def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
         return {svc: r for (cls, svc), r in self.records.items() if cls is alert_class}
@@ -61,6 +70,7 @@ class MemoryStateStore:
         deliveries = held.deliveries if held else ()
         self.claims[key] = ClaimInfo(key, now_ms, now_ms + lease_ms, attempts, None, deliveries)
         self.notifications.append(notification)
+        self._open[key] = notification
         return True
 
     def mark_sent(
@@ -72,11 +82,37 @@ class MemoryStateStore:
         # One delivery per channel: a retried send replaces the failed attempt's outcome.
         others = tuple(d for d in held.deliveries if d.channel != channel)
         deliveries = (*others, Delivery(channel, ok, detail, now_ms))
-        sent = held.sent_ms if held.sent_ms is not None else (now_ms if ok else None)
-        self.claims[dedup_key] = replace(held, deliveries=deliveries, sent_ms=sent)
+        self.claims[dedup_key] = replace(held, deliveries=deliveries)
+
+    def finish(self, dedup_key: str, *, complete: bool, now_ms: int) -> None:
+        held = self.claims.get(dedup_key)
+        if held is None:
+            raise UnknownClaimError(dedup_key)
+        if complete:
+            self.claims[dedup_key] = replace(held, sent_ms=held.sent_ms or now_ms)
+            self._open.pop(dedup_key, None)
+        else:
+            self.claims[dedup_key] = replace(held, lease_until_ms=min(held.lease_until_ms, now_ms))
+
+    def unsent(self, alert_class: AlertClass, *, now_ms: int, since_ms: int) -> list[Notification]:
+        return [
+            note
+            for key, note in self._open.items()
+            if note.alert_class is alert_class
+            and note.at_ms >= since_ms
+            and (held := self.claims.get(key)) is not None
+            and held.sent_ms is None
+            and held.lease_until_ms <= now_ms
+        ]
 
     def claim_info(self, dedup_key: str) -> ClaimInfo | None:
         return self.claims.get(dedup_key)
+
+    def note_skipped(self, summary: SkippedServices) -> None:
+        self.skipped[summary.alert_class] = summary
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        return self.skipped.get(alert_class)
 
     def close(self) -> None:
         return None

@@ -1,12 +1,14 @@
 """The port between the engine and durable alert state: records, history, notification claims.
 
-Claims make notifications exactly-once per dedup key *per lease*: ``claim`` succeeds for one
-caller; that caller sends and calls ``mark_sent``. If it dies between the claim and a
-successful ``mark_sent``, the key can be claimed again once ``lease_ms`` has passed, so a
-retried cycle still delivers. The trade-off: a sender slower than its lease may be joined by a
-second one (a duplicate), and a crashed sender delays delivery by up to the lease. Choose a
-lease longer than the slowest send (all channels with their timeouts), e.g. 2-5 minutes.
-A claim with at least one successful delivery is final and is never handed out again.
+Claims make notifications exactly-once per dedup key *per channel*: ``claim`` succeeds for
+one caller; that caller sends, records each channel's outcome with ``mark_sent`` and then
+calls ``finish``. ``finish(complete=True)`` (every routed channel succeeded) makes the claim
+final: it is never handed out again. ``finish(complete=False)`` releases the lease at once,
+so the next cycle claims it again (``unsent`` lists such claims) and sends only to the
+channels without a successful delivery. If the caller dies before ``finish``, the key can
+be claimed again once ``lease_ms`` has passed. The trade-off: a sender slower than its lease
+may be joined by a second one (a duplicate), and a crashed sender delays delivery by up to
+the lease. Choose a lease longer than the slowest send, e.g. 2-5 minutes.
 """
 
 from __future__ import annotations
@@ -49,8 +51,24 @@ class ClaimInfo:
     attempts: int
     """How many times the key was claimed (more than 1 after a lease expired)."""
     sent_ms: int | None
-    """When the first channel reported success; None while unsent."""
+    """When the claim became final (every routed channel delivered); None while open."""
     deliveries: tuple[Delivery, ...]
+
+
+@dataclass(frozen=True)
+class SkippedServices:
+    """What the latest evaluation of a class left out (see ``CycleReport.skipped``), kept
+    for the heartbeat: how many services, and the first few names, already escaped."""
+
+    alert_class: AlertClass
+    cycle_ms: int
+    count: int
+    services: tuple[str, ...] = ()
+
+
+class StateUnavailableError(RuntimeError):
+    """The state store cannot be used right now (e.g. another process holds a SQLite lock
+    past the busy timeout): an expected condition, reported in one line, never a traceback."""
 
 
 class UnknownClaimError(KeyError):
@@ -89,10 +107,28 @@ class StateStore(Protocol):
     def mark_sent(
         self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
     ) -> None:
-        """Record one channel's outcome; ``ok`` makes the claim final.
+        """Record one channel's outcome (replacing that channel's earlier one).
         Raises UnknownClaimError for a key never claimed. ``detail`` must hold no secrets."""
         ...
 
+    def finish(self, dedup_key: str, *, complete: bool, now_ms: int) -> None:
+        """End the claimant's turn: ``complete`` makes the claim final; otherwise the lease
+        is released so a later cycle retries the channels still missing."""
+        ...
+
+    def unsent(self, alert_class: AlertClass, *, now_ms: int, since_ms: int) -> list[Notification]:
+        """Notifications of ``alert_class`` (``at_ms >= since_ms``) whose claim is not final
+        and not leased at ``now_ms``: some channel still has to be (re)tried."""
+        ...
+
     def claim_info(self, dedup_key: str) -> ClaimInfo | None: ...
+
+    def note_skipped(self, summary: SkippedServices) -> None:
+        """Replace the class's skipped-services summary with the latest cycle's."""
+        ...
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        """The latest summary noted for the class, if any."""
+        ...
 
     def close(self) -> None: ...

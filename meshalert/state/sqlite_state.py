@@ -14,15 +14,25 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
-from meshalert.state.protocols import ClaimInfo, Delivery, HistoryEntry, UnknownClaimError
+from meshalert.state.files import make_private_file
+from meshalert.state.protocols import (
+    ClaimInfo,
+    Delivery,
+    HistoryEntry,
+    SkippedServices,
+    StateUnavailableError,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import (
     history_entry_from_dict,
     history_entry_to_dict,
+    notification_from_dict,
     notification_to_dict,
     record_from_dict,
     record_to_dict,
@@ -59,6 +69,9 @@ _DDL = (
         sent_ms INTEGER,
         notification_json TEXT NOT NULL
     )""",
+    # Open claims are looked for every cycle (to retry missing channels); final ones never.
+    "CREATE INDEX IF NOT EXISTS notification_claims_open "
+    "ON notification_claims (lease_until_ms) WHERE sent_ms IS NULL",
     """CREATE TABLE IF NOT EXISTS notification_deliveries (
         dedup_key TEXT NOT NULL REFERENCES notification_claims (dedup_key),
         channel TEXT NOT NULL,
@@ -81,13 +94,12 @@ class SqliteStateStore:
         if self._path == ":memory:" or self._path.startswith("file:"):
             # Every operation opens its own connection; a private in-memory DB would vanish.
             raise ValueError(f"SqliteStateStore needs a file path, got {self._path!r}")
-        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self._path)
         with self._connect() as conn:
             if _has_schema(conn):
                 return  # a reader (status, history) must not wait for a busy writer
-            # journal_mode is persistent in the file; setting it needs no transaction.
-            conn.execute("PRAGMA journal_mode=WAL")
-            with _write(conn):
+            _enable_wal(conn, self._path, self._timeout_s)
+            with _write(conn, self._path, self._timeout_s):
                 for ddl in _DDL:
                     conn.execute(ddl)
 
@@ -146,7 +158,7 @@ class SqliteStateStore:
         with self._connect() as conn:
             before = _data_version(conn)
             full, values = self._split_by_change(records, before)
-            with _write(conn):
+            with _write(conn, self._path, self._timeout_s):
                 conn.executemany(
                     "INSERT OR REPLACE INTO alert_state "
                     "(alert_class, service, state, since_ms, record_json) VALUES (?, ?, ?, ?, ?)",
@@ -217,7 +229,7 @@ class SqliteStateStore:
             )
             for e in entries
         ]
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             conn.executemany(
                 "INSERT OR IGNORE INTO alert_history (at_ms, alert_class, service, from_state, "
                 "to_state, dedup_key, entry_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -249,7 +261,7 @@ class SqliteStateStore:
             raise ValueError(f"lease_ms must be > 0, got {lease_ms}")
         key = notification.dedup_key
         doc = json.dumps(notification_to_dict(notification))
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             row = conn.execute(
                 "SELECT lease_until_ms, sent_ms FROM notification_claims WHERE dedup_key = ?",
                 (key,),
@@ -274,7 +286,7 @@ class SqliteStateStore:
     def mark_sent(
         self, dedup_key: str, channel: str, *, ok: bool, detail: str, now_ms: int
     ) -> None:
-        with self._connect() as conn, _write(conn):
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
             found = conn.execute(
                 "SELECT 1 FROM notification_claims WHERE dedup_key = ?", (dedup_key,)
             ).fetchone()
@@ -285,12 +297,30 @@ class SqliteStateStore:
                 "(dedup_key, channel, ok, detail, at_ms) VALUES (?, ?, ?, ?, ?)",
                 (dedup_key, channel, int(ok), detail[:MAX_DETAIL_CHARS], now_ms),
             )
-            if ok:
-                conn.execute(
-                    "UPDATE notification_claims SET sent_ms = ? "
-                    "WHERE dedup_key = ? AND sent_ms IS NULL",
-                    (now_ms, dedup_key),
-                )
+
+    def finish(self, dedup_key: str, *, complete: bool, now_ms: int) -> None:
+        if complete:
+            sql = (
+                "UPDATE notification_claims SET sent_ms = coalesce(sent_ms, ?) WHERE dedup_key = ?"
+            )
+        else:
+            sql = (
+                "UPDATE notification_claims SET lease_until_ms = min(lease_until_ms, ?) "
+                "WHERE dedup_key = ?"
+            )
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            if conn.execute(sql, (now_ms, dedup_key)).rowcount == 0:
+                raise UnknownClaimError(dedup_key)
+
+    def unsent(self, alert_class: AlertClass, *, now_ms: int, since_ms: int) -> list[Notification]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT notification_json FROM notification_claims "
+                "WHERE sent_ms IS NULL AND lease_until_ms <= ? AND claimed_ms >= ?",
+                (now_ms, since_ms),
+            ).fetchall()
+        notes = (notification_from_dict(json.loads(text)) for (text,) in rows)
+        return [n for n in notes if n.alert_class is alert_class and n.at_ms >= since_ms]
 
     def claim_info(self, dedup_key: str) -> ClaimInfo | None:
         with self._connect() as conn:
@@ -317,6 +347,37 @@ class SqliteStateStore:
             ),
         )
 
+    def note_skipped(self, summary: SkippedServices) -> None:
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            # Created here, not with the schema: files made by older versions lack it.
+            conn.execute(_SKIPPED_DDL)
+            conn.execute(
+                "INSERT OR REPLACE INTO evaluation_skipped "
+                "(alert_class, cycle_ms, count, services_json) VALUES (?, ?, ?, ?)",
+                (
+                    summary.alert_class.value,
+                    summary.cycle_ms,
+                    summary.count,
+                    json.dumps(list(summary.services)),
+                ),
+            )
+
+    def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
+        with self._connect() as conn:
+            try:
+                row = conn.execute(
+                    "SELECT cycle_ms, count, services_json FROM evaluation_skipped "
+                    "WHERE alert_class = ?",
+                    (alert_class.value,),
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        if row is None:
+            return None
+        return SkippedServices(alert_class, row[0], row[1], tuple(json.loads(row[2])))
+
     def close(self) -> None:
         """Close every thread's connection; the store reopens them if used again."""
         with self._opened_lock:
@@ -325,6 +386,13 @@ class SqliteStateStore:
             conn.close()
         self._local = threading.local()  # connections and their record caches
 
+
+_SKIPPED_DDL = """CREATE TABLE IF NOT EXISTS evaluation_skipped (
+    alert_class TEXT PRIMARY KEY,
+    cycle_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    services_json TEXT NOT NULL
+)"""
 
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
 
@@ -351,10 +419,44 @@ def _has_schema(conn: sqlite3.Connection) -> bool:
     return bool(found == len(_OBJECTS))
 
 
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _enable_wal(conn: sqlite3.Connection, path: str, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL`` needs the file to itself and, unlike every other
+    statement, fails at once instead of waiting out the busy timeout (two runs starting
+    together on a fresh file): retry it until the busy timeout has passed."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise StateUnavailableError(
+                f"state database {path} is locked by another process "
+                f"(still busy after {timeout_s:g}s)"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 @contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
+def _write(conn: sqlite3.Connection, path: str, timeout_s: float) -> Iterator[None]:
     """One write transaction holding the lock from its start (no upgrade deadlocks)."""
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if not _locked(exc):
+            raise
+        raise StateUnavailableError(
+            f"state database {path} is locked by another process (still busy after {timeout_s:g}s)"
+        ) from None
     try:
         yield
     except BaseException:

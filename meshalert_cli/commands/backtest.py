@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from meshalert.backtest import backtest
     from meshalert.backtest_report import render_html
     from meshalert.settings import Settings
+    from meshalert.state.files import write_private_text
     from meshalert.wiring import open_reader
     from meshalert_cli.commands.rules import load
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         lookback_ms=settings.endpoints_lookback_ms,
     )
     elapsed = time.monotonic() - started
-    Path(args.report).write_text(render_html(result), encoding="utf-8")
+    write_private_text(args.report, render_html(result))  # names every service: owner only
     if args.json:
         print(dumps(summary(result)))
     else:

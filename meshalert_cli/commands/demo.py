@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.safe_text import printable
 from meshalert.units import format_class_value
 
 if TYPE_CHECKING:  # the engine, sidecar and simulator load when the demo runs, not for --help
@@ -187,6 +188,7 @@ def traffic() -> LinkerdTraffic:
 def run(args: argparse.Namespace) -> int:
     from meshalert.logs import configure_logging
     from meshalert.simulator.sender import run_sender
+    from meshalert.state.files import make_private_file
 
     directory = Path(args.dir)
     duration_s = args.duration / 1000
@@ -194,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     started_ms = int(time.time() * 1000)
     feed, board = NotificationFeed(started), Board()
     stack = prepare(directory, feed, board)
+    make_private_file(str(directory / "meshalert.log"))
     log_file = (directory / "meshalert.log").open("w", encoding="utf-8")
     configure_logging(json=True, stream=log_file)
     stack.start()
@@ -264,7 +267,7 @@ def render(board: Board, feed: NotificationFeed, elapsed: float, duration_s: flo
     for cls in AlertClass:
         table.add_column(cls.value, justify="center")
     for service, cells in board.rows():
-        row: list[Any] = [service]
+        row: list[Any] = [Text(printable(service))]  # a plain str would be read as markup
         for cls, cell in zip(AlertClass, cells, strict=True):
             if cell is None:
                 row.append(Text("-", style="dim"))

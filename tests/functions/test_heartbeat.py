@@ -159,3 +159,41 @@ def test_influxdb1_freshness_query_on_a_real_influxd(influxd: Any, influx_db: st
         'node b,"x': T0_MS + 50_000,
     }
     assert 'GROUP BY "host"' in got.query_text
+
+
+def test_services_an_evaluation_skipped_show_in_the_heartbeat(
+    deployment: Deployment, store: SqliteWriter
+) -> None:
+    store.write(sidecar_lines("node-a", range(0, 30)))
+    latency = event("evaluate_latency_transformed")
+
+    def buckets(service: str, count: float, minutes: Iterable[int]) -> list[str]:
+        return [
+            encode(
+                Point.make(
+                    "linkerd_request_latency_ms_bucket",
+                    {"host": "node-a", "scope": "service", "service": service, "le": "10"},
+                    {"count": count},
+                    T0_MS + m * MINUTE,
+                )
+            )
+            for m in minutes
+        ]
+
+    # A negative bucket count can only come from broken data: that service is skipped, the
+    # other one is still evaluated, and the heartbeat names the skipped one.
+    store.write(buckets("web", 50, range(0, 30)) + buckets("x\x1b[2Jbad", -50, range(0, 3)))
+    summary = evaluate.handler({**latency, "time": at(T0_MS + 1 * MINUTE)}, FakeContext("ev"))
+    assert (summary["services_evaluated"], summary["services_skipped"]) == (1, 1)
+    report = beat(1)
+    assert report["services_skipped"] == {"latency": 1}
+    messages = deployment.sns_messages()
+    assert [m["Subject"] for m in messages] == ["[FIRING] failures meshalert/skipped:latency"]
+    detail = json.loads(messages[0]["Message"])["evidence"]["detail"]
+    assert detail["services"] == "x\\x1b[2Jbad"
+
+    # Once the bad series has left the window, nothing is skipped and the alert resolves.
+    evaluate.handler({**latency, "time": at(T0_MS + 8 * MINUTE)}, FakeContext("ev"))
+    report = beat(8)
+    assert report["services_skipped"] == {}
+    assert subjects(deployment) == ["[RESOLVED] failures meshalert/skipped:latency"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState, Notification, NotificationKind
+from meshalert.delivery import OneChannel
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import load_rules
@@ -51,7 +52,7 @@ DURATION_S = 900
 
 
 @dataclass
-class Recorder:
+class Recorder(OneChannel):
     sent: list[Notification] = field(default_factory=list)
 
     def dispatch(self, notification: Notification, deadline_s: float) -> list[_Ok]:

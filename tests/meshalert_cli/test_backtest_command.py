@@ -69,6 +69,7 @@ def test_backtest_reports_each_incident_and_writes_a_report(
         assert alert["threshold_source"] == f"flag:--rules {tmp_path / 'rules.yaml'}"
     assert out["notifications"] == 8
     html = (tmp_path / "report.html").read_text()
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o600  # names every service
     assert html.count("<svg") == 4
     assert "checkout" in html and "threshold 500" in html
 
@@ -80,3 +81,25 @@ def test_a_looser_threshold_is_tried_before_it_pages(
     out = _backtest(store, tmp_path, capsys, looser, "--class", "latency")
     assert out["alerts"] == []
     assert out["notifications"] == 0
+
+
+def test_the_html_report_escapes_names_from_data() -> None:
+    from meshalert.alerts.model import AlertClass, AlertState
+    from meshalert.backtest import BacktestResult, SeriesTrace
+    from meshalert.backtest_report import render_html
+    from tests.meshalert.notify.conftest import notification
+
+    name = "ns/<script>alert(1)</script>\x1b[31m\u202e"
+    trace = SeriesTrace(AlertClass.LATENCY, name, threshold=1.0, threshold_source="<src>")
+    trace.add(60_000, 2.0, AlertState.FIRING)
+    trace.notifications.append(notification(evidence={"service": name}))
+    result = BacktestResult(
+        0, 120_000, 60_000, cycles=2, traces={(AlertClass.LATENCY, name): trace}
+    )
+
+    page = render_html(result)
+
+    assert "<script>" not in page
+    assert "\x1b" not in page
+    assert "\u202e" not in page
+    assert "ns/&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[31m\\u202e" in page

@@ -187,3 +187,46 @@ def test_webhook_url_never_shows(make_notification: Callable[..., Notification])
     for shown in (repr(notifier), str(notifier), repr(result), json.dumps(logs, default=str)):
         assert secret not in shown
         assert HOOK_PATH not in shown
+
+
+HOSTILE = "prod/<!channel>\x1b[2J\u202eevil&co`$(id)`"
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return []
+
+
+def test_a_hostile_service_name_reaches_slack_escaped_and_the_replay_keeps_its_quoting(
+    make_notification: Callable[..., Notification],
+) -> None:
+    import shlex
+
+    from meshalert.alerts.model import AlertClass
+    from meshalert.engine import replay_command
+
+    replay = replay_command(AlertClass.LATENCY, HOSTILE, 60_000, 300_000)
+    note = make_notification(evidence={"service": HOSTILE, "replay": replay})
+    texts = _strings(slack_payload(note, RUNBOOK))
+
+    joined = "\n".join(texts)
+    assert "\x1b" not in joined
+    assert "\u202e" not in joined
+    payload = slack_payload(note, RUNBOOK)
+    # Plain text (the header) shows names as they are; everything read as mrkdwn is escaped.
+    mrkdwn = [payload["text"], *_strings(payload["attachments"])]
+    assert not any("<!channel>" in t for t in mrkdwn)
+    assert "&lt;!channel&gt;" in payload["text"]
+    replay_block = next(t for t in texts if t.startswith("Replay: "))
+    # Fenced, not rewritten: what Slack shows still quotes the service as one shell word.
+    shown = replay_block.removeprefix("Replay: ```").removesuffix("```")
+    unescaped = shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    words = shlex.split(unescaped)
+    assert words[words.index("--service") + 1] == HOSTILE.replace("\x1b", "\\x1b").replace(
+        "\u202e", "\\u202e"
+    )

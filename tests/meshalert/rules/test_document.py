@@ -262,9 +262,13 @@ def test_empty_sections_are_allowed() -> None:
     assert rules.defaults.latency.above_ms == 500
 
 
-def test_for_service_rejects_malformed_keys() -> None:
-    with pytest.raises(RulesError):
-        RulesDocument().for_service("a/b/c")
+def test_for_service_resolves_any_key_from_data() -> None:
+    # Keys come from datagrams: a/b/c is the service c in namespace a/b, never an error.
+    rules = doc(("file:r.yaml", "services:\n  c: {latency: {above_ms: 900}}\n"))
+    resolved = rules.for_service("a/b/c")
+    assert resolved is not None
+    assert resolved.latency.above_ms == 900
+    assert rules.for_service("") is not None
 
 
 def test_to_dict_and_leaf_sources_show_what_sources_set() -> None:

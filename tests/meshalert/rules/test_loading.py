@@ -236,3 +236,65 @@ def test_provider_keeps_last_good_when_ssm_fails(ssm: Any) -> None:
     assert failed.rules is cached.rules
     assert failed.loaded_at_s == 30
     assert failed.rules.document.defaults.latency.severity.value == "warning"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "defaults:\n  latency: {above_ms: 300}\n  latency: {above_ms: 400}\n",
+            "env:MESHALERT_RULES: defaults.latency: duplicate key (line 3, column 3)",
+        ),
+        (
+            "services:\n  prod/a:\n    latency:\n      above_ms: 1\n      above_ms: 2\n",
+            "env:MESHALERT_RULES: services.prod/a.latency.above_ms: duplicate key (line 5",
+        ),
+        (
+            '{"defaults": {"latency": {"above_ms": 1, "above_ms": 2}}}',
+            "env:MESHALERT_RULES: defaults.latency.above_ms: duplicate key (line 1",
+        ),
+        (
+            "defaults: {latency: {above_ms: 1e999}}",
+            "env:MESHALERT_RULES: defaults.latency.above_ms: Input should be a finite number",
+        ),
+        (
+            '{"services": {"a": {"failures": {"rate_above": 1e999}}}}',
+            "env:MESHALERT_RULES: services.a.failures.rate_above: Input should be a finite",
+        ),
+        ("defaults: {retries: {ratio_above: .nan}}", "defaults.retries.ratio_above: Input"),
+        ("defaults: " + "[" * 50_000 + "]" * 50_000, "nested too deeply"),
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    ],
+)
+def test_documents_that_would_mislead_are_rejected_with_their_path(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as info:
+        load_rules({"MESHALERT_RULES": text}, now_s=0)
+    assert message in str(info.value)
+
+
+def test_an_anchor_used_twice_is_not_a_duplicate_key() -> None:
+    text = "services:\n  a: {latency: &t {above_ms: 700}}\n  b: {latency: *t}\n"
+    rules = load_rules({"MESHALERT_RULES": text}, now_s=0)
+    b = rules.for_service("b")
+    assert b is not None
+    assert b.latency.above_ms == 700
+
+
+def test_provider_keeps_last_good_rules_whatever_the_reload_raises(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("defaults: {latency: {above_ms: 321}}\n")
+    calls = 0
+
+    def read_text(name: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise MemoryError("a reader bug")
+        return Path(name).read_text()
+
+    provider = RulesProvider({"MESHALERT_RULES_FILE": str(path)}, read_text=read_text)
+    first = provider.current(1.0)
+    again = provider.current(2.0)
+    assert again.stale
+    assert again.rules is first.rules
+    assert "MemoryError: a reader bug" in str(again.error)

@@ -48,9 +48,10 @@ def test_claims_and_history_expire_records_do_not(dynamodb_client: Any) -> None:
     store.save([record("a")])
     items = dynamodb_client.scan(TableName=TABLE)["Items"]
     by_pk = {i["pk"]["S"].split("#")[0]: i for i in items}
-    assert set(by_pk) == {"notif", "hist", "alert"}
+    assert set(by_pk) == {"notif", "open", "hist", "alert"}
     expected = str(T0 // 1000 + RETENTION_DAYS * 86_400)
     assert by_pk["notif"][TTL_ATTRIBUTE] == {"N": expected}
+    assert by_pk["open"][TTL_ATTRIBUTE] == {"N": expected}
     assert by_pk["hist"][TTL_ATTRIBUTE] == {"N": expected}
     assert TTL_ATTRIBUTE not in by_pk["alert"]
     assert by_pk["alert"]["pk"] == {"S": "alert#latency"}

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from meshalert.alerts.model import AlertClass
+from meshalert.state.protocols import StateUnavailableError
 from meshalert.state.sqlite_state import SqliteStateStore
 
 from ._build import notification, record
@@ -122,3 +128,94 @@ def test_value_only_changes_are_patched_and_read_back_by_another_store(tmp_path:
     writer.save([replace(moved, last_value=None, last_evaluated_ms=190)])
     got = SqliteStateStore(path).load(AlertClass.FAILURES)["cart"]
     assert (got.state, got.last_value, got.last_evaluated_ms) == (AlertState.FIRING, None, 190)
+
+
+_HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("CREATE TABLE IF NOT EXISTS other_writer (x)")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def _lock_in_another_process(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_fresh_file_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    # Two runs starting together: the other one is creating the file's first tables.
+    path = tmp_path / "state.db"
+    holder = _lock_in_another_process(path, 1.0)
+    try:
+        store = SqliteStateStore(path, busy_timeout_ms=30_000)
+        store.save([record(service="ns/a")])
+        assert set(store.load(AlertClass.LATENCY)) == {"ns/a"}
+        (mode,) = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()
+        assert mode == "wal"
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    holder = _lock_in_another_process(path, 5.0)
+    try:
+        with pytest.raises(StateUnavailableError) as info:
+            SqliteStateStore(path, busy_timeout_ms=300)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert str(info.value) == (
+        f"state database {path} is locked by another process (still busy after 0.3s)"
+    )
+
+
+@pytest.fixture
+def no_umask() -> Iterator[None]:
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_the_database_and_its_wal_and_shm_are_owner_only_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new-dir" / "state.db"
+    store = SqliteStateStore(path)
+    store.save([record(service="ns/a")])
+    store.append_history([])
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    store.close()
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_a_state_file_left_world_readable_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStateStore(path).close()
+    os.chmod(path, 0o644)
+    SqliteStateStore(path).load(AlertClass.LATENCY)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.usefixtures("no_umask")
+def test_the_heartbeat_records_in_the_state_file_are_owner_only(tmp_path: Path) -> None:
+    from meshalert.health_monitor import SqliteHealthRecords
+
+    path = tmp_path / "state.db"
+    SqliteHealthRecords(str(path)).save([record(service="meshalert/ingest")])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -8,7 +8,12 @@ from dataclasses import replace
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState, NotificationKind
-from meshalert.state.protocols import HistoryEntry, StateStore, UnknownClaimError
+from meshalert.state.protocols import (
+    HistoryEntry,
+    SkippedServices,
+    StateStore,
+    UnknownClaimError,
+)
 from meshalert.state.serialization import evidence_to_dict
 
 from ._build import evidence, notification, record
@@ -128,14 +133,35 @@ def test_lapsed_lease_is_reclaimed_once(store: StateStore) -> None:
     assert (info.attempts, info.lease_until_ms) == (2, T0 + 120_000)
 
 
-def test_sent_claim_is_final_even_after_lease(store: StateStore) -> None:
+def test_finished_claim_is_final_even_after_lease(store: StateStore) -> None:
     n = notification()
     assert store.claim(n, now_ms=T0, lease_ms=60_000)
     store.mark_sent(n.dedup_key, "slack", ok=True, detail="200", now_ms=T0 + 1_000)
+    store.finish(n.dedup_key, complete=True, now_ms=T0 + 1_000)
     assert store.claim(n, now_ms=T0 + 10 * 60_000, lease_ms=60_000) is False
+    assert store.unsent(n.alert_class, now_ms=T0 + 10 * 60_000, since_ms=0) == []
     info = store.claim_info(n.dedup_key)
     assert info is not None
     assert info.sent_ms == T0 + 1_000
+
+
+def test_one_channel_succeeding_does_not_make_the_claim_final(store: StateStore) -> None:
+    # The console succeeded, Slack never got its try: Slack must still be sent.
+    n = notification()
+    assert store.claim(n, now_ms=T0, lease_ms=60_000)
+    store.mark_sent(n.dedup_key, "console", ok=True, detail="sent", now_ms=T0)
+    store.mark_sent(n.dedup_key, "slack", ok=False, detail="deadline", now_ms=T0)
+    store.finish(n.dedup_key, complete=False, now_ms=T0)
+    assert store.unsent(n.alert_class, now_ms=T0 + 60_000, since_ms=T0 - 1) == [n]
+    assert store.unsent(AlertClass.FAILURES, now_ms=T0 + 60_000, since_ms=0) == []
+    assert store.unsent(n.alert_class, now_ms=T0 + 60_000, since_ms=n.at_ms + 1) == []
+    # The lease was released: the next cycle claims it again, before the lease would lapse.
+    assert store.claim(n, now_ms=T0 + 1, lease_ms=60_000) is True
+    assert store.unsent(n.alert_class, now_ms=T0 + 2, since_ms=0) == []  # leased again
+    info = store.claim_info(n.dedup_key)
+    assert info is not None
+    assert (info.attempts, info.sent_ms) == (2, None)
+    assert {(d.channel, d.ok) for d in info.deliveries} == {("console", True), ("slack", False)}
 
 
 def test_failed_delivery_can_be_retried_after_lease(store: StateStore) -> None:
@@ -146,13 +172,19 @@ def test_failed_delivery_can_be_retried_after_lease(store: StateStore) -> None:
     assert store.claim(n, now_ms=T0 + 60_000, lease_ms=60_000) is True
     store.mark_sent(n.dedup_key, "slack", ok=True, detail="200", now_ms=T0 + 61_000)
     store.mark_sent(n.dedup_key, "sns", ok=True, detail="message id 42", now_ms=T0 + 61_500)
+    store.finish(n.dedup_key, complete=True, now_ms=T0 + 61_500)
     info = store.claim_info(n.dedup_key)
     assert info is not None
-    assert info.sent_ms == T0 + 61_000
+    assert info.sent_ms == T0 + 61_500
     assert [(d.channel, d.ok, d.detail, d.at_ms) for d in info.deliveries] == [
         ("slack", True, "200", T0 + 61_000),
         ("sns", True, "message id 42", T0 + 61_500),
     ]
+
+
+def test_finish_unknown_key(store: StateStore) -> None:
+    with pytest.raises(UnknownClaimError):
+        store.finish("latency|x|1|firing", complete=True, now_ms=T0)
 
 
 def test_mark_sent_unknown_key(store: StateStore) -> None:
@@ -184,3 +216,15 @@ def test_threads_claim_the_same_key_once(store: StateStore) -> None:
     for t in threads:
         t.join()
     assert sorted(wins) == sorted(n.dedup_key for n in keys)
+
+
+def test_the_latest_skipped_services_summary_per_class(store: StateStore) -> None:
+    assert store.last_skipped(AlertClass.LATENCY) is None
+    first = SkippedServices(AlertClass.LATENCY, T0, 3, ("a/b", "x\\x1b"))
+    store.note_skipped(first)
+    store.note_skipped(SkippedServices(AlertClass.FAILURES, T0, 0))
+    assert store.last_skipped(AlertClass.LATENCY) == first
+    later = SkippedServices(AlertClass.LATENCY, T0 + 60_000, 0)
+    store.note_skipped(later)
+    assert store.last_skipped(AlertClass.LATENCY) == later
+    assert store.last_skipped(AlertClass.FAILURES) == SkippedServices(AlertClass.FAILURES, T0, 0)
