@@ -101,9 +101,6 @@ class PeriodicSummary:
             self._totals[key] = self._totals.get(key, 0.0) + value
 
 
-from meshalert.safe_text import printable
-
-
 def configure_logging(
     *,
     secrets: Iterable[str] = (),
