@@ -8,8 +8,13 @@ grouped by (namespace, service, bucket of ``window_ms``) over ``[start_ms, stop_
   back into the bucket's start. Every value is a bound parameter.
 * InfluxQL: one statement per select, ``GROUP BY time(<w>ms, <offset>ms), namespace,
   service fill(none)``; InfluxDB stamps each row with its bucket's start.
-* Flux: one pipeline per select ending in ``aggregateWindow(every:, offset:, fn: sum,
-  createEmpty: false, timeSrc: "_start")`` and ``yield(name: <select>)``.
+* Flux: one pipeline per select: ``aggregateWindow(every:, offset:, fn: sum, createEmpty:
+  false, timeSrc: "_start")`` straight after ``range`` and ``filter``, so InfluxDB answers
+  it per series inside the storage engine (the window-aggregate pushdown) and returns one
+  row per series and bucket instead of every raw point; only then ``group`` by (namespace,
+  service, ``_time``), ``sum()`` over hosts, regroup by service, ``yield(name: <select>)``.
+  A ``group`` before the window (the earlier form) disables the pushdown: the engine then
+  reads a day of raw points into Flux.
 
 Empty buckets are not returned by any of them: a bucket without requests carries no ratio.
 """
@@ -130,6 +135,7 @@ def _flux_pipeline(sel: SeriesSelect, query: BucketQuery, bucket: str) -> str:
     terms += [f"{record_member(t)} == {flux_string(v)}" for t, v in sel.tag_equals]
     terms += [f"not exists {record_member(t)}" for t in sel.tags_absent]
     columns = "[" + ", ".join(flux_string(t) for t in SERVICE_GROUP) + "]"
+    by_bucket = "[" + ", ".join(flux_string(t) for t in (*SERVICE_GROUP, "_time")) + "]"
     series = (
         f"r._measurement == {flux_string(sel.measurement)} and r._field == {flux_string(sel.field)}"
     )
@@ -138,9 +144,11 @@ def _flux_pipeline(sel: SeriesSelect, query: BucketQuery, bucket: str) -> str:
         "range(start: spanStart, stop: spanStop)",
         f"filter(fn: (r) => {series})",
         f"filter(fn: (r) => {' and '.join(terms)})",
-        f"group(columns: {columns})",
         f"aggregateWindow(every: {query.window_ms}ms, offset: {query.offset_ms}ms, fn: sum,"
         ' createEmpty: false, timeSrc: "_start")',
+        f"group(columns: {by_bucket})",
+        "sum()",
+        f"group(columns: {columns})",
         f"yield(name: {flux_string(sel.name)})",
     ]
     return steps[0] + "\n" + "\n".join(_INDENT + step for step in steps[1:])

@@ -149,6 +149,26 @@ def test_flux_windows_are_aligned_like_the_model_and_yield_per_select() -> None:
     assert 'spanStop = time(v: "2024-01-01T00:04:01.250Z")' in text
 
 
+def test_flux_windows_each_series_before_grouping_by_service() -> None:
+    # InfluxDB pushes aggregateWindow into storage only when it follows range/filter
+    # directly; a group() in between makes Flux read every raw point of the day.
+    text = render_bucket_flux(GOLDEN_QUERIES["retries_5m"], bucket=BUCKET)
+    for pipeline in text.split("\n\n")[1:]:
+        steps = [line.strip().removeprefix("|> ").split("(")[0] for line in pipeline.splitlines()]
+        assert steps == [
+            "from",
+            "range",
+            "filter",
+            "filter",
+            "aggregateWindow",
+            "group",
+            "sum",
+            "group",
+            "yield",
+        ]
+        assert 'group(columns: ["namespace", "service", "_time"])' in pipeline
+
+
 @pytest.mark.node
 def test_flux_goldens_pass_the_flux_language_server(flux_lsp: FluxLsp) -> None:
     names = sorted(GOLDEN_QUERIES)
