@@ -47,6 +47,7 @@ class Flusher:
         batch_lines: int,
         gauge_expiry_intervals: int = 3,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        pull: Callable[[int, str], list[Point]] | None = None,
     ) -> None:
         self._core = core
         self._writer = writer
@@ -55,6 +56,7 @@ class Flusher:
         self._batch_lines = batch_lines
         self._carry = GaugeCarry(gauge_expiry_intervals)
         self._clock_ms = clock_ms
+        self._pull = pull
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
         self._last_ingest = IngestCounts()
@@ -109,7 +111,7 @@ class Flusher:
             rejected_samples=result.rejected_samples,
             invalid_samples=result.invalid_samples,
         )
-        points = [*result.points, *carried.points]
+        points = [*result.points, *carried.points, *self._pulled(interval_start_ms)]
         points.append(health_point(health, interval_start_ms, self._host))
         lines = _encode_all(points)
         for i in range(0, len(lines), self._batch_lines):
@@ -120,6 +122,16 @@ class Flusher:
         self.flushes += 1
         _log_flush(health, interval_start_ms, len(lines), write_ms, time.perf_counter() - began)
         return FlushReport(interval_start_ms, len(lines), health)
+
+    def _pulled(self, interval_start_ms: int) -> list[Point]:
+        """Pull mode's points for this interval; a failing source never stops the flush."""
+        if self._pull is None:
+            return []
+        try:
+            return self._pull(interval_start_ms, self._host)
+        except Exception:
+            log.exception("pull_failed", interval_start_ms=interval_start_ms)
+            return []
 
 
 def _encode_all(points: list[Point]) -> list[str]:
