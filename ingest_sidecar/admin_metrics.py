@@ -19,10 +19,9 @@ What a poll writes, per series (timestamp = the flush interval it completes):
   (every increment is observed: nothing is sampled), only when the increase is non-zero.
   The first poll only sets the baseline. A counter that first appears later counts in full
   (it was created after the previous poll). A counter that goes down, or any counter after
-  ``jvm/start_time`` changed, means Linkerd restarted: its new value is the delta, and the
-  reset is counted. (The start time catches counters that grew back past their old value
-  before the poll.) A restart is also seen when ``jvm/start_time`` changes, which catches
-  counters that grew back past their old value before the poll.
+  ``jvm/start_time`` changed or ``jvm/uptime`` went down, means Linkerd restarted: its new
+  value is the delta, and the reset is counted. (The JVM gauges catch counters that grew
+  back past their old value before the poll.)
 * gauge: ``value`` as served.
 * stat (histogram): when a new snapshot is served (its summary differs from the previous
   one, or one snapshot interval passed), ``count``, ``sum``, ``min``, ``max``, ``mean`` and
@@ -46,7 +45,10 @@ from meshalert.histogram import BOUNDS, LE_LABELS, bucket_index
 from meshalert.lineprotocol import FieldValue, Point
 
 START_TIME_PATH = "jvm/start_time"
-"""util-jvm's JVM start time gauge (epoch ms): it changes exactly when Linkerd restarts."""
+"""util-jvm's JVM start time gauge (epoch ms): it changes when Linkerd restarts. Finagle
+gauges are 32-bit floats, so it moves in steps of about two minutes; ``jvm/uptime`` going
+down catches a restart within one step."""
+UPTIME_PATH = "jvm/uptime"
 DEFAULT_SNAPSHOT_INTERVAL_MS = 60_000
 """Linkerd's ``-io.buoyant.telemetry.admin.histogramSnapshotInterval`` default."""
 
@@ -174,7 +176,7 @@ class Deltas:
     resets: int
     """Counters found reset (a restart of Linkerd, or of one counter) at this poll."""
     restarted: bool
-    """``jvm/start_time`` changed: Linkerd restarted since the previous poll."""
+    """``jvm/start_time`` changed or ``jvm/uptime`` went down since the previous poll."""
 
 
 class CounterTracker:
@@ -183,18 +185,28 @@ class CounterTracker:
     def __init__(self) -> None:
         self._last: dict[str, float] | None = None
         self._started: float | None = None
+        self._uptime: float | None = None
         self.resets_total = 0
 
     @property
     def primed(self) -> bool:
         return self._last is not None
 
-    def advance(self, counters: Mapping[str, float], started: float | None = None) -> Deltas:
+    def advance(
+        self,
+        counters: Mapping[str, float],
+        started: float | None = None,
+        uptime: float | None = None,
+    ) -> Deltas:
         """Deltas from the previous reading to ``counters``; the first call only primes.
-        ``started``: the process start time Linkerd reports, when it does."""
-        restarted = started is not None and self._started is not None and started != self._started
+        ``started`` and ``uptime``: the JVM's start time and uptime, when Linkerd serves them."""
+        restarted = (
+            started is not None and self._started is not None and started != self._started
+        ) or (uptime is not None and self._uptime is not None and uptime < self._uptime)
         if started is not None:
             self._started = started
+        if uptime is not None:
+            self._uptime = uptime
         last, self._last = self._last, dict(counters)
         if last is None:
             return Deltas({}, 0, restarted=False)
@@ -338,7 +350,11 @@ class AdminConverter:
         return self._counters.resets_total
 
     def convert(self, snapshot: AdminSnapshot, interval_start_ms: int, host: str) -> PullResult:
-        deltas = self._counters.advance(snapshot.counters, snapshot.gauges.get(START_TIME_PATH))
+        deltas = self._counters.advance(
+            snapshot.counters,
+            snapshot.gauges.get(START_TIME_PATH),
+            snapshot.gauges.get(UPTIME_PATH),
+        )
         summaries = self._snapshots.new_summaries(snapshot.stats, interval_start_ms)
         points: list[Point] = []
         series = rejected = 0

@@ -208,6 +208,10 @@ def test_a_restart_is_counted_and_the_new_value_is_the_delta() -> None:
     # Restarted and already past the old value: only the start time shows it.
     after = tracker.advance({"r": 400.0}, 9.0)
     assert (after.deltas, after.resets, after.restarted) == ({"r": 400.0}, 1, True)
+    # Uptime going down shows a restart within the start time's float32 step.
+    by_uptime = CounterTracker()
+    by_uptime.advance({"r": 10.0}, 5.0, 90_000.0)
+    assert by_uptime.advance({"r": 50.0}, 5.0, 3_000.0).deltas == {"r": 50.0}
     # No start time: the counter going down is what shows the restart.
     plain = CounterTracker()
     plain.advance({"r": 100.0})
