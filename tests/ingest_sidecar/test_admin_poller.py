@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from ingest_sidecar.admin_poller import (
 from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.settings import SettingsError, SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
+from meshalert.histogram import RELATIVE_WIDTH, parse_le, percentile_from_buckets
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.fixtures.influxd import free_port
 from tests.ingest_sidecar.sidecar_helpers import sqlite_latest, sqlite_sum
@@ -127,3 +130,68 @@ def test_the_sidecar_writes_exact_deltas_across_a_restart_and_a_failed_poll(
     assert counts.poll_failures == 1 and counts.restarts == 1 and counts.counter_resets == 2
     assert sqlite_latest(db, "meshalert_sidecar_pull", "restarts", host=HOST) == 1
     assert sqlite_latest(db, "meshalert_sidecar_pull", "poll_failures", host=HOST) == 1
+
+
+CORPUS = Path(__file__).resolve().parent / "data" / "admin_tree"
+
+
+def test_recorded_linkerd_snapshots_replayed_over_http_give_the_requests_sent(
+    tmp_path: Path, http_server: RecordingHttpServer
+) -> None:
+    """Trees recorded from a real Linkerd 1.7.5 (record_admin_corpus.py): 37 requests in
+    all, a restart before the last snapshot, and one histogram snapshot of the minute."""
+    manifest = json.loads((CORPUS / "manifest.json").read_text())
+    bodies = [(CORPUS / entry["file"]).read_text() for entry in manifest]
+    for body in bodies:
+        http_server.respond(200, body)
+    http_server.set_default(200, bodies[-1])
+    db = str(tmp_path / "m.db")
+    sidecar = Sidecar(
+        SidecarSettings.from_env(
+            {},
+            statsd_listen="127.0.0.1:0",
+            flush_interval="150ms",
+            store_url=f"sqlite:///{db}",
+            spool_dir=str(tmp_path / "spool"),
+            host=HOST,
+            linkerd_admin_url=http_server.url,
+        )
+    )
+    sidecar.start()
+    try:
+        _wait_for(lambda: len(http_server.requests) > len(bodies))
+    finally:
+        sidecar.stop()
+
+    sent = manifest[-1]["sent_total"]
+    for router in ("outgoing", "incoming"):
+        tags = {"service": "web", "scope": "service", "router": router, "host": HOST}
+        assert sqlite_sum(db, "linkerd_requests", "count", **tags) == sent
+        assert sqlite_sum(db, "linkerd_success", "count", **tags) == sent
+        assert sqlite_sum(db, "linkerd_failures", "count", **tags) == 0
+    assert sidecar.pull_counts().restarts == 1
+
+    # The one histogram snapshot, written once: Linkerd's summary, and buckets that give
+    # its percentiles back to within one bucket.
+    served = json.loads(bodies[2])["rt"]["outgoing"]["service"]["svc/web"]["request_latency_ms"]
+    latency = {"service": "web", "scope": "service", "router": "outgoing", "host": HOST}
+    assert sqlite_sum(db, "linkerd_request_latency_ms", "count", **latency) == served["stat.count"]
+    assert sqlite_latest(db, "linkerd_request_latency_ms", "p99", **latency) == served["stat.p99"]
+    buckets = sqlite_buckets(db, "linkerd_request_latency_ms_bucket", **latency)
+    assert math.fsum(buckets.values()) == pytest.approx(served["stat.count"])
+    for key, q in (("stat.p50", 50.0), ("stat.p90", 90.0), ("stat.p99", 99.0)):
+        estimate = percentile_from_buckets(buckets, q)
+        assert estimate is not None
+        truth = float(served[key])
+        assert truth * (1 - RELATIVE_WIDTH) - 1 <= estimate <= truth / (1 - RELATIVE_WIDTH)
+
+
+def sqlite_buckets(db: str, measurement: str, **tags: str) -> dict[float, float]:
+    where = "".join(f" AND s.{k} = ?" for k in tags)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT s.le, sum(p.value) FROM points p JOIN series s ON s.id = p.series_id "
+            f"WHERE s.measurement = ? AND p.field = 'count'{where} GROUP BY s.le",
+            (measurement, *tags.values()),
+        ).fetchall()
+    return {parse_le(le): float(total) for le, total in rows}
