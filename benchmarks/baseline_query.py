@@ -212,13 +212,22 @@ def fill_influxdb2(config: InfluxDB2Store, services: int) -> int:
 
 @contextmanager
 def local_influxd2(tmp: Path, services: int) -> Iterator[InfluxDB2Store | None]:
-    """The InfluxDB 2 server named by MESHALERT_TEST_INFLUXDB2_* (None when unset)."""
+    """A throwaway InfluxDB 2.7 (``make deps-influxdb2``) with a ``bench`` bucket, or the
+    server named by MESHALERT_TEST_INFLUXDB2_*; None when neither is there."""
     from tests.contract.backend_influxdb2 import influxdb2_config
+    from tests.fixtures.influxd2 import missing_binary_reason, running_influxd2
 
     config = influxdb2_config()
-    if config is None:
-        print("influxdb2  skipped: MESHALERT_TEST_INFLUXDB2_URL not set")
-    yield config
+    if config is not None:
+        yield config
+        return
+    reason = missing_binary_reason()
+    if reason is not None:
+        print(f"influxdb2  skipped: {reason}")
+        yield None
+        return
+    with running_influxd2(tmp / f"influxd2_{services}") as server:
+        yield server.store(server.create_bucket("bench"))
 
 
 def run_influxdb2(services: int, tmp: Path) -> None:
