@@ -148,21 +148,20 @@ def run_influxdb1(services: int, tmp: Path) -> None:
 
 
 def group_first_flux(query: BucketQuery, *, bucket: str) -> str:
-    """The Flux form used before: ``group`` then ``aggregateWindow`` (kept to measure)."""
-    text = render_bucket_flux(query, bucket=bucket)
+    """The Flux form used before: ``group`` then one ``aggregateWindow`` (kept to measure)."""
     out: list[str] = []
-    for line in text.splitlines():
+    windowed = False
+    for line in render_bucket_flux(query, bucket=bucket).splitlines():
         step = line.strip()
-        if step.startswith('|> group(columns: ["namespace", "service", "_time"])') or step == (
-            "|> sum()"
-        ):
+        if step.startswith("from("):
+            windowed = False
+        if step.startswith("|> group("):
             continue
         if step.startswith("|> aggregateWindow("):
+            if windowed:
+                continue
+            windowed = True
             out.append(line.replace(step, '|> group(columns: ["namespace", "service"])'))
-            out.append(line)
-            continue
-        if step.startswith('|> group(columns: ["namespace", "service"])'):
-            continue
         out.append(line)
     return "\n".join(out) + "\n"
 
