@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo run test lint deps-system deps-node deps-browser bench clean
+.PHONY: demo run test lint deps-system deps-node deps-browser deps-influxdb2 bench clean
 
 $(BIN)/meshalert: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,15 +37,20 @@ deps-node:
 	npm ci --prefix tools --no-audit --no-fund --silent
 	npm ci --prefix deploy --no-audit --no-fund --silent
 
-test: $(BIN)/meshalert deps-system deps-node deps-browser
-	MESHALERT_REQUIRE_NODE=1 MESHALERT_REQUIRE_BROWSER=1 $(BIN)/pytest
+# InfluxDB 2.7 (a real Flux engine) built from its Go module with Go and cargo, once; cached
+# in ~/.cache/meshalert/influxd-<version>/ (MESHALERT_CACHE moves it), then a no-op.
+deps-influxdb2:
+	@bash tools/build_influxd2.sh >/dev/null
+
+test: $(BIN)/meshalert deps-system deps-node deps-browser deps-influxdb2
+	MESHALERT_REQUIRE_NODE=1 MESHALERT_REQUIRE_BROWSER=1 MESHALERT_REQUIRE_INFLUXDB2=1 $(BIN)/pytest
 
 lint: $(BIN)/meshalert
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(BIN)/meshalert deps-system deps-node
+bench: $(BIN)/meshalert deps-system deps-node deps-influxdb2
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -4,11 +4,15 @@ Data: one day of 10 s intervals from 2 hosts; per service, host and interval the
 parts (``linkerd_requests`` and ``linkerd_retries_total`` at ``scope=service``), plus the
 same day's ``linkerd_failures`` as unrelated load the query must skip.
 
-    python3 -m benchmarks.baseline_query [--services 100,400] [--stores sqlite,influxdb1]
+    python3 -m benchmarks.baseline_query [--services 100,400] \
+        [--stores sqlite,influxdb1,influxdb2]
 
 Prints the wall time of one baseline query (best of 3 after a warm-up, CPU time of this
-process beside it) and the buckets returned. It runs once per window length per 15 minutes
-(the engine's cache), so the budget is loose: well under the one-minute cycle.
+process beside it) and the buckets returned. On InfluxDB 2 it also runs the previous Flux
+form (``group`` before ``aggregateWindow``, which InfluxDB cannot push down into storage)
+on the same data, and says whether both gave identical buckets. The query runs once per
+window length per 15 minutes (the engine's cache), so the budget is loose: well under the
+one-minute cycle.
 """
 
 from __future__ import annotations
@@ -18,11 +22,19 @@ import json
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from meshalert.queries.baseline import BucketReader, baseline_query
-from meshalert.store_url import InfluxDB1Store
+from meshalert.queries.baseline import (
+    BucketQuery,
+    BucketReader,
+    BucketResult,
+    assemble_buckets,
+    baseline_query,
+)
+from meshalert.queries.baseline_text import render_bucket_flux
+from meshalert.store_url import InfluxDB1Store, InfluxDB2Store
 from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
 from meshalert.stores.influxdb1_writer import InfluxDB1Writer
 from meshalert.stores.sqlite_reader import SqliteWindowReader
@@ -92,7 +104,7 @@ def fill_influxdb1(config: InfluxDB1Store, services: int) -> int:
     return rows
 
 
-def measure(label: str, services: int, rows: int, reader: BucketReader) -> None:
+def measure(label: str, services: int, rows: int, reader: BucketReader) -> BucketResult:
     query = baseline_query(300_000, END_MS)
     reader.fetch_buckets(query)  # warm-up
     times, cpu = [], []
@@ -108,6 +120,7 @@ def measure(label: str, services: int, rows: int, reader: BucketReader) -> None:
         f"services_out={len(result.services):,} buckets={buckets:,}",
         flush=True,
     )
+    return result
 
 
 def run_sqlite(services: int, tmp: Path) -> None:
@@ -134,12 +147,115 @@ def run_influxdb1(services: int, tmp: Path) -> None:
         measure("influxdb1", services, rows, InfluxDB1WindowReader(config, timeout_s=300))
 
 
+def group_first_flux(query: BucketQuery, *, bucket: str) -> str:
+    """The Flux form used before: ``group`` then one ``aggregateWindow`` (kept to measure)."""
+    out: list[str] = []
+    windowed = False
+    for line in render_bucket_flux(query, bucket=bucket).splitlines():
+        step = line.strip()
+        if step.startswith("from("):
+            windowed = False
+        if step.startswith("|> group("):
+            continue
+        if step.startswith("|> aggregateWindow("):
+            if windowed:
+                continue
+            windowed = True
+            out.append(line.replace(step, '|> group(columns: ["namespace", "service"])'))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+class FluxTextReader:
+    """Runs a given Flux renderer through the real reader's record parsing."""
+
+    def __init__(self, config: InfluxDB2Store, render: Callable[..., str]) -> None:
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+
+        self._config = config
+        self._render = render
+        self._client = InfluxDBClient(
+            url=config.base_url, token=config.token, org=config.org, timeout=600_000
+        )
+
+    def fetch_buckets(self, query: BucketQuery) -> BucketResult:
+        from meshalert.stores.influxdb2_reader import bucket_rows_from_records
+
+        text = self._render(query, bucket=self._config.bucket)
+        records = self._client.query_api().query_stream(text, org=self._config.org)
+        rows = list(bucket_rows_from_records(query, records))
+        return assemble_buckets(query, rows, query_text=text)
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+
+def fill_influxdb2(config: InfluxDB2Store, services: int) -> int:
+    from meshalert.stores.influxdb2_writer import InfluxDB2Writer
+
+    writer = InfluxDB2Writer(config, timeout_s=300)
+    rows = 0
+    batch: list[str] = []
+    for m, tags, s in series_of(services):
+        head = m + "," + ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        batch += [f"{head} count={_value(m, s, t)} {ts}" for t, ts in enumerate(_times())]
+        if len(batch) >= 50_000:
+            writer.write(batch)
+            rows, batch = rows + len(batch), []
+    if batch:
+        writer.write(batch)
+        rows += len(batch)
+    writer.close()
+    return rows
+
+
+@contextmanager
+def local_influxd2(tmp: Path, services: int) -> Iterator[InfluxDB2Store | None]:
+    """A throwaway InfluxDB 2.7 (``make deps-influxdb2``) with a ``bench`` bucket, or the
+    server named by MESHALERT_TEST_INFLUXDB2_*; None when neither is there."""
+    from tests.contract.backend_influxdb2 import influxdb2_config
+    from tests.fixtures.influxd2 import missing_binary_reason, running_influxd2
+
+    config = influxdb2_config()
+    if config is not None:
+        yield config
+        return
+    reason = missing_binary_reason()
+    if reason is not None:
+        print(f"influxdb2  skipped: {reason}")
+        yield None
+        return
+    with running_influxd2(tmp / f"influxd2_{services}") as server:
+        yield server.store(server.create_bucket("bench"))
+
+
+def run_influxdb2(services: int, tmp: Path) -> None:
+    with local_influxd2(tmp, services) as config:
+        if config is None:
+            return
+        t0 = time.perf_counter()
+        rows = fill_influxdb2(config, services)
+        print(f"influxdb2  filled {rows:,} points in {time.perf_counter() - t0:.1f}s", flush=True)
+        results = {}
+        for label, render in (
+            ("flux-now", render_bucket_flux),
+            ("flux-before", group_first_flux),
+        ):
+            reader = FluxTextReader(config, render)
+            try:
+                results[label] = measure(label, services, rows, reader)
+            finally:
+                reader.close()
+        same = results["flux-now"].services == results["flux-before"].services
+        print(f"influxdb2  identical buckets (now vs before): {same}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--services", default="100,400")
-    parser.add_argument("--stores", default="sqlite,influxdb1")
+    parser.add_argument("--stores", default="sqlite,influxdb1,influxdb2")
     args = parser.parse_args()
-    runners = {"sqlite": run_sqlite, "influxdb1": run_influxdb1}
+    runners = {"sqlite": run_sqlite, "influxdb1": run_influxdb1, "influxdb2": run_influxdb2}
     with tempfile.TemporaryDirectory() as tmp:
         for count in (int(n) for n in args.services.split(",")):
             for store in args.stores.split(","):

@@ -48,6 +48,7 @@ class Flusher:
         gauge_expiry_intervals: int = 3,
         max_gauges: int | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        pull: Callable[[int, str], list[Point]] | None = None,
     ) -> None:
         self._core = core
         self._writer = writer
@@ -56,6 +57,7 @@ class Flusher:
         self._batch_lines = batch_lines
         self._carry = GaugeCarry(gauge_expiry_intervals, max_held=max_gauges)
         self._clock_ms = clock_ms
+        self._pull = pull
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
         self._last_ingest = IngestCounts()
@@ -131,7 +133,7 @@ class Flusher:
             nonfinite_series=result.nonfinite_series,
             totals=ledger.snapshot(),
         )
-        points = [*result.points, *carried.points]
+        points = [*result.points, *carried.points, *self._pulled(interval_start_ms)]
         points.append(health_point(health, interval_start_ms, self._host))
         lines = _encode_all(points)
         for batch in split_batches(lines, self._batch_lines, MAX_BATCH_BYTES):
@@ -142,6 +144,16 @@ class Flusher:
         self.flushes += 1
         _log_flush(health, interval_start_ms, len(lines), write_ms, time.perf_counter() - began)
         return FlushReport(interval_start_ms, len(lines), health)
+
+    def _pulled(self, interval_start_ms: int) -> list[Point]:
+        """Pull mode's points for this interval; a failing source never stops the flush."""
+        if self._pull is None:
+            return []
+        try:
+            return self._pull(interval_start_ms, self._host)
+        except Exception:
+            log.exception("pull_failed", interval_start_ms=interval_start_ms)
+            return []
 
 
 MAX_BATCH_BYTES = 4 * 1024 * 1024

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from ingest_sidecar.admin_poller import metrics_url
 from ingest_sidecar.linkerd_names import parse_service_depths, parse_service_namespaces
 from meshalert.durations import DurationError, parse_duration_ms
 from meshalert.store_url import DEFAULT_STORE, StoreConfig, StoreUrlError, parse_store_url
@@ -34,6 +35,7 @@ ENV_NAMES: Mapping[str, str] = {
     "service_depth": "MESHALERT_SERVICE_DEPTH",
     "service_namespace": "MESHALERT_SERVICE_NAMESPACE",
     "write_batch_lines": "MESHALERT_WRITE_BATCH_LINES",
+    "linkerd_admin_url": "MESHALERT_LINKERD_ADMIN_URL",
 }
 """Setting -> environment variable."""
 
@@ -129,6 +131,11 @@ def _check_prefix(text: str) -> str:
     return text
 
 
+def _check_admin_url(text: str) -> str:
+    metrics_url(text)
+    return text
+
+
 class SidecarSettings(BaseModel):
     """Validated once; build with :meth:`from_env`."""
 
@@ -153,6 +160,8 @@ class SidecarSettings(BaseModel):
     service_depth: Annotated[str, AfterValidator(_check_depths)] = ""
     service_namespace: Annotated[str, AfterValidator(_check_namespaces)] = ""
     write_batch_lines: int = Field(default=5000, ge=1, le=1_000_000)
+    linkerd_admin_url: Annotated[str, AfterValidator(_check_admin_url)] | None = None
+    """Pull mode: poll Linkerd's ``/admin/metrics.json`` here each flush (off when unset)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> SidecarSettings:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import structlog
 
+from ingest_sidecar.admin_metrics import AdminConverter
+from ingest_sidecar.admin_poller import AdminPullSource, HttpMetricsFetcher, PullCounts
 from ingest_sidecar.aggregate import IntervalAggregator, KindRegistry
 from ingest_sidecar.ingest import IngestCore, IngestCounts
 from ingest_sidecar.linkerd_names import NameMapper
@@ -56,6 +58,8 @@ class Sidecar:
         self._core: IngestCore | None = None
         self._receiver: UdpReceiver | None = None
         self._flusher: Flusher | None = None
+        self._pull: AdminPullSource | None = None
+        self._fetcher: HttpMetricsFetcher | None = None
         self._granted_rcvbuf = 0
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
@@ -94,6 +98,10 @@ class Sidecar:
     def writer_counts(self) -> WriterCounts:
         return self._writer.counts() if self._writer else WriterCounts()
 
+    def pull_counts(self) -> PullCounts:
+        """Pull mode's polls so far (all zero when MESHALERT_LINKERD_ADMIN_URL is unset)."""
+        return self._pull.counts() if self._pull else PullCounts()
+
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -118,6 +126,16 @@ class Sidecar:
             self._core = IngestCore(
                 mapper, lambda: IntervalAggregator(max_series=s.max_series, kinds=kinds)
             )
+            if s.linkerd_admin_url:
+                # Its own mapper: NameMapper's cache is not shared across threads.
+                pull_mapper = NameMapper(
+                    s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
+                )
+                self._fetcher = HttpMetricsFetcher(s.linkerd_admin_url)
+                self._pull = AdminPullSource(
+                    self._fetcher,
+                    AdminConverter(pull_mapper, prefix=s.statsd_prefix, max_series=s.max_series),
+                )
             host, port = s.listen
             sock = open_udp_socket(host, port, self._rcvbuf)
         except BaseException:
@@ -132,6 +150,7 @@ class Sidecar:
             host=s.host,
             batch_lines=s.write_batch_lines,
             max_gauges=s.max_series,
+            pull=self._pull.collect if self._pull else None,
         )
         _warn_unkeyed_spool(Path(s.spool_dir), Path(s.spool_path))
         self._writer.start()  # replays the previous run's spool before anything new
@@ -147,6 +166,7 @@ class Sidecar:
             host=s.host,
             spool_dir=s.spool_path,
             spool_replay_batches=replay,
+            linkerd_admin=self._fetcher.url if self._fetcher else None,
         )
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -176,6 +196,8 @@ class Sidecar:
         return self._stopped.wait(timeout_s)
 
     def _release(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
         if self._store is not None and self._given_writer is None:
             self._store.close()
         if self._spool is not None:

@@ -45,8 +45,51 @@ def bucket_index(value: float) -> int:
     return bisect.bisect_left(BOUNDS, value)
 
 
+LE_INDEX: dict[str, int] = {label: idx for idx, label in enumerate(LE_LABELS)}
+"""Label -> bucket index, built from :func:`format_bound` itself so it cannot drift from it."""
+
+_LABEL_TOLERANCE = 1e-3
+"""Relative distance within which a foreign label (``"1.189207115"``, ``"4.0"``) names a bound.
+
+A 4-digit label is off by at most 5e-4 relative; neighbouring bounds are 19 % apart, so any
+tolerance between those two is unambiguous."""
+
+
+def le_index(label: str) -> int:
+    """Index into :data:`LE_LABELS` / :data:`BOUNDS` of the bucket an ``le`` label names.
+
+    The label's text is looked up, never compared as a number: ``%.6g`` rounds about 40 % of
+    the bounds upwards (``"1.18921"`` > 2**0.25), and a number compared with :data:`BOUNDS`
+    would then land one bucket too high, collapsing interpolation onto the upper edge. Labels
+    written with other precision are matched to the nearest bound; any other number to the
+    bucket that would hold a sample of that value. Only a non-number raises ``ValueError``.
+    """
+    idx = LE_INDEX.get(label)
+    if idx is not None:
+        return idx
+    try:
+        value = float(label)
+    except ValueError:
+        raise ValueError(f"le label {label!r} is not a number") from None
+    if math.isnan(value):
+        raise ValueError(f"le label {label!r} is not a number")
+    if math.isinf(value):
+        return len(BOUNDS) if value > 0 else 0
+    pos = bisect.bisect_left(BOUNDS, value)
+    for cand in (pos - 1, pos):
+        if 0 <= cand < len(BOUNDS) and _close(BOUNDS[cand], value):
+            return cand
+    return len(BOUNDS) if value > BOUNDS[-1] else bucket_index(value)
+
+
+def _close(bound: float, value: float) -> bool:
+    return abs(bound - value) <= _LABEL_TOLERANCE * max(abs(bound), abs(value))
+
+
 def parse_le(label: str) -> float:
-    return math.inf if label == INF_LABEL else float(label)
+    """The exact bound (an element of :data:`BOUNDS`, or ``inf``) an ``le`` label names."""
+    idx = le_index(label)
+    return math.inf if idx == len(BOUNDS) else BOUNDS[idx]
 
 
 def percentile_from_buckets(counts: Mapping[float, float], q: float) -> float | None:
@@ -75,7 +118,11 @@ def percentile_from_buckets(counts: Mapping[float, float], q: float) -> float | 
 
 
 def _lower_bound(le: float) -> float:
+    # Keys normally come from parse_le (exact bounds); a key a hair above its bound (an older
+    # float(label)) still belongs to that bound's bucket, not to the next one.
     idx = bisect.bisect_left(BOUNDS, le)
+    if idx > 0 and _close(BOUNDS[idx - 1], le):
+        idx -= 1
     return BOUNDS[idx - 1] if idx > 0 else 0.0
 
 

@@ -8,8 +8,16 @@ grouped by (namespace, service, bucket of ``window_ms``) over ``[start_ms, stop_
   back into the bucket's start. Every value is a bound parameter.
 * InfluxQL: one statement per select, ``GROUP BY time(<w>ms, <offset>ms), namespace,
   service fill(none)``; InfluxDB stamps each row with its bucket's start.
-* Flux: one pipeline per select ending in ``aggregateWindow(every:, offset:, fn: sum,
-  createEmpty: false, timeSrc: "_start")`` and ``yield(name: <select>)``.
+* Flux: one pipeline per select: ``aggregateWindow(every:, offset:, fn: sum, createEmpty:
+  false, timeSrc: "_start")`` straight after ``range`` and ``filter``, so InfluxDB computes
+  it per series inside the storage engine (the window-aggregate pushdown,
+  ``ReadWindowAggregateByTime`` in the plan) and returns one row per series and bucket
+  instead of every raw point; then ``group`` by (namespace, service) and the same
+  ``aggregateWindow`` again, which sums the hosts' rows of each bucket (each row's ``_time``
+  is its bucket's start, so it falls in the same window); ``yield(name: <select>)``.
+  A ``group`` before the first window (the earlier form) disables the pushdown, and
+  grouping by ``_time`` instead of windowing again makes one Flux table per service and
+  bucket (both several times slower on a day of data: benchmarks/baseline_query.py).
 
 Empty buckets are not returned by any of them: a bucket without requests carries no ratio.
 """
@@ -130,6 +138,10 @@ def _flux_pipeline(sel: SeriesSelect, query: BucketQuery, bucket: str) -> str:
     terms += [f"{record_member(t)} == {flux_string(v)}" for t, v in sel.tag_equals]
     terms += [f"not exists {record_member(t)}" for t in sel.tags_absent]
     columns = "[" + ", ".join(flux_string(t) for t in SERVICE_GROUP) + "]"
+    window = (
+        f"aggregateWindow(every: {query.window_ms}ms, offset: {query.offset_ms}ms, fn: sum,"
+        ' createEmpty: false, timeSrc: "_start")'
+    )
     series = (
         f"r._measurement == {flux_string(sel.measurement)} and r._field == {flux_string(sel.field)}"
     )
@@ -138,9 +150,9 @@ def _flux_pipeline(sel: SeriesSelect, query: BucketQuery, bucket: str) -> str:
         "range(start: spanStart, stop: spanStop)",
         f"filter(fn: (r) => {series})",
         f"filter(fn: (r) => {' and '.join(terms)})",
+        window,
         f"group(columns: {columns})",
-        f"aggregateWindow(every: {query.window_ms}ms, offset: {query.offset_ms}ms, fn: sum,"
-        ' createEmpty: false, timeSrc: "_start")',
+        window,
         f"yield(name: {flux_string(sel.name)})",
     ]
     return steps[0] + "\n" + "\n".join(_INDENT + step for step in steps[1:])

@@ -1,15 +1,16 @@
-"""The contract suite's InfluxDB 2 backend: a real InfluxDB 2.x server named by environment.
+"""The contract suite's InfluxDB 2 backend: a real InfluxDB 2.7 and its Flux engine.
 
-No InfluxDB 2 can be installed here, so it runs only when ``MESHALERT_TEST_INFLUXDB2_URL``
-is set (``http://host:8086``, or an ``influxdb2://host:8086?org=..&bucket=..`` store URL),
-with ``MESHALERT_TEST_INFLUXDB2_TOKEN``, ``MESHALERT_TEST_INFLUXDB2_ORG`` and
+By default it is the session's own server (:mod:`tests.fixtures.influxd2`, built by
+``make deps-influxdb2``) with a fresh bucket per test. To run the same cases against another
+InfluxDB 2 (a newer release, Cloud), set ``MESHALERT_TEST_INFLUXDB2_URL``
+(``http://host:8086``, or an ``influxdb2://host:8086?org=..&bucket=..`` store URL), with
+``MESHALERT_TEST_INFLUXDB2_TOKEN``, ``MESHALERT_TEST_INFLUXDB2_ORG`` and
 ``MESHALERT_TEST_INFLUXDB2_BUCKET`` (the last two may come from a store URL instead).
-The bucket must be a throwaway one: every test empties it first (``/api/v2/delete``).
+That bucket must be a throwaway one: every test empties it first (``/api/v2/delete``).
 Points go in through :class:`meshalert.stores.influxdb2_writer.InfluxDB2Writer` and come
 back through :class:`meshalert.stores.influxdb2_reader.InfluxDB2WindowReader`.
 
-Register it in :data:`tests.contract.backends.BACKENDS` as
-``"influxdb2": influxdb2_backend`` (imported from this module).
+Registered in :data:`tests.contract.backends.BACKENDS` as ``"influxdb2"``.
 """
 
 from __future__ import annotations
@@ -82,11 +83,10 @@ def influxdb2_backend(request: pytest.FixtureRequest) -> Backend:
 
     config = influxdb2_config()
     if config is None:
-        pytest.skip(
-            f"{URL_VAR} not set (an InfluxDB 2 server, with {TOKEN_VAR}, {ORG_VAR} and "
-            f"{BUCKET_VAR} naming a throwaway bucket)"
-        )
-    empty_bucket(config)
+        server = request.getfixturevalue("influxd2")
+        config = server.store(request.getfixturevalue("influxd2_bucket"))
+    else:
+        empty_bucket(config)
     writer = InfluxDB2Writer(config)
     reader = InfluxDB2WindowReader(config)
     request.addfinalizer(writer.close)

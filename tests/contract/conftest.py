@@ -4,7 +4,7 @@ import pytest
 
 from tests.contract.backends import BACKENDS, Backend
 
-_MARKS = {"influxdb1": [pytest.mark.influxd]}
+_MARKS = {"influxdb1": [pytest.mark.influxd], "influxdb2": [pytest.mark.influxd2]}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in BACKENDS])

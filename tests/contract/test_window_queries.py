@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
 from meshalert.alerts.observe import observe
-from meshalert.histogram import LE_LABELS, parse_le, percentile_from_buckets
+from meshalert.histogram import BOUNDS, LE_LABELS, parse_le, percentile_from_buckets
 from meshalert.lineprotocol import Point, decode, encode, sanitize
 from meshalert.queries.model import (
     EndpointHost,
@@ -104,6 +104,26 @@ def test_latency_buckets_are_summed_over_hosts(backend: Backend) -> None:
         percentile_from_buckets({parse_le(le_small): 98.0, parse_le(le_big): 2.0}, 50)
     )
     assert obs["prod/web"].samples == 100.0
+
+
+def test_every_bucket_interpolates_inside_itself_after_a_round_trip(backend: Backend) -> None:
+    # One service per bucket, so one query covers every label the sidecar can write. The
+    # median of a single bucket is its midpoint; a label read one bucket too high (the %.6g
+    # rounding) would put it at the upper edge instead.
+    points = [
+        counter("linkerd_request_latency_ms_bucket", START, 4, le=le, **svc("a", service=f"b{i}"))
+        for i, le in enumerate(LE_LABELS[1:-1], start=1)
+    ]
+    backend.write(points)
+
+    result = backend.reader.fetch(class_query(AlertClass.LATENCY, window_ms=WINDOW, end_ms=END))
+    medians = observe(result, percentile=50)
+
+    assert len(medians) == len(BOUNDS) - 1
+    for i in range(1, len(BOUNDS)):
+        lower, upper = BOUNDS[i - 1], BOUNDS[i]
+        assert result.services[f"prod/b{i}"] == LatencyAggregate({upper: 4.0})
+        assert medians[f"prod/b{i}"].value == pytest.approx((lower + upper) / 2, rel=1e-12)
 
 
 def test_gauges_take_the_last_value_per_host_and_name_the_worst(backend: Backend) -> None:

@@ -142,11 +142,32 @@ def test_every_baseline_golden_file_is_a_rendered_query() -> None:
 def test_flux_windows_are_aligned_like_the_model_and_yield_per_select() -> None:
     q = GOLDEN_QUERIES["retries_2m_offset"]
     text = render_bucket_flux(q, bucket=BUCKET)
-    assert text.count("aggregateWindow(every: 120000ms, offset: 1250ms, fn: sum,") == 2
-    assert text.count('timeSrc: "_start"') == 2 and "createEmpty: false" in text
+    assert text.count("aggregateWindow(every: 120000ms, offset: 1250ms, fn: sum,") == 4
+    assert text.count('timeSrc: "_start"') == 4 and "createEmpty: false" in text
     assert re.findall(r'yield\(name: "(\w+)"\)', text) == ["retries_total", "requests"]
     assert 'spanStart = time(v: "2023-12-31T00:06:01.250Z")' in text
     assert 'spanStop = time(v: "2024-01-01T00:04:01.250Z")' in text
+
+
+def test_flux_windows_each_series_before_grouping_by_service() -> None:
+    # InfluxDB pushes aggregateWindow into storage only when it follows range/filter
+    # directly; a group() in between makes Flux read every raw point of the day. The second
+    # aggregateWindow sums the hosts' per-bucket rows (grouping by _time instead made one
+    # table per service and bucket: slower than not pushing down at all).
+    text = render_bucket_flux(GOLDEN_QUERIES["retries_5m"], bucket=BUCKET)
+    for pipeline in text.split("\n\n")[1:]:
+        steps = [line.strip().removeprefix("|> ").split("(")[0] for line in pipeline.splitlines()]
+        assert steps == [
+            "from",
+            "range",
+            "filter",
+            "filter",
+            "aggregateWindow",
+            "group",
+            "aggregateWindow",
+            "yield",
+        ]
+        assert 'group(columns: ["namespace", "service"])' in pipeline
 
 
 @pytest.mark.node

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
+from meshalert.histogram import BOUNDS
 from meshalert.queries.flux import render_flux
 from meshalert.queries.model import (
     EndpointHost,
@@ -153,7 +154,8 @@ def test_latency_buckets_with_inf_and_quoted_csv_fields(http_server: RecordingHt
     with InfluxDB2WindowReader(store(http_server)) as reader:
         result = reader.fetch(query)
     assert result.services == {
-        "prod/web": {"": LatencyAggregate({1.18921: 98.0, 2.0: 2.0})},
+        # The label "1.18921" names the bound 2**0.25 exactly, not the number it spells.
+        "prod/web": {"": LatencyAggregate({BOUNDS[2]: 98.0, 2.0: 2.0})},
         'prod/svc,with "comma"': {"": LatencyAggregate({math.inf: 5.0})},
     }
 
