@@ -22,6 +22,7 @@ RUNS: tuple[tuple[str, ...], ...] = (
     ("soak", "--minutes", "3"),
     ("fuzz_fault", "--datagrams", "50000"),
     ("cardinality", "--direct", "--series", "200000"),
+    ("linkerd_sidecar",),
 )
 
 

@@ -1,11 +1,22 @@
-"""Linkerd 1.x statsd traffic, generated the way the `io.l5d.statsd` telemeter sends it.
+"""Linkerd 1.x statsd traffic, generated the way real Linkerd 1.7.5 sends it.
 
 Pure: a seeded ``random.Random`` and explicit times go in, statsd lines come out. The shape
-follows Linkerd's telemeter: counters and timers are sampled per event at ``sample_rate``
-(one ``:1|c|@0.010000`` line per kept increment), gauges are sent unsampled for every
-registered gauge each ``gauge_interval``, names are the sanitised Finagle scopes of a
-daemonset deployment (``outgoing`` router, ``svc/<name>`` logical names from the Host
-header, concrete clients behind the ``io.l5d.k8s.daemonset`` transformer).
+follows the recorded corpus (``tests/data/linkerd_corpus``, its README):
+
+* two routers per node, as in a DaemonSet mesh: every request crosses the caller's
+  ``outgoing`` router (client ids behind ``io.l5d.k8s.daemonset``, the retry policy) and the
+  callee's ``incoming`` router (client ids behind ``io.l5d.k8s.localnode``); both name it
+  ``svc/<name>``; each retry is one more ``incoming`` request;
+* counters and timers are sampled per increment: every counter of every request is kept
+  with probability ``sample_rate`` on its own (``:1|c|@0.010000``), so the kept
+  ``requests`` and ``success`` lines of the same requests differ;
+* gauges are sent unsampled for every registered gauge each ``gauge_interval``;
+* a refused connection is recorded as real Linkerd does: ``service_creation.failures`` on the
+  callee's incoming client, ``failures.restartable`` at its service scope, and a 502 with
+  failures (and retries) on the caller's outgoing router; never a client-scope
+  ``failures.ConnectionFailedException``.
+
+``incoming_router=None`` gives the older one-router shape.
 """
 
 from __future__ import annotations
@@ -55,8 +66,11 @@ class TrafficConfig:
     sample_rate: float = 0.1
     prefix: str = "linkerd"
     router: str = "outgoing"
+    """The caller's router (retries, the daemonset client ids)."""
     hosts: int = 1
     """Nodes whose Linkerd each carry an equal share of the traffic (gauges per node)."""
+    incoming_router: str | None = "incoming"
+    """The callee's router (localnode client ids); ``None``: one router only."""
 
 
 @dataclass
@@ -80,28 +94,48 @@ class LinkerdTraffic:
 
     def gauges(self, t_s: float, host: int = 0) -> list[str]:
         """The gauge flush of one host's Linkerd (sent every ``gaugeIntervalMs``)."""
+        cfg = self.config
         lines: list[str] = []
-        for svc in self.config.services:
-            client = self._client(svc)
-            available = self._available(svc, t_s)
+        for svc in cfg.services:
+            client = self._client(svc, cfg.router)
             exhausted = self._incident(svc, IncidentKind.RETRIES, t_s)
+            nodes = max(1, cfg.hosts)
             lines += [
-                f"{client}.loadbalancer.size:{svc.endpoints}|g",
-                f"{client}.loadbalancer.available:{available}|g",
-                f"{client}.connections:{max(1, available)}|g",
-                f"{client}.retries.budget:{0 if exhausted else 100}|g",
-                f"{self._service(svc)}.pending:{self.rng.randint(0, 3)}|g",
+                f"{client}.loadbalancer.size:{nodes if cfg.incoming_router else svc.endpoints}|g",
+                f"{client}.loadbalancer.available:"
+                f"{nodes if cfg.incoming_router else self._available(svc, t_s)}|g",
+                f"{client}.connections:1|g",
+                f"{client}.retries.budget:100|g",
+                f"{self._service(svc, cfg.router)}.retries.budget:{0 if exhausted else 100}|g",
+                f"{self._service(svc, cfg.router)}.pending:{self.rng.randint(0, 3)}|g",
             ]
+            if cfg.incoming_router:
+                inner = self._client(svc, cfg.incoming_router)
+                available = self._available(svc, t_s)
+                lines += [
+                    f"{inner}.loadbalancer.size:{svc.endpoints}|g",
+                    f"{inner}.loadbalancer.available:{available}|g",
+                    f"{inner}.connections:{max(1, available)}|g",
+                    f"{inner}.retries.budget:100|g",
+                    f"{self._service(svc, cfg.incoming_router)}.retries.budget:100|g",
+                    f"{self._service(svc, cfg.incoming_router)}.pending:{self.rng.randint(0, 3)}|g",
+                ]
         return lines
 
-    def _service(self, svc: ServiceSpec) -> str:
-        return f"{self.config.prefix}.rt.{self.config.router}.service.svc.{_token(svc.name)}"
-
-    def _client(self, svc: ServiceSpec) -> str:
-        ns, name = _token(svc.namespace), _token(svc.name)
+    def _service(self, svc: ServiceSpec, router: str | None = None) -> str:
         return (
-            f"{self.config.prefix}.rt.{self.config.router}.client."
-            f"_.io_l5d_k8s_daemonset.linkerd.incoming.l5d._.io_l5d_k8s.{ns}.http.{name}"
+            f"{self.config.prefix}.rt.{router or self.config.router}.service.svc.{_token(svc.name)}"
+        )
+
+    def _client(self, svc: ServiceSpec, router: str | None = None) -> str:
+        ns, name = _token(svc.namespace), _token(svc.name)
+        router = router or self.config.router
+        k8s = f"_.io_l5d_k8s.{ns}.http.{name}"
+        if router == self.config.incoming_router:
+            return f"{self.config.prefix}.rt.{router}.client._.io_l5d_k8s_localnode.node.{k8s}"
+        return (
+            f"{self.config.prefix}.rt.{router}.client."
+            f"_.io_l5d_k8s_daemonset.linkerd.incoming.l5d.{k8s}"
         )
 
     def _incident(self, svc: ServiceSpec, kind: IncidentKind, t_s: float) -> bool:
@@ -116,57 +150,107 @@ class LinkerdTraffic:
         return svc.endpoints
 
     def _service_requests(self, svc: ServiceSpec, t_s: float, dt_s: float) -> list[str]:
-        rate = self.config.sample_rate
-        per_host = svc.rps * dt_s / max(1, self.config.hosts)
-        kept = _binomial(self.rng, _poisson(self.rng, per_host), rate)
+        cfg = self.config
+        rng = self.rng
+        rate = cfg.sample_rate
+        n = _poisson(rng, svc.rps * dt_s / max(1, cfg.hosts))
         slow = self._incident(svc, IncidentKind.LATENCY, t_s)
-        failing = self._incident(svc, IncidentKind.FAILURES, t_s)
+        refused = self._incident(svc, IncidentKind.FAILURES, t_s)
         storm = self._incident(svc, IncidentKind.RETRIES, t_s)
-        failure_p = 0.3 if failing else svc.failure_rate
-        retry_p = 0.6 if storm else svc.retry_rate
+        failed = _binomial(rng, n, 0.3 if refused else svc.failure_rate)
+        retried = _binomial(rng, n, 0.6 if storm else svc.retry_rate)
         median = svc.latency_ms * (40.0 if slow else 1.0)
-        at = f"|@{rate:.6f}"
-        service, client = self._service(svc), self._client(svc)
-        lines: list[str] = []
-        for _ in range(kept):
-            latency = int(self.rng.lognormvariate(math.log(median), 0.5))
-            lines.append(f"{service}.requests:1|c{at}")
-            lines.append(f"{service}.request_latency_ms:{latency}|ms{at}")
-            lines.append(f"{client}.requests:1|c{at}")
-            lines.append(f"{client}.request_latency_ms:{max(0, latency - 1)}|ms{at}")
-            if self.rng.random() < failure_p:
-                lines += _failure_lines(service, client, at, connection=failing)
-            else:
-                lines.append(f"{service}.success:1|c{at}")
-                lines.append(f"{client}.success:1|c{at}")
-            if self.rng.random() < retry_p:
-                lines.append(f"{service}.retries.total:1|c{at}")
-                if storm:
-                    lines.append(f"{service}.retries.budget_exhausted:1|c{at}")
-                    lines.append(f"{client}.retries.budget_exhausted:1|c{at}")
-        return lines
+        emit = _Emitter(rng, rate, median)
+        count, timer = emit.count, emit.timer
+        ok = n - failed
+        syn = "failures." + _SYNTHETIC
+        out_svc, out_client = self._service(svc, cfg.router), self._client(svc, cfg.router)
+        for name, shift in ((out_svc, 0), (f"{out_client}.service.svc.{_token(svc.name)}", 1)):
+            count(f"{name}.requests", n)
+            count(f"{name}.success", ok)
+            count(f"{name}.failures", failed)
+            count(f"{name}.{syn}", failed)
+            timer(f"{name}.request_latency_ms", n, shift)
+        count(f"{out_svc}.retries.total", retried)
+        if storm:
+            count(f"{out_svc}.retries.budget_exhausted", retried)
+        attempts = n + retried  # each retry is one more request downstream
+        count(f"{out_client}.requests", attempts)
+        count(f"{out_client}.success", ok)
+        count(f"{out_client}.failures", failed + retried)
+        count(f"{out_client}.{syn}", failed + retried)
+        count(f"{out_client}.status.200", ok)
+        count(f"{out_client}.status.{502 if refused else 503}", failed + retried)
+        timer(f"{out_client}.request_latency_ms", attempts, 1)
+        if cfg.incoming_router:
+            self._incoming(
+                svc,
+                emit,
+                router=cfg.incoming_router,
+                attempts=attempts,
+                ok=ok,
+                failed=failed,
+                refused=refused,
+            )
+        return emit.lines
+
+    def _incoming(
+        self,
+        svc: ServiceSpec,
+        emit: _Emitter,
+        *,
+        router: str,
+        attempts: int,
+        ok: int,
+        failed: int,
+        refused: bool,
+    ) -> None:
+        count, timer = emit.count, emit.timer
+        syn = "failures." + _SYNTHETIC
+        retried = attempts - (ok + failed)
+        in_svc, in_client = self._service(svc, router), self._client(svc, router)
+        count(f"{in_svc}.requests", attempts)
+        count(f"{in_svc}.success", ok)
+        timer(f"{in_svc}.request_latency_ms", attempts, 2)
+        if refused:
+            # The callee's Linkerd cannot connect: no client request, a service_creation failure.
+            count(f"{in_svc}.failures", failed)
+            count(f"{in_svc}.failures.restartable", failed)
+            count(f"{in_svc}.failures.restartable.{_RICH}WithPath", failed)
+            count(f"{in_client}.service_creation.failures", failed)
+            count(f"{in_client}.service_creation.failures.{_RICH}", failed)
+            timer(f"{in_client}.failed_connect_latency_ms", failed, 10)
+            served = attempts - failed
+        else:
+            count(f"{in_svc}.failures", failed + retried)
+            count(f"{in_svc}.{syn}", failed + retried)
+            served = attempts
+        count(f"{in_client}.requests", served)
+        count(f"{in_client}.success", ok)
+        count(f"{in_client}.status.200", ok)
+        timer(f"{in_client}.request_latency_ms", served, 3)
 
 
-_CONN_FAILED = "com_twitter_finagle_ConnectionFailedException"
-_ANNOTATED = "io_netty_channel_AbstractChannel_AnnotatedConnectException"
+_RICH = "com_twitter_finagle_naming_buoyant_RichConnectionFailedException"
 _SYNTHETIC = "com_twitter_finagle_service_ResponseClassificationSyntheticException"
 
 
-def _failure_lines(service: str, client: str, at: str, *, connection: bool) -> list[str]:
-    # Finagle rolls every failure up its exception chain: one event, one line per prefix.
-    if connection:
-        return [
-            f"{service}.failures:1|c{at}",
-            f"{service}.failures.{_CONN_FAILED}:1|c{at}",
-            f"{client}.failures:1|c{at}",
-            f"{client}.failures.{_CONN_FAILED}:1|c{at}",
-            f"{client}.failures.{_CONN_FAILED}.{_ANNOTATED}:1|c{at}",
-        ]
-    return [
-        f"{service}.failures:1|c{at}",
-        f"{service}.failures.{_SYNTHETIC}:1|c{at}",
-        f"{client}.failures:1|c{at}",
-    ]
+class _Emitter:
+    """Lines of one service step; each counter increment and each timer observation is
+    kept or dropped on its own, with probability ``rate`` (java-dogstatsd-client)."""
+
+    def __init__(self, rng: random.Random, rate: float, median_ms: float) -> None:
+        self.rng, self.rate, self.mu = rng, rate, math.log(median_ms)
+        self.at = f"|@{rate:.6f}"
+        self.lines: list[str] = []
+
+    def count(self, name: str, times: int) -> None:
+        self.lines.extend([f"{name}:1|c{self.at}"] * _binomial(self.rng, times, self.rate))
+
+    def timer(self, name: str, times: int, shift: int = 0) -> None:
+        for _ in range(_binomial(self.rng, times, self.rate)):
+            value = max(0, int(self.rng.lognormvariate(self.mu, 0.5)) - shift)
+            self.lines.append(f"{name}:{value}|ms{self.at}")
 
 
 def _token(name: str) -> str:

@@ -42,7 +42,9 @@ def test_lines_have_linkerd_wire_format() -> None:
 def test_counts_follow_the_sample_rate() -> None:
     traffic = _traffic(rate=0.1)
     lines = traffic.requests_step(0.0, 100.0)
-    service_requests = sum(1 for x in lines if ".service.svc.checkout.requests:" in x)
+    service_requests = sum(
+        1 for x in lines if x.startswith("linkerd.rt.outgoing.service.svc.checkout.requests:")
+    )
     estimated = service_requests / 0.1
     assert 20_000 * 0.85 < estimated < 20_000 * 1.15
 
@@ -51,7 +53,7 @@ def _median_latency(lines: list[str]) -> float:
     values = sorted(
         int(x.split(":")[1].split("|")[0])
         for x in lines
-        if ".service.svc.checkout.request_latency_ms:" in x
+        if x.startswith("linkerd.rt.outgoing.service.svc.checkout.request_latency_ms:")
     )
     return values[len(values) // 2]
 
