@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,8 @@ from typing import Any
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
 from ingest_sidecar.spool import Spool
-from tests.fixtures.influxd import free_port
+from meshalert.lineprotocol import decode
+from tests.fixtures.http_server import RecordingHttpServer
 from tests.ingest_sidecar.sidecar_helpers import Sent, send_rounds
 
 
@@ -27,23 +27,29 @@ def _settings(tmp_path: Path, store_url: str, **extra: Any) -> SidecarSettings:
     return SidecarSettings(**values)
 
 
-def _health(db: Path) -> list[dict[str, float]]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT p.ts, p.field, p.value FROM points p JOIN series s ON s.id = p.series_id "
-            "WHERE s.measurement = 'meshalert_sidecar'"
-        ).fetchall()
+def _health(server: RecordingHttpServer) -> list[dict[str, float]]:
+    """The health points the store accepted (the server answered 204), oldest first."""
     by_ts: dict[int, dict[str, float]] = {}
-    for ts, name, value in rows:
-        by_ts.setdefault(int(ts), {})[str(name)] = float(value)
+    for request in server.requests:
+        if request.path != "/write":
+            continue
+        for line in request.text.splitlines():
+            if line.startswith("meshalert_sidecar,"):
+                point = decode(line)
+                fields = {k: float(v) for k, v in point.fields if not isinstance(v, str)}
+                by_ts.setdefault(point.timestamp_ms, {}).update(fields)
     return [by_ts[ts] for ts in sorted(by_ts)]
 
 
-def test_drops_before_a_restart_are_in_every_later_health_point(tmp_path: Path) -> None:
-    # Run 1: the store is down and the 64 KiB spool overflows: the oldest batches, health
-    # points included, are dropped.
-    dead = f"influxdb1://127.0.0.1:{free_port()}/mesh"
-    first = Sidecar(_settings(tmp_path, dead), backoff_max_s=0.2)
+def test_drops_before_a_restart_are_in_every_later_health_point(
+    tmp_path: Path, http_server: RecordingHttpServer
+) -> None:
+    # One store (a real HTTP server speaking InfluxDB 1.x's /write), so both runs share its
+    # spool. Run 1: the store answers 503 and the 64 KiB spool overflows: the oldest batches,
+    # health points included, are dropped.
+    store = f"influxdb1://127.0.0.1:{http_server.port}/mesh"
+    http_server.set_default(503, "down")
+    first = Sidecar(_settings(tmp_path, store), backoff_max_s=0.2)
     first.start()
     try:
         for chunk in range(10):
@@ -56,19 +62,20 @@ def test_drops_before_a_restart_are_in_every_later_health_point(tmp_path: Path) 
     assert dropped_before > 0, "the spool bound was reached"
 
     # Run 2: the store works; the spool's survivors are replayed first.
-    db = tmp_path / "m.db"
-    second = Sidecar(_settings(tmp_path, f"sqlite:///{db}"))
+    http_server.requests.clear()
+    http_server.set_default(204)
+    second = Sidecar(_settings(tmp_path, store))
     second.start()
     try:
         time.sleep(1.0)
     finally:
         second.stop()
-    after = Spool(str(tmp_path / "spool"), 64 * 1024)
+    after = Spool(second.settings.spool_path, 64 * 1024)
     total = after.dropped_lines
     after.close()
     assert total >= dropped_before  # persisted, not reset by the restart
 
-    health = _health(db)
+    health = _health(http_server)
     assert len(health) >= 3, "run 2 wrote health points"
     # The points run 2 made count run 1's drops; the last one counts them all.
     assert all(h["spool_dropped_lines_total"] >= dropped_before for h in health[-3:])
