@@ -247,9 +247,23 @@ OTHER_VARIABLES = (
     "MESHALERT_SSM_PREFIX",
     "MESHALERT_HEARTBEAT_INGEST_STALE",
     "MESHALERT_HEARTBEAT_EVALUATION_STALE",
-    "MESHALERT_REQUIRE_NODE",  # make test: node tools must be there, no skip
+    "MESHALERT_DEAD_LETTER_MAX_BYTES",
+    "MESHALERT_LINKERD_ADMIN_URL",
+    "MESHALERT_STATUS_LISTEN",
+    # make test and the tools it builds: these must be there (no skip), or live elsewhere
+    "MESHALERT_REQUIRE_NODE",
+    "MESHALERT_REQUIRE_BROWSER",
+    "MESHALERT_REQUIRE_INFLUXDB2",
+    "MESHALERT_CACHE",
+    "MESHALERT_INFLUXD2",
+    "MESHALERT_LINKERD_HOME",
 )
-VARIABLE_PREFIXES = ("MESHALERT_RULE__", "MESHALERT_TEST_", "MESHALERT_BENCH_")
+VARIABLE_PREFIXES = (
+    "MESHALERT_RULE__",
+    "MESHALERT_TEST_",
+    "MESHALERT_BENCH_",
+    "MESHALERT_FUZZ_",
+)
 """Rule overrides are validated by the rules loader; tests and benchmarks have their own."""
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 

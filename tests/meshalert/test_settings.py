@@ -139,3 +139,38 @@ def test_every_setting_has_a_variable_and_a_flag() -> None:
     assert set(ENV_NAMES) == set(Settings.model_fields)
     assert flag_name("store_url") == "--store"
     assert flag_name("slack_webhook_url") == "--slack-webhook-url"
+
+
+def test_every_variable_the_project_reads_is_known() -> None:
+    """A name read somewhere but missing from the known list would be warned about as a typo
+    (the status page's MESHALERT_STATUS_LISTEN once was), so scan what the project ships."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from meshalert.settings import VARIABLE_PREFIXES, known_variables
+
+    root = Path(__file__).resolve().parents[2]
+    files = subprocess.run(
+        ["git", "ls-files", "--", "*.py", "*.sh", "*.yml", "*.yaml", "Makefile"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    shipped = [f for f in files if not f.startswith("tests/") or f.startswith("tests/fixtures/")]
+    names = {
+        name
+        for f in shipped
+        for name in re.findall(r"MESHALERT_[A-Z0-9_]*[A-Z0-9]", (root / f).read_text("utf-8"))
+    }
+    assert len(names) > 20
+    unknown = sorted(
+        n
+        for n in names
+        if n not in known_variables()
+        and not n.startswith(VARIABLE_PREFIXES)
+        # a stem that code completes, e.g. "MESHALERT_HEARTBEAT_" + name
+        and not any(k.startswith(f"{n}_") for k in (*known_variables(), *VARIABLE_PREFIXES))
+    )
+    assert unknown == []

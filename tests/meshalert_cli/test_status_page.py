@@ -54,6 +54,16 @@ def test_a_bad_address_names_where_it_came_from(
         listen_address(_args(*argv), env)
 
 
+SHORT_WINDOWS = """
+defaults:
+  latency: {window: 4s}
+  failures: {window: 4s}
+  endpoints: {window: 4s}
+  retries: {window: 4s}
+"""
+"""Cycles start once the longest window has passed (the warm-up): keep it seconds long."""
+
+
 def test_run_serves_the_page_until_sigterm(tmp_path: Path) -> None:
     env = base_env(
         {
@@ -62,6 +72,7 @@ def test_run_serves_the_page_until_sigterm(tmp_path: Path) -> None:
             "MESHALERT_STATE": f"sqlite:///{tmp_path / 'state.db'}",
             "MESHALERT_SPOOL_DIR": str(tmp_path / "spool"),
             "MESHALERT_EVAL_INTERVAL": "2s",
+            "MESHALERT_RULES": SHORT_WINDOWS,
             ENV: "127.0.0.1:0",
         }
     )
@@ -101,6 +112,7 @@ def test_a_taken_port_leaves_alerting_running(tmp_path: Path) -> None:
                 "MESHALERT_STATE": f"sqlite:///{tmp_path / 'state.db'}",
                 "MESHALERT_SPOOL_DIR": str(tmp_path / "spool"),
                 "MESHALERT_EVAL_INTERVAL": "2s",
+                "MESHALERT_RULES": SHORT_WINDOWS,
                 ENV: f"127.0.0.1:{port}",
             }
         )
