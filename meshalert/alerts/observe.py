@@ -78,6 +78,11 @@ def judged_routers(routed: RoutedAggregates, policy: str) -> list[str]:
 def _observe_routed(
     cls: AlertClass, key: str, routed: RoutedAggregates, percentile: float, policy: str
 ) -> Observation:
+    if cls is AlertClass.ENDPOINTS and policy == ROUTER_AUTO:
+        # Balancers are judged one by one and never summed, so judging every router counts
+        # nothing twice; and pods show only on each node's incoming (localnode) balancer: the
+        # caller's outgoing daemonset balancer counts nodes and would miss a lost pod.
+        policy = ROUTER_ANY
     routers = judged_routers(routed, policy)
     if not routers:
         return Observation(cls, key, None, detail={"router": policy})

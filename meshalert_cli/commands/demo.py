@@ -145,7 +145,7 @@ def demo_env(directory: Path) -> dict[str, str]:
             "MESHALERT_EVAL_INTERVAL": f"{EVAL_INTERVAL_S}s",
             "MESHALERT_FLUSH_INTERVAL": "1s",
             "MESHALERT_WINDOW_GRACE": "1s",  # windows end 2 s before each cycle, not 11 s
-            "MESHALERT_SERVICE_NAMESPACE": f"outgoing={DEMO_NAMESPACE}",
+            "MESHALERT_SERVICE_NAMESPACE": f"outgoing={DEMO_NAMESPACE},incoming={DEMO_NAMESPACE}",
         }
     )
     return env

@@ -90,7 +90,12 @@ def test_item2_each_balancer_of_the_host_is_judged_alone(backend: Backend) -> No
         (b,) = agg.balancers
         gauges[router] = (b.available, b.size)
     assert gauges == {"outgoing": (1.0, 1.0), "incoming": (2.0, 3.0)}
-    caller, fired = judge(backend, AlertClass.ENDPOINTS, "one_backend_down", end)
+    # auto judges every balancer for endpoints: the lost pod shows on incoming only.
+    auto, fired = judge(backend, AlertClass.ENDPOINTS, "one_backend_down", end)
+    assert (auto.detail["router"], auto.value, fired) == ("incoming", pytest.approx(2 / 3), True)
+    caller, fired = judge(
+        backend, AlertClass.ENDPOINTS, "one_backend_down", end, "defaults: {router: outgoing}"
+    )
     assert (caller.detail["router"], caller.value, fired) == ("outgoing", 1.0, False)
     every, fired = judge(
         backend, AlertClass.ENDPOINTS, "one_backend_down", end, "defaults: {router: '*'}"
@@ -109,8 +114,8 @@ def test_item3_removed_endpoints_fire_on_the_learned_count_only(backend: Backend
     # The capture lasted 10 s with gauges every 2 s: flushed every 2 s (MESHALERT_FLUSH_INTERVAL)
     # the sidecar keeps both sizes; one 10 s flush would keep only the last gauge value.
     end = replay_into(backend, "endpoints_removed", flush_ms=2_000)
-    incoming = "defaults: {router: incoming, endpoints: {window: 2s}}"
-    obs, fired = judge(backend, AlertClass.ENDPOINTS, "endpoints_removed", end, incoming)
+    auto = "defaults: {endpoints: {window: 2s}}"
+    obs, fired = judge(backend, AlertClass.ENDPOINTS, "endpoints_removed", end, auto)
     assert (obs.value, obs.detail["learned_ratio"], fired) == (1.0, pytest.approx(1 / 3), True)
     ratio_only = (
         "defaults: {router: incoming, endpoints: {window: 2s, expected_ratio_at_most: null}}"

@@ -44,7 +44,7 @@ class _Reader:
     services: Mapping[str, FailuresAggregate]
 
     def fetch(self, query: ClassQuery) -> ClassAggregates:
-        return ClassAggregates(query, dict(self.services), "q")
+        return ClassAggregates(query, {k: {"": a} for k, a in self.services.items()}, "q")
 
 
 @pytest.fixture

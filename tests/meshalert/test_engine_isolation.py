@@ -30,7 +30,8 @@ class _Reader:
     services: Mapping[str, FailuresAggregate]
 
     def fetch(self, query: ClassQuery) -> ClassAggregates:
-        return ClassAggregates(query, dict(self.services), "q")
+        # One router without a name, as series without a router tag come back.
+        return ClassAggregates(query, {k: {"": a} for k, a in self.services.items()}, "q")
 
 
 def _cycle(services: Mapping[str, FailuresAggregate]) -> tuple[MemoryStateStore, CycleReport]:
