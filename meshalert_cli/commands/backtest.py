@@ -63,6 +63,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DURATION",
         help="cycle length (default: MESHALERT_EVAL_INTERVAL, else 1m)",
     )
+    p.add_argument(
+        "--settle",
+        type=duration_ms,
+        metavar="DURATION",
+        help="how long before each cycle its windows end "
+        "(default: MESHALERT_FLUSH_INTERVAL + MESHALERT_WINDOW_GRACE, 15s)",
+    )
     p.add_argument("--report", default="meshalert-backtest.html", help="HTML report path")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(handler=run)
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         interval_ms=interval,
         classes=[AlertClass(args.alert_class)] if args.alert_class else tuple(AlertClass),
         services=args.service,
-        settle_ms=settings.window_settle_ms,
+        settle_ms=settings.window_settle_ms if args.settle is None else args.settle,
         lookback_ms=settings.endpoints_lookback_ms,
     )
     elapsed = time.monotonic() - started

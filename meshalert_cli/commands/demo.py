@@ -33,7 +33,7 @@ DEMO_RULES = """
 defaults:
   latency:   {percentile: 99, above_ms: 500, recover_below_ms: 400, window: 15s, for: 6s}
   failures:  {rate_above: 0.05, min_requests: 20, window: 15s, for: 6s}
-  endpoints: {available_ratio_below: 0.7, window: 6s, for: 6s}
+  endpoints: {expected_ratio_at_most: 0.7, available_ratio_below: 0.7, window: 6s, for: 6s}
   retries:   {exhausted_above: 0, ratio_above: 0.2, window: 15s, for: 6s}
   renotify: 1h
 """
@@ -41,6 +41,8 @@ DEMO_NAMESPACE = "production"
 """Every demo service lives here, and the sidecar maps the logical names into it
 (``MESHALERT_SERVICE_NAMESPACE``), so the table and the notifications use one key:
 ``production/checkout``."""
+SETTLE = 2
+"""Seconds each window ends before its cycle: the demo's 1 s flush plus 1 s grace."""
 INCIDENTS_AT_S = 15.0
 INCIDENT_LENGTH_S = 30.0
 DURATION_S = 95.0
@@ -144,7 +146,7 @@ def demo_env(directory: Path) -> dict[str, str]:
             "MESHALERT_SPOOL_DIR": str(base / "spool"),
             "MESHALERT_EVAL_INTERVAL": f"{EVAL_INTERVAL_S}s",
             "MESHALERT_FLUSH_INTERVAL": "1s",
-            "MESHALERT_WINDOW_GRACE": "1s",  # windows end 2 s before each cycle, not 11 s
+            "MESHALERT_WINDOW_GRACE": f"{SETTLE - 1}s",  # windows end SETTLE s before a cycle
             "MESHALERT_SERVICE_NAMESPACE": f"outgoing={DEMO_NAMESPACE},incoming={DEMO_NAMESPACE}",
         }
     )
@@ -311,6 +313,7 @@ def summary(feed: NotificationFeed, directory: Path, started_ms: int, ended_ms: 
         f"  {me} status --all --state {state}",
         f"  {me} history --state {state}",
         f"  {me} backtest --store {store} --rules {rules} --interval {EVAL_INTERVAL_S}s "
-        f"--since {since_s}s --until {until_ms} --report {shlex.quote(base + '/backtest.html')}",
+        f"--settle {SETTLE}s --since {since_s}s --until {until_ms} "
+        f"--report {shlex.quote(base + '/backtest.html')}",
     ]
     return "\n".join(lines)
