@@ -122,7 +122,7 @@ def test_every_bucket_interpolates_inside_itself_after_a_round_trip(backend: Bac
     assert len(medians) == len(BOUNDS) - 1
     for i in range(1, len(BOUNDS)):
         lower, upper = BOUNDS[i - 1], BOUNDS[i]
-        assert result.services[f"prod/b{i}"] == LatencyAggregate({upper: 4.0})
+        assert result.services[f"prod/b{i}"] == {"": LatencyAggregate({upper: 4.0})}
         assert medians[f"prod/b{i}"].value == pytest.approx((lower + upper) / 2, rel=1e-12)
 
 
