@@ -28,6 +28,9 @@ def _run(tmp_path: Path, name: str, state: Path) -> tuple[subprocess.Popen[bytes
             "MESHALERT_STORE": f"sqlite:///{tmp_path / f'{name}-store.db'}",
             "MESHALERT_STATE": f"sqlite:///{state}",
             "MESHALERT_SPOOL_DIR": str(tmp_path / f"{name}-spool"),
+            # Cycles start once the longest window has passed (the warm-up): keep it short.
+            "MESHALERT_RULES": "defaults: {latency: {window: 2s}, failures: {window: 2s},"
+            " endpoints: {window: 2s}, retries: {window: 2s}}",
         }
     )
     log = tmp_path / f"{name}.log"

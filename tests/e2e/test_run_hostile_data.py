@@ -16,7 +16,12 @@ from tests.fixtures.http_server import RecordingHttpServer
 
 pytestmark = pytest.mark.e2e
 
-RULES = "defaults: {failures: {rate_above: 0.05, min_requests: 1, window: 10s, for: 0s}}"
+RULES = (
+    "defaults: {failures: {rate_above: 0.05, min_requests: 1, min_samples: 1, confidence: null,"
+    " window: 10s, for: 0s},"
+    # every class: a cycle is complete when all four evaluated, after the warm-up
+    " latency: {window: 10s}, endpoints: {window: 10s}, retries: {window: 10s}}"
+)
 HOSTILE = [
     "a/b/c",
     "x'$(touch${IFS}pwned)'",

@@ -16,7 +16,10 @@ from tests.fixtures.http_server import RecordingHttpServer
 
 pytestmark = pytest.mark.e2e
 
-GOOD = "defaults: {failures: {rate_above: 0.05, min_requests: 1, window: 10s, for: 0s}}\n"
+GOOD = (
+    "defaults: {failures: {rate_above: 0.05, min_requests: 1, min_samples: 1, confidence: null,"
+    " window: 10s, for: 0s}}\n"
+)
 BAD = {
     "deep": "defaults: " + "[" * 20000 + "]" * 20000 + "\n",
     "duplicate": "defaults:\n  failures: {rate_above: 0.5}\n  failures: {rate_above: 0.9}\n",
