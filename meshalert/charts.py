@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+
+from meshalert.safe_text import html_text as escape  # control characters too
 
 Point = tuple[int, float | None]
 """(time in epoch ms, value or None when no data came for that time)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 
 from meshalert.charts import MILLISECONDS, PERCENT, Chart, Unit, render_svg
 from meshalert.durations import format_duration_ms
+from meshalert.safe_text import html_text as escape  # control characters too
 from meshalert.signals import SIGNAL_TITLES, SIGNAL_UNITS
 from meshalert.state.protocols import HistoryEntry
 from meshalert.statuspage.model import AlertView, SignalSeries, StatusSnapshot

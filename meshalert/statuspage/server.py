@@ -13,13 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from html import escape
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
 import structlog
 
+from meshalert.safe_text import html_text as escape  # control characters too
 from meshalert.statuspage.model import StatusSnapshot
 from meshalert.statuspage.render import render_page, render_starting
 
