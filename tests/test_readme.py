@@ -11,7 +11,8 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 TOP = (
     r"(?:infra|functions|meshalert|ingest_sidecar|meshalert_cli|deploy|tools|benchmarks|tests|\.ci)"
 )
-REPO_PATH = re.compile(rf"(?<![\w/.:@-]){TOP}/[\w./-]*")
+# Not a key such as the heartbeat's alert ``meshalert/skipped:<class>`` (a colon follows).
+REPO_PATH = re.compile(rf"(?<![\w/.:@-]){TOP}/[\w./-]*(?![\w./-]*:)")
 FILE_NAME = re.compile(r"(?<![\w/.-])[\w.-]+\.(?:md|ya?ml|toml|py|txt|json)\b")
 USER_FILES = {
     # files the reader writes, not files shipped in the repository

@@ -93,7 +93,9 @@ def _deliveries(server: RecordingHttpServer) -> Counter[tuple[str, str, str]]:
     return out
 
 
-def run_real_linkerd_scenario(tmp_path: Path, store_url: str) -> Outcome:
+def run_real_linkerd_scenario(
+    tmp_path: Path, store_url: str, store_env: dict[str, str] | None = None
+) -> Outcome:
     webhook = RecordingHttpServer()
     webhook.start()
     backends: list[RecordingHttpServer] = []
@@ -116,6 +118,7 @@ def run_real_linkerd_scenario(tmp_path: Path, store_url: str) -> Outcome:
             "MESHALERT_HOST": "e2e-node",
             "MESHALERT_RULES": RULES,
             "MESHALERT_WEBHOOK_URL": f"{webhook.url}/hooks/meshalert",
+            **(store_env or {}),
         }
     )
     run = MeshalertRun(env, tmp_path, "run")

@@ -1,7 +1,7 @@
 """The four alert classes on a real Linkerd 1.7.5 (two routers, io.l5d.statsd at sampleRate
-1.0) with ``meshalert run`` on SQLite and on influxd 1.x: each incident is caused physically
-and must fire its own class once for its own service and resolve once; healthy services stay
-silent. See :mod:`tests.e2e.real_linkerd` for the timeline.
+1.0) with ``meshalert run`` on SQLite, influxd 1.x and InfluxDB 2 (Flux): each incident is
+caused physically and must fire its own class once for its own service and resolve once;
+healthy services stay silent. See :mod:`tests.e2e.real_linkerd` for the timeline.
 
 A class that does not fire on the real thing is a finding of issue 10, marked ``xfail``
 (strict, so a fix makes it fail until the mark goes) with the finding as the reason.
@@ -23,12 +23,13 @@ from tests.e2e.real_linkerd import (
     run_real_linkerd_scenario,
 )
 from tests.fixtures.influxd import InfluxdServer
+from tests.fixtures.influxd2 import Influxd2Server
 from tests.fixtures.linkerd import skip_without_linkerd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.linkerd, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "influxdb1"])
+@pytest.fixture(scope="module", params=["sqlite", "influxdb1", "influxdb2"])
 def outcome(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Outcome]:
@@ -36,6 +37,13 @@ def outcome(
     tmp_path: Path = tmp_path_factory.mktemp(f"real-linkerd-{request.param}")
     if request.param == "sqlite":
         yield run_real_linkerd_scenario(tmp_path, f"sqlite:///{tmp_path / 'meshalert.db'}")
+        return
+    if request.param == "influxdb2":  # the real Flux engine
+        server: Influxd2Server = request.getfixturevalue("influxd2")
+        bucket = server.create_bucket("t_" + uuid.uuid4().hex[:12])
+        yield run_real_linkerd_scenario(
+            tmp_path, server.store_url(bucket), {"MESHALERT_INFLUXDB_TOKEN": server.token}
+        )
         return
     influxd: InfluxdServer = request.getfixturevalue("influxd")
     database = "t_" + uuid.uuid4().hex[:12]
@@ -63,13 +71,10 @@ def test_failures_fire_for_refused_connections(outcome: Outcome) -> None:
     _fires_and_resolves_once(outcome, "failures")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding, issue 10 item 3: endpoints leaving discovery drop loadbalancer.size with "
-    "available (5/5 -> 2/2 on the incoming router), so available/size stays 1.0 and the "
-    "ratio test never fires; the outgoing balancer (size 1, the node) hides it further",
-)
 def test_endpoints_fire_when_endpoints_leave_the_disco_file(outcome: Outcome) -> None:
+    # Issue 10 item 3: size falls with available (5/5 -> 2/2 on the incoming router), so
+    # only the learned count (the balancer's recent largest size) sees it, and only on the
+    # incoming balancer (the outgoing one holds the node): auto judges every balancer.
     _fires_and_resolves_once(outcome, "endpoints")
 
 
