@@ -318,10 +318,10 @@ def test_subprocess_kill9_loses_at_most_the_unflushed_interval(
         assert stored.get(interval) == parsed, interval
     for interval, parsed in flushed.items():
         assert samples.get(interval, 0.0) == parsed / 3, interval
-    # What was lost is exactly what had not been flushed when the process died.
+    # Nothing flushed is lost. An interval may be spooled (durably) an instant before its
+    # log line is written, so the store can hold more than the log names, never less.
     stored_lines = sum(v for ts, v in stored.items())
-    assert stored_lines == sum(flushed.values())
-    assert sent.lines - stored_lines >= 0
+    assert sum(flushed.values()) <= stored_lines <= sent.lines
 
 
 def _influx_by_ts(store: InfluxdServer, measurement: str, field_name: str) -> dict[int, float]:
