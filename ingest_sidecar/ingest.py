@@ -76,6 +76,11 @@ class IngestCore:
         self._parsed = 0
         self._bad: dict[str, int] = {}
 
+    def cached_names(self) -> tuple[int, int]:
+        """(names in the mapper's cache, line shapes cached): both bounded, see __init__."""
+        with self._lock:
+            return self._mapper.cached, self._shape_count
+
     def counts(self) -> IngestCounts:
         with self._lock:
             return self._counts_locked()

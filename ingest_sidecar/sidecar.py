@@ -92,6 +92,10 @@ class Sidecar:
     def flushes(self) -> int:
         return self._flusher.flushes if self._flusher else 0
 
+    def cached_names(self) -> tuple[int, int]:
+        """(mapped names, line shapes) the statsd path holds in its caches."""
+        return self._core.cached_names() if self._core else (0, 0)
+
     def ingest_counts(self) -> IngestCounts:
         return self._core.counts() if self._core else IngestCounts()
 
@@ -119,17 +123,28 @@ class Sidecar:
                 dead_letter_max_bytes=s.dead_letter_max_bytes_value,
                 backoff_max_s=self._backoff_max_s,
             )
+            # Every name cache is sized by MAX_SERIES: a name beyond the series budget is
+            # refused anyway, and fixed caches larger than it let a flood of distinct
+            # names grow memory past a limit that MAX_SERIES was chosen to fit.
             mapper = NameMapper(
-                s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
+                s.statsd_prefix,
+                s.service_depths,
+                service_namespaces=s.service_namespaces,
+                cache_size=s.max_series,
             )
             kinds = KindRegistry(s.max_series)
             self._core = IngestCore(
-                mapper, lambda: IntervalAggregator(max_series=s.max_series, kinds=kinds)
+                mapper,
+                lambda: IntervalAggregator(max_series=s.max_series, kinds=kinds),
+                shape_cache_max=s.max_series,
             )
             if s.linkerd_admin_url:
                 # Its own mapper: NameMapper's cache is not shared across threads.
                 pull_mapper = NameMapper(
-                    s.statsd_prefix, s.service_depths, service_namespaces=s.service_namespaces
+                    s.statsd_prefix,
+                    s.service_depths,
+                    service_namespaces=s.service_namespaces,
+                    cache_size=s.max_series,
                 )
                 self._fetcher = HttpMetricsFetcher(s.linkerd_admin_url)
                 self._pull = AdminPullSource(

@@ -132,6 +132,18 @@ def test_containers_are_bounded_pinned_and_sidecar_locked_down() -> None:
     assert env["MESHALERT_SPOOL_DIR"]["value"] == spool_mount["mountPath"]
 
 
+def test_sidecar_series_budget_fits_its_memory_limit() -> None:
+    """The default MAX_SERIES (100000) peaked above 256Mi under a flood of distinct names
+    (benchmarks/cardinality.py); 25000 peaked at 174 MiB. A limit the process can exceed
+    gets the sidecar OOM-killed with its unflushed interval, so the two move together."""
+    sidecar = _containers()["meshalert-sidecar"]
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    limit = sidecar["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    max_series = int(env["MESHALERT_MAX_SERIES"])
+    assert max_series <= 25_000 * int(limit[:-2]) // 256
+
+
 def test_secret_refs_match_the_template_and_it_holds_no_real_secret() -> None:
     template = _one("Secret", "meshalert-sidecar")
     keys = set(template["stringData"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -84,6 +85,33 @@ def test_in_process_sqlite_totals_gauges_and_bad_lines(tmp_path: Path) -> None:
     }
     assert sqlite_sum(db, "meshalert_sidecar", "written") > 0
     assert not (tmp_path / "spool" / "dead-letter.lp").exists()
+
+
+def test_name_caches_are_bounded_by_max_series(tmp_path: Path) -> None:
+    """A flood of distinct names cannot grow the name caches past MAX_SERIES: memory is
+    planned from MAX_SERIES (README "Bounds"), so no cache may be sized independently."""
+    max_series = 40
+    sidecar = Sidecar(_settings(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", max_series=max_series))
+    sidecar.start()
+    mapped_peak = shapes_peak = 0
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for batch in range(20):
+                names = [f"linkerd.rt.outgoing.service.svc.flood-{batch}-{i}" for i in range(20)]
+                sock.sendto("\n".join(f"{n}.requests:1|c" for n in names).encode(), sidecar.address)
+                time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while True:  # caches are cleared when full, so watch their peak while lines arrive
+            mapped, shapes = sidecar.cached_names()
+            mapped_peak, shapes_peak = max(mapped_peak, mapped), max(shapes_peak, shapes)
+            if sidecar.ingest_counts().lines >= 400 or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+    finally:
+        sidecar.stop()
+    assert sidecar.ingest_counts().lines == 400
+    assert 0 < mapped_peak <= max_series
+    assert 0 < shapes_peak <= max_series
 
 
 def test_spool_directory_is_exclusive(tmp_path: Path) -> None:
