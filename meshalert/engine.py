@@ -266,7 +266,12 @@ class Engine:
                 count=len(report.skipped),
                 services=report.skipped_sample(),
             )
-        suppressor = self._suppressor(alert_class, suppression or NoRules(), cycle_ms, records)
+        # Inhibiting alerts are read only when something could be held back or owed: most
+        # cycles notify nothing and have nothing firing.
+        needed = bool(outbox) or any(r.state is AlertState.FIRING for r in records)
+        suppressor = self._suppressor(
+            alert_class, suppression or NoRules(), cycle_ms, records if needed else None
+        )
         decision = decide(outbox, suppressor)
         owed = self._catch_up(alert_class, rules, results, outbox, suppressor, cycle_ms, report)
         # A catch-up replaces the same alert's reminder of this cycle: one message, not two.
@@ -316,7 +321,7 @@ class Engine:
         alert_class: AlertClass,
         rules: SuppressionRules,
         cycle_ms: int,
-        records: Sequence[AlertRecord],
+        records: Sequence[AlertRecord] | None,
     ) -> Suppressor:
         """Silences (state store), windows and inhibition in force at ``cycle_ms``; the
         source alerts are this cycle's records of the class, the saved records of other
@@ -325,7 +330,7 @@ class Engine:
         relevant = [
             r for r in base.inhibit if not r.target_classes or alert_class in r.target_classes
         ]
-        if not relevant:
+        if not relevant or records is None:
             return base
         sources: list[AlertRecord] = []
         classes = {r.source_class for r in relevant if not _heartbeat_glob(r.source_service)}
