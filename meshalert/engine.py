@@ -282,11 +282,10 @@ class Engine:
             if not (n.kind is NotificationKind.REMINDER and n.service in replaced)
         ] + owed
         history = _mark_suppressed(history, decision.suppressed, suppressor)
-        self.state.save(records)
-        if history:
-            self.state.append_history(history)
         if decision.suppressed:
-            # Before anything is sent: a held FIRING must be on record for its catch-up.
+            # Before the records: a cycle that dies in between is retried from the old
+            # records and holds the same keys again, while a saved FIRING record without its
+            # held notification on file would never get its catch-up.
             self.state.note_suppressed(decision.suppressed)
             report.suppressed.update((h.dedup_key, h.reason) for h in decision.suppressed)
             log.info(
@@ -296,6 +295,9 @@ class Engine:
                 count=len(decision.suppressed),
                 sample=[printable(h.reason) for h in decision.suppressed[:5]],
             )
+        self.state.save(records)
+        if history:
+            self.state.append_history(history)
         # After the state is saved: the cycle's notifications all at once, every channel in
         # its own thread, plus this class's earlier notifications still missing a channel.
         deliver_all(
