@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
 from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert.stores.sqlite_reader import SqliteWindowReader
 from meshalert.stores.sqlite_store import SqliteWriter, open_database
-from meshalert.suppression import Silence
+from meshalert.suppression import Silence, Suppressed
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 
@@ -250,5 +250,51 @@ def test_a_maintenance_window_in_the_rules_has_the_same_semantics(
     for minute in range(15, 20):
         setup.cycle(engine, minute)
     setup.cycle(engine, 15)  # a retried cycle
+    assert setup.sent() == Counter({("checkout", "firing"): 1})
+    state.close()
+
+
+class _DiesOnce(SqliteStateStore):
+    """The real SQLite state, except that the process "dies" the first time the cycle
+    records a held notification, or saves its records (``at``)."""
+
+    at = "note_suppressed"
+    died = False
+
+    def _maybe_die(self, where: str) -> None:
+        if where == self.at and not self.died:
+            self.died = True
+            raise RuntimeError("killed")
+
+    def note_suppressed(self, entries: Sequence[Suppressed]) -> None:
+        self._maybe_die("note_suppressed")
+        super().note_suppressed(entries)
+
+    def save(self, records: Sequence[AlertRecord]) -> None:
+        if any(r.state is AlertState.FIRING for r in records):
+            self._maybe_die("save")
+        super().save(records)
+
+
+@pytest.mark.parametrize("where", ["note_suppressed", "save"])
+def test_a_cycle_dying_while_it_holds_the_page_still_owes_it(
+    tmp_path: Path, webhook: RecordingHttpServer, where: str
+) -> None:
+    setup = _setup(tmp_path, webhook, incident_end_s=25 * 60)
+    state = _DiesOnce(setup.state)
+    state.at = where
+    reader = SqliteWindowReader(open_database(str(setup.store), readonly=True))
+    router = Router({"webhook": WebhookNotifier(webhook.url + "/hook", policy=FAST)})
+    engine = Engine(reader, state, router)
+    state.add_silence(_silence(end_minute=15))
+    for minute in range(1, 15):
+        try:
+            setup.cycle(engine, minute)
+        except RuntimeError:
+            setup.cycle(engine, minute)  # the scheduler's retry of the same cycle
+    assert state.died
+    assert webhook.requests == []
+    for minute in range(15, 18):
+        setup.cycle(engine, minute)
     assert setup.sent() == Counter({("checkout", "firing"): 1})
     state.close()
