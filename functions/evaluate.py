@@ -79,6 +79,8 @@ def _evaluate(
         container.router,
         settle_ms=container.settings.window_settle_ms,
         lookback_ms=container.settings.endpoints_lookback_ms,
+        # The heartbeat's firing pipeline alerts inhibit the no-data noise they explain.
+        inhibitors=lambda: container.health_records.load().values(),
     )
     report = evaluate_class(
         engine,

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 import shlex
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -35,6 +35,7 @@ from meshalert.alerts.model import (
     Evidence,
     NoDataPolicy,
     Notification,
+    NotificationKind,
     Observation,
     Severity,
     ThresholdInForce,
@@ -54,6 +55,14 @@ from meshalert.queries.model import (
 from meshalert.safe_text import printable
 from meshalert.state.protocols import HistoryEntry, SkippedServices, StateStore
 from meshalert.state.serialization import history_entry_from_step
+from meshalert.suppression import (
+    NoRules,
+    Suppressed,
+    SuppressionRules,
+    Suppressor,
+    catch_up,
+    decide,
+)
 
 log = structlog.get_logger("meshalert.engine")
 
@@ -115,6 +124,10 @@ class CycleReport:
     skipped: dict[str, str] = field(default_factory=dict)
     """Services left out of this cycle (service key -> why): a bad name, a rule that does
     not resolve for it, an impossible value. The other services are evaluated as usual."""
+    suppressed: dict[str, str] = field(default_factory=dict)
+    """Notifications held back this cycle (dedup key -> reason; see meshalert.suppression)."""
+    caught_up: list[str] = field(default_factory=list)
+    """Dedup keys re-issued because the suppression that held them has ended."""
 
     def skipped_sample(self) -> list[str]:
         """The first skipped services, escaped for any log or terminal."""
@@ -131,6 +144,8 @@ class CycleReport:
             "notifications": len(self.notifications),
             "duplicates_skipped": self.duplicates_skipped,
             "send_failures": self.send_failures,
+            "suppressed": len(self.suppressed),
+            "caught_up": len(self.caught_up),
             "firing": sum(1 for s in self.states.values() if s is AlertState.FIRING),
         }
 
@@ -173,6 +188,8 @@ class Engine:
     """Windows end this long before the cycle time (see the module docstring)."""
     lookback_ms: int = DEFAULT_LOOKBACK_MS
     """How far back the endpoints class learns each balancer's largest size."""
+    inhibitors: Callable[[], Iterable[AlertRecord]] | None = None
+    """Alert records kept outside the class records that may inhibit (the heartbeat's)."""
 
     def __post_init__(self) -> None:
         if self.baselines is None and isinstance(self.reader, BucketReader):
@@ -189,6 +206,7 @@ class Engine:
         deadline_s: float | None = None,
         percentile_of: Callable[[str], float] | None = None,
         baseline_windows: Iterable[int] = (),
+        suppression: SuppressionRules | None = None,
     ) -> CycleReport:
         """Evaluate every service of one class at ``cycle_ms``.
 
@@ -196,6 +214,8 @@ class Engine:
         distinct window, whatever the number of services. ``baseline_windows`` are the
         window lengths whose services' rules use a baseline (retries ``anomaly_factor``):
         each service evaluated at one of them gets ``detail["baseline"]``.
+        ``suppression``: maintenance windows and inhibition rules (default: no windows,
+        the default inhibition); silences come from the state store.
         """
         report = CycleReport(alert_class, cycle_ms)
         deadline = deadline_s if deadline_s is not None else self.clock() + 30.0
@@ -207,6 +227,7 @@ class Engine:
         keys = sorted(set(previous) | {k for agg in fetched.values() for k in agg.services})
         kits: dict[int, _RuleKit] = {}
         outbox: list[Notification] = []
+        results: dict[str, StepResult] = {}
         for key in keys:
             # Service keys come from data: whatever one of them holds or resolves to, it is
             # skipped (counted, logged) and never stops the cycle for the others.
@@ -236,6 +257,7 @@ class Engine:
                 report.transitions.append((key, entry.from_state.value, entry.to_state.value))
                 history.append(entry)
             outbox.extend(result.notifications)
+            results[key] = result
         if report.skipped:
             log.warning(
                 "evaluation.services_skipped",
@@ -244,13 +266,42 @@ class Engine:
                 count=len(report.skipped),
                 services=report.skipped_sample(),
             )
+        # Inhibiting alerts are read only when something could be held back or owed: most
+        # cycles notify nothing and have nothing firing.
+        needed = bool(outbox) or any(r.state is AlertState.FIRING for r in records)
+        suppressor = self._suppressor(
+            alert_class, suppression or NoRules(), cycle_ms, records if needed else None
+        )
+        decision = decide(outbox, suppressor)
+        owed = self._catch_up(alert_class, rules, results, outbox, suppressor, cycle_ms, report)
+        # A catch-up replaces the same alert's reminder of this cycle: one message, not two.
+        replaced = {n.service for n in owed}
+        send = [
+            n
+            for n in decision.send
+            if not (n.kind is NotificationKind.REMINDER and n.service in replaced)
+        ] + owed
+        history = _mark_suppressed(history, decision.suppressed, suppressor)
+        if decision.suppressed:
+            # Before the records: a cycle that dies in between is retried from the old
+            # records and holds the same keys again, while a saved FIRING record without its
+            # held notification on file would never get its catch-up.
+            self.state.note_suppressed(decision.suppressed)
+            report.suppressed.update((h.dedup_key, h.reason) for h in decision.suppressed)
+            log.info(
+                "evaluation.suppressed",
+                alert_class=alert_class.value,
+                cycle_ms=cycle_ms,
+                count=len(decision.suppressed),
+                sample=[printable(h.reason) for h in decision.suppressed[:5]],
+            )
         self.state.save(records)
         if history:
             self.state.append_history(history)
         # After the state is saved: the cycle's notifications all at once, every channel in
         # its own thread, plus this class's earlier notifications still missing a channel.
         deliver_all(
-            outbox,
+            send,
             state=self.state,
             dispatcher=self.dispatcher,
             now_ms=cycle_ms,
@@ -266,6 +317,90 @@ class Engine:
             )
         )
         return report
+
+    def _suppressor(
+        self,
+        alert_class: AlertClass,
+        rules: SuppressionRules,
+        cycle_ms: int,
+        records: Sequence[AlertRecord] | None,
+    ) -> Suppressor:
+        """Silences (state store), windows and inhibition in force at ``cycle_ms``; the
+        source alerts are this cycle's records of the class, the saved records of other
+        source classes and the heartbeat's records, read only when a rule needs them."""
+        base = Suppressor.build(cycle_ms, self.state.silences(now_ms=cycle_ms), rules)
+        relevant = [
+            r for r in base.inhibit if not r.target_classes or alert_class in r.target_classes
+        ]
+        if not relevant or records is None:
+            return base
+        sources: list[AlertRecord] = []
+        classes = {r.source_class for r in relevant if not _heartbeat_glob(r.source_service)}
+        for source_class in sorted(c for c in classes if c is not None):
+            if source_class is alert_class:
+                sources.extend(records)
+            else:
+                sources.extend(self.state.load(source_class).values())
+        if None in classes:
+            sources.extend(
+                r for c in AlertClass if c is not alert_class for r in self.state.load(c).values()
+            )
+            sources.extend(records)
+        if self.inhibitors is not None and any(_heartbeat_glob(r.source_service) for r in relevant):
+            sources.extend(self.inhibitors())
+        return base.with_sources(sources)
+
+    def _catch_up(  # noqa: PLR0917 -- the cycle's results, passed through
+        self,
+        alert_class: AlertClass,
+        rules: RuleLookup,
+        results: Mapping[str, StepResult],
+        outbox: Sequence[Notification],
+        suppressor: Suppressor,
+        cycle_ms: int,
+        report: CycleReport,
+    ) -> list[Notification]:
+        """Notifications owed by FIRING alerts whose suppression has ended (see
+        :func:`meshalert.suppression.catch_up`); each under the dedup key it was held with,
+        so the claim sends it once however many cycles compute it."""
+        # A FIRING this cycle opened a new episode: nothing of an older one is owed.
+        notified = {n.service for n in outbox if n.kind is not NotificationKind.REMINDER}
+        firing = {
+            key: result
+            for key, result in results.items()
+            if result.record.state is AlertState.FIRING
+            and key not in notified
+            and suppressor.muted(alert_class, key) is None
+        }
+        if not firing:
+            return []
+        since = min(r.record.episode_start_ms or r.record.since_ms for r in firing.values())
+        held: dict[str, list[Suppressed]] = {}
+        for entry in self.state.suppressed(alert_class, since_ms=since):
+            if entry.service in firing:
+                held.setdefault(entry.service, []).append(entry)
+        out: list[Notification] = []
+        for key, entries in sorted(held.items()):
+            result = firing[key]
+            rule = rules(alert_class, key)
+            if rule is None:
+                continue
+            note = catch_up(
+                result.record,
+                entries,
+                evidence=result.evidence,
+                severity=rule.severity,
+                now_ms=cycle_ms,
+                claimed_at=self._claimed_at,
+            )
+            if note is not None and suppressor.reason(note) is None:
+                out.append(note)
+                report.caught_up.append(note.dedup_key)
+        return out
+
+    def _claimed_at(self, dedup_key: str) -> int | None:
+        info = self.state.claim_info(dedup_key)
+        return None if info is None else info.claimed_ms
 
     def _evaluate_one(  # noqa: PLR0917 -- the cycle's shared lookups, passed through
         self,
@@ -413,6 +548,30 @@ class _EvidenceOf:
                 obs.alert_class, obs.service, self._cycle_ms, self._kit.window_ms
             ),
         )
+
+
+def _heartbeat_glob(pattern: str) -> bool:
+    """Source services under the heartbeat's reserved prefix live in its own records."""
+    return pattern.startswith("meshalert/")
+
+
+def _mark_suppressed(
+    history: list[HistoryEntry], held: Sequence[Suppressed], suppressor: Suppressor
+) -> list[HistoryEntry]:
+    """History entries of suppressed alerts say why (``evidence["suppressed"]``): the
+    reason their notification was held, or the silence or window covering the service."""
+    by_service = {(h.alert_class, h.service): h.reason for h in held}
+    out: list[HistoryEntry] = []
+    for entry in history:
+        reason = by_service.get((entry.alert_class, entry.service)) or suppressor.muted(
+            entry.alert_class, entry.service
+        )
+        out.append(
+            entry
+            if reason is None
+            else replace(entry, evidence={**entry.evidence, "suppressed": reason})
+        )
+    return out
 
 
 def impossible_reading(obs: Observation) -> str | None:

@@ -95,4 +95,5 @@ def evaluate_class(
         deadline_s=deadline_s,
         percentile_of=view.percentile,
         baseline_windows=view.baseline_windows(alert_class),
+        suppression=rules.suppression,
     )

@@ -22,6 +22,15 @@ from meshalert.state.protocols import StateUnavailableError
 
 log = structlog.get_logger("meshalert.scheduler")
 
+EVALUATION_ORDER = (
+    AlertClass.ENDPOINTS,
+    AlertClass.LATENCY,
+    AlertClass.FAILURES,
+    AlertClass.RETRIES,
+)
+"""Endpoints first: its firing alerts inhibit the same service's latency and failures
+notifications of the same cycle (meshalert.suppression), which reads the saved records."""
+
 
 def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
@@ -54,7 +63,7 @@ class EvaluationLoop:
         reports: list[CycleReport] = []
         deadline = time.monotonic() + self.interval_ms / 1000 * 0.8
         warming = self._warming_up(snapshot.rules, cycle_ms)
-        for alert_class in AlertClass:
+        for alert_class in EVALUATION_ORDER:
             if alert_class in warming:
                 continue
             started = time.monotonic()

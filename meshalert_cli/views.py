@@ -147,7 +147,7 @@ def history_text(entries: Sequence[HistoryEntry]) -> str:
             iso(e.at_ms) or "-",
             e.alert_class.value,
             e.service,
-            f"{e.from_state.value} -> {e.to_state.value}",
+            f"{e.from_state.value} -> {e.to_state.value}{suppressed_mark(e)}",
             observed_text(e),
             threshold_text_of(e),
         ]
@@ -156,6 +156,16 @@ def history_text(entries: Sequence[HistoryEntry]) -> str:
     if not rows:
         return "no transitions in that period"
     return table(rows, ["AT", "CLASS", "SERVICE", "TRANSITION", "OBSERVED", "THRESHOLD"])
+
+
+def suppressed_mark(entry: HistoryEntry) -> str:
+    """`` (silenced)``, `` (maintenance)`` or `` (inhibited)`` for a transition whose
+    notification was held back (meshalert.suppression), else nothing."""
+    reason = entry.evidence.get("suppressed")
+    if not isinstance(reason, str) or not reason:
+        return ""
+    word = reason.split()[0]
+    return f" ({word if word in ('silenced', 'maintenance', 'inhibited') else 'suppressed'})"
 
 
 def _float(value: object) -> float | None:

@@ -59,6 +59,7 @@ from meshalert.rules.models import (
     RunbookUrl,
     ServiceRules,
 )
+from meshalert.rules.suppression import InhibitSpec, MaintenanceSpec
 
 DEFAULT_RULES_YAML = """\
 # meshalert rules. Precedence: command-line flag > MESHALERT_RULE__<CLASS>__<FIELD>
@@ -138,6 +139,9 @@ class DocumentSpec(BaseModel):
 
     defaults: Annotated[ScopeSpec, BeforeValidator(_none_as_empty)] = ScopeSpec()
     services: Annotated[dict[ServiceKey, ScopeSpec], BeforeValidator(_none_as_empty)] = {}
+    # Lists, replaced whole by a later source (meshalert.rules.suppression).
+    maintenance: list[MaintenanceSpec] | None = None
+    inhibit: list[InhibitSpec] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from meshalert.rules.document import (
 )
 from meshalert.rules.models import DEFAULT_SOURCE, PARTIAL_CONTEXT, ServiceRules
 from meshalert.rules.ssm import DEFAULT_SSM_CACHE, SsmCache, SsmClient, fetch_document
+from meshalert.rules.suppression import SuppressionConfig
 
 ENV_RULES = "MESHALERT_RULES"
 ENV_RULES_FILE = "MESHALERT_RULES_FILE"
@@ -44,6 +45,9 @@ class LoadedRules:
     document: RulesDocument
     sources: tuple[str, ...]
     """Every source that contributed, lowest precedence first (always starts with default)."""
+
+    suppression: SuppressionConfig = field(default_factory=SuppressionConfig)
+    """Maintenance windows and inhibition rules (``maintenance``, ``inhibit``)."""
 
     def for_service(self, key: str) -> ServiceRules | None:
         return self.document.for_service(key)
@@ -147,12 +151,15 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def document_entries(text: str, source: str) -> list[LeafEntry]:
     """Parse and validate one source's whole document."""
+    return spec_entries(document_spec(text, source), source)
+
+
+def document_spec(text: str, source: str) -> DocumentSpec:
     data = parse_text(text, source)
     try:
-        spec = DocumentSpec.model_validate(data, context=PARTIAL_CONTEXT)
+        return DocumentSpec.model_validate(data, context=PARTIAL_CONTEXT)
     except ValidationError as exc:
         raise validation_error(exc, source) from None
-    return spec_entries(spec, source)
 
 
 def env_override_entries(env: Mapping[str, str]) -> list[LeafEntry]:
@@ -198,12 +205,16 @@ def _read_file(path: str) -> str:
 
 
 def _file_entries(path: str, source: str, read_text: Callable[[str], str]) -> list[LeafEntry]:
+    return spec_entries(_file_spec(path, source, read_text), source)
+
+
+def _file_spec(path: str, source: str, read_text: Callable[[str], str]) -> DocumentSpec:
     try:
         text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise RulesError(f"{source}: cannot read: {reason}") from None
-    return document_entries(text, source)
+    return document_spec(text, source)
 
 
 def _default_ssm_client() -> SsmClient:
@@ -230,6 +241,7 @@ def load_rules(
     Raises :class:`RulesError` naming the source and the field path of the first bad source.
     """
     document = RulesDocument()
+    suppression = SuppressionConfig()
     sources = [DEFAULT_SOURCE]
 
     def add(entries: list[LeafEntry], *names: str) -> None:
@@ -237,22 +249,27 @@ def load_rules(
         document = document.merged(entries)
         sources.extend(names)
 
+    def add_spec(spec: DocumentSpec, source: str) -> None:
+        nonlocal suppression
+        add(spec_entries(spec, source), source)
+        suppression = suppression.over(spec.maintenance, spec.inhibit)
+
     if path := env.get(ENV_RULES_FILE, "").strip():
-        add(_file_entries(path, f"file:{path}", read_text), f"file:{path}")
+        add_spec(_file_spec(path, f"file:{path}", read_text), f"file:{path}")
     if name := env.get(ENV_RULES_SSM_PARAMETER, "").strip():
         client = ssm_client if ssm_client is not None else _default_ssm_client()
         ssm_doc = fetch_document(client, name, now_s=now_s, cache=cache)
-        add(document_entries(ssm_doc.text, ssm_doc.source), ssm_doc.source)
+        add_spec(document_spec(ssm_doc.text, ssm_doc.source), ssm_doc.source)
     if text := env.get(ENV_RULES, ""):
-        add(document_entries(text, f"env:{ENV_RULES}"), f"env:{ENV_RULES}")
+        add_spec(document_spec(text, f"env:{ENV_RULES}"), f"env:{ENV_RULES}")
     if overrides := env_override_entries(env):
         # One layer, so setting both endpoint conditions by two variables keeps both.
         add(overrides, *dict.fromkeys(e.origin for e in overrides))
     if flag_rules_path:
         source = f"flag:{FLAG_RULES} {flag_rules_path}"
-        add(_file_entries(flag_rules_path, source, read_text), source)
+        add_spec(_file_spec(flag_rules_path, source, read_text), source)
     document.check()
-    return LoadedRules(document=document, sources=tuple(sources))
+    return LoadedRules(document=document, sources=tuple(sources), suppression=suppression)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ notification claim         ``notif#<dedup key>``        ``claim``               
 open claim (to retry)      ``open#<class>``             ``<at_ms:015>#<dedup key>``  30 days
 skipped services           ``skipped``                  ``<class>``                 no
 history entry              ``hist#<YYYY-MM-DD>`` (UTC)  ``<at_ms:015>#<class>#...``  30 days
+silence                    ``silence``                  ``<id>``                    30 d after end
+silence audit event        ``silence_audit``            ``<at_ms:015>#<id>#<act>``  30 days
+held-back notification     ``supp#<class>``             ``<at_ms:015>#<dedup key>``  30 days
 =========================  ===========================  ==========================  ========
 
 Records of one class share a partition so ``load`` is one Query, not a Scan. History is
@@ -30,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -39,8 +43,10 @@ from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
+    SilenceEndedError,
     SkippedServices,
     UnknownClaimError,
+    UnknownSilenceError,
 )
 from meshalert.state.serialization import (
     history_entry_from_dict,
@@ -49,7 +55,14 @@ from meshalert.state.serialization import (
     notification_to_dict,
     record_from_dict,
     record_to_dict,
+    silence_event_from_dict,
+    silence_event_to_dict,
+    silence_from_dict,
+    silence_to_dict,
+    suppressed_from_dict,
+    suppressed_to_dict,
 )
+from meshalert.suppression import Silence, SilenceAction, SilenceEvent, Suppressed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -401,6 +414,110 @@ class DynamoDBStateStore:
         return SkippedServices(
             alert_class, item["cycle_ms"], item["count"], tuple(item["services"])
         )
+
+    # silences
+
+    def add_silence(self, silence: Silence) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": "silence"},
+                    "sk": {"S": silence.id},
+                    "ends_ms": to_attribute(silence.ends_ms),
+                    "silence": to_attribute(silence_to_dict(silence)),
+                    TTL_ATTRIBUTE: to_attribute(_expires_at(silence.ends_ms)),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise ValueError(f"silence {silence.id} already exists") from None
+        self._put_event(
+            SilenceEvent(silence.created_ms, silence.id, SilenceAction.ADDED, silence.author)
+        )
+
+    def expire_silence(self, silence_id: str, *, author: str, now_ms: int) -> Silence:
+        key = {"pk": {"S": "silence"}, "sk": {"S": silence_id}}
+        found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        if "Item" not in found:
+            raise UnknownSilenceError(silence_id)
+        held = silence_from_dict(from_attribute(found["Item"]["silence"]))
+        if held.ends_ms <= now_ms:
+            raise SilenceEndedError(f"silence {silence_id} has already ended")
+        expired = replace(held, expired_ms=now_ms, expired_by=author)
+        try:
+            # Conditional on the end read above: of two concurrent expiries, one is audited.
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET ends_ms = :ends, silence = :silence, #ttl = :exp",
+                ConditionExpression="ends_ms = :before",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":ends": to_attribute(expired.ends_ms),
+                    ":silence": to_attribute(silence_to_dict(expired)),
+                    ":exp": to_attribute(_expires_at(expired.ends_ms)),
+                    ":before": to_attribute(held.ends_ms),
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise SilenceEndedError(f"silence {silence_id} was expired meanwhile") from None
+        self._put_event(SilenceEvent(now_ms, silence_id, SilenceAction.EXPIRED, author))
+        return expired
+
+    def silences(self, *, now_ms: int, include_ended: bool = False) -> list[Silence]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "silence"}}
+        )
+        found = [silence_from_dict(from_attribute(i["silence"])) for i in items]
+        return sorted(
+            (s for s in found if include_ended or s.ends_ms > now_ms),
+            key=lambda s: (s.start_ms, s.id),
+        )
+
+    def silence_audit(self, *, since_ms: int = 0) -> list[SilenceEvent]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            ExpressionAttributeValues={
+                ":pk": {"S": "silence_audit"},
+                ":since": {"S": f"{max(since_ms, 0):015d}"},
+            },
+        )
+        return [silence_event_from_dict(from_attribute(i["event"])) for i in items]
+
+    def _put_event(self, event: SilenceEvent) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": "silence_audit"},
+                "sk": {"S": f"{max(event.at_ms, 0):015d}#{event.silence_id}#{event.action}"},
+                "event": to_attribute(silence_event_to_dict(event)),
+                TTL_ATTRIBUTE: to_attribute(_expires_at(event.at_ms)),
+            },
+        )
+
+    # held-back notifications
+
+    def note_suppressed(self, entries: Sequence[Suppressed]) -> None:
+        self._batch_put(
+            {
+                (f"supp#{e.alert_class.value}", f"{max(e.at_ms, 0):015d}#{e.dedup_key}"): {
+                    "entry": suppressed_to_dict(e),
+                    TTL_ATTRIBUTE: _expires_at(e.at_ms),
+                }
+                for e in entries
+            }
+        )
+
+    def suppressed(self, alert_class: AlertClass, *, since_ms: int) -> list[Suppressed]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"supp#{alert_class.value}"},
+                ":since": {"S": f"{max(since_ms, 0):015d}"},
+            },
+        )
+        return [suppressed_from_dict(from_attribute(i["entry"])) for i in items]
 
     def close(self) -> None:
         """The client belongs to the caller."""

@@ -11,9 +11,12 @@ from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
+    SilenceEndedError,
     SkippedServices,
     UnknownClaimError,
+    UnknownSilenceError,
 )
+from meshalert.suppression import Silence, SilenceAction, SilenceEvent, Suppressed
 
 
 @dataclass
@@ -25,6 +28,9 @@ class MemoryStateStore:
     _open: dict[str, Notification] = field(default_factory=dict, repr=False)
     """Claimed and not final yet: what ``unsent`` looks through."""
     skipped: dict[AlertClass, SkippedServices] = field(default_factory=dict)
+    silence_items: dict[str, Silence] = field(default_factory=dict)
+    audit: list[SilenceEvent] = field(default_factory=list)
+    held: dict[str, Suppressed] = field(default_factory=dict)
 
     def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
         return {svc: r for (cls, svc), r in self.records.items() if cls is alert_class}
@@ -113,6 +119,47 @@ class MemoryStateStore:
 
     def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
         return self.skipped.get(alert_class)
+
+    def add_silence(self, silence: Silence) -> None:
+        if silence.id in self.silence_items:
+            raise ValueError(f"silence {silence.id} already exists")
+        self.silence_items[silence.id] = silence
+        self.audit.append(
+            SilenceEvent(silence.created_ms, silence.id, SilenceAction.ADDED, silence.author)
+        )
+
+    def expire_silence(self, silence_id: str, *, author: str, now_ms: int) -> Silence:
+        held = self.silence_items.get(silence_id)
+        if held is None:
+            raise UnknownSilenceError(silence_id)
+        if held.ends_ms <= now_ms:
+            raise SilenceEndedError(f"silence {silence_id} has already ended")
+        expired = replace(held, expired_ms=now_ms, expired_by=author)
+        self.silence_items[silence_id] = expired
+        self.audit.append(SilenceEvent(now_ms, silence_id, SilenceAction.EXPIRED, author))
+        return expired
+
+    def silences(self, *, now_ms: int, include_ended: bool = False) -> list[Silence]:
+        return sorted(
+            (s for s in self.silence_items.values() if include_ended or s.ends_ms > now_ms),
+            key=lambda s: (s.start_ms, s.id),
+        )
+
+    def silence_audit(self, *, since_ms: int = 0) -> list[SilenceEvent]:
+        return sorted(
+            (e for e in self.audit if e.at_ms >= since_ms),
+            key=lambda e: (e.at_ms, e.silence_id, e.action),
+        )
+
+    def note_suppressed(self, entries: Sequence[Suppressed]) -> None:
+        for entry in entries:
+            self.held.setdefault(entry.dedup_key, entry)
+
+    def suppressed(self, alert_class: AlertClass, *, since_ms: int) -> list[Suppressed]:
+        return sorted(
+            (e for e in self.held.values() if e.alert_class is alert_class and e.at_ms >= since_ms),
+            key=lambda e: (e.at_ms, e.dedup_key),
+        )
 
     def close(self) -> None:
         return None

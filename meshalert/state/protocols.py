@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Notification
+from meshalert.suppression import Silence, SilenceEvent, Suppressed
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,14 @@ class UnknownClaimError(KeyError):
     """``mark_sent`` for a dedup key that was never claimed."""
 
 
+class UnknownSilenceError(KeyError):
+    """``expire_silence`` for an id that names no silence."""
+
+
+class SilenceEndedError(ValueError):
+    """``expire_silence`` for a silence that has already ended (or was expired)."""
+
+
 class StateStore(Protocol):
     def load(self, alert_class: AlertClass) -> dict[str, AlertRecord]:
         """Records of one class, by service."""
@@ -129,6 +138,33 @@ class StateStore(Protocol):
 
     def last_skipped(self, alert_class: AlertClass) -> SkippedServices | None:
         """The latest summary noted for the class, if any."""
+        ...
+
+    def add_silence(self, silence: Silence) -> None:
+        """Store a new silence and its ``added`` audit event (ids are unique)."""
+        ...
+
+    def expire_silence(self, silence_id: str, *, author: str, now_ms: int) -> Silence:
+        """End a silence now (``expired_ms``/``expired_by`` set) and audit it; returns the
+        updated silence. UnknownSilenceError for an unknown id, SilenceEndedError for one
+        already over."""
+        ...
+
+    def silences(self, *, now_ms: int, include_ended: bool = False) -> list[Silence]:
+        """Silences not yet over at ``now_ms`` (future ones included), by start; with
+        ``include_ended`` also those that ended (kept for the retention), by start."""
+        ...
+
+    def silence_audit(self, *, since_ms: int = 0) -> list[SilenceEvent]:
+        """Who added and expired what, oldest first."""
+        ...
+
+    def note_suppressed(self, entries: Sequence[Suppressed]) -> None:
+        """Record notifications held back; idempotent per dedup key (the first kept)."""
+        ...
+
+    def suppressed(self, alert_class: AlertClass, *, since_ms: int) -> list[Suppressed]:
+        """Held-back notifications of one class with ``at_ms >= since_ms``, oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -21,6 +21,7 @@ from meshalert.alerts.model import (
 )
 from meshalert.alerts.state_machine import StepResult
 from meshalert.state.protocols import HistoryEntry
+from meshalert.suppression import Silence, SilenceEvent, Suppressed
 
 JSONDict = dict[str, Any]
 
@@ -244,4 +245,94 @@ def history_entry_from_step(result: StepResult) -> HistoryEntry | None:
         to_state=to_state,
         evidence=evidence_to_dict(result.evidence),
         dedup_key=keys[0] if keys else None,
+    )
+
+
+# --- silences and held-back notifications (meshalert.suppression) ---------------------
+
+
+def silence_to_dict(silence: Silence) -> JSONDict:
+    return {
+        "id": silence.id,
+        "service": silence.service,
+        "alert_class": silence.alert_class.value if silence.alert_class is not None else None,
+        "start_ms": silence.start_ms,
+        "end_ms": silence.end_ms,
+        "reason": silence.reason,
+        "author": silence.author,
+        "created_ms": silence.created_ms,
+        "expired_ms": silence.expired_ms,
+        "expired_by": silence.expired_by,
+    }
+
+
+def silence_from_dict(doc: Mapping[str, Any]) -> Silence:
+    where = "silence"
+    expired_by = doc.get("expired_by")
+    try:
+        return Silence(
+            id=_str(doc, "id", where),
+            service=_str(doc, "service", where),
+            alert_class=None
+            if doc.get("alert_class") is None
+            else _enum(AlertClass, doc, "alert_class", where),
+            start_ms=_int(doc, "start_ms", where),
+            end_ms=_int(doc, "end_ms", where),
+            reason=_str(doc, "reason", where),
+            author=_str(doc, "author", where),
+            created_ms=_int(doc, "created_ms", where),
+            expired_ms=_opt_int(doc, "expired_ms", where),
+            expired_by=None if expired_by is None else _str(doc, "expired_by", where),
+        )
+    except ValueError as exc:
+        if isinstance(exc, SerializationError):
+            raise
+        raise SerializationError(f"{where}: {exc}") from None
+
+
+def silence_event_to_dict(event: SilenceEvent) -> JSONDict:
+    return {
+        "at_ms": event.at_ms,
+        "silence_id": event.silence_id,
+        "action": event.action,
+        "author": event.author,
+        "detail": event.detail,
+    }
+
+
+def silence_event_from_dict(doc: Mapping[str, Any]) -> SilenceEvent:
+    where = "silence_event"
+    return SilenceEvent(
+        at_ms=_int(doc, "at_ms", where),
+        silence_id=_str(doc, "silence_id", where),
+        action=_str(doc, "action", where),
+        author=_str(doc, "author", where),
+        detail=_str(doc, "detail", where),
+    )
+
+
+def suppressed_to_dict(entry: Suppressed) -> JSONDict:
+    return {
+        "dedup_key": entry.dedup_key,
+        "alert_class": entry.alert_class.value,
+        "service": entry.service,
+        "episode_start_ms": entry.episode_start_ms,
+        "kind": entry.kind.value,
+        "reminder_seq": entry.reminder_seq,
+        "at_ms": entry.at_ms,
+        "reason": entry.reason,
+    }
+
+
+def suppressed_from_dict(doc: Mapping[str, Any]) -> Suppressed:
+    where = "suppressed"
+    return Suppressed(
+        dedup_key=_str(doc, "dedup_key", where),
+        alert_class=_enum(AlertClass, doc, "alert_class", where),
+        service=_str(doc, "service", where),
+        episode_start_ms=_int(doc, "episode_start_ms", where),
+        kind=_enum(NotificationKind, doc, "kind", where),
+        reminder_seq=_int(doc, "reminder_seq", where),
+        at_ms=_int(doc, "at_ms", where),
+        reason=_str(doc, "reason", where),
     )

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification
@@ -25,9 +26,11 @@ from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
+    SilenceEndedError,
     SkippedServices,
     StateUnavailableError,
     UnknownClaimError,
+    UnknownSilenceError,
 )
 from meshalert.state.serialization import (
     history_entry_from_dict,
@@ -36,7 +39,14 @@ from meshalert.state.serialization import (
     notification_to_dict,
     record_from_dict,
     record_to_dict,
+    silence_event_from_dict,
+    silence_event_to_dict,
+    silence_from_dict,
+    silence_to_dict,
+    suppressed_from_dict,
+    suppressed_to_dict,
 )
+from meshalert.suppression import Silence, SilenceAction, SilenceEvent, Suppressed
 
 MAX_DETAIL_CHARS = 2000
 
@@ -378,6 +388,90 @@ class SqliteStateStore:
             return None
         return SkippedServices(alert_class, row[0], row[1], tuple(json.loads(row[2])))
 
+    # silences and held-back notifications: their tables are created on first write (and
+    # read as empty before), so a state file made by an older version keeps working as is.
+
+    def add_silence(self, silence: Silence) -> None:
+        event = SilenceEvent(silence.created_ms, silence.id, SilenceAction.ADDED, silence.author)
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            _create(conn, _SILENCE_DDL)
+            try:
+                conn.execute(
+                    "INSERT INTO silences (id, end_ms, silence_json) VALUES (?, ?, ?)",
+                    (silence.id, silence.ends_ms, json.dumps(silence_to_dict(silence))),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"silence {silence.id} already exists") from None
+            _insert_event(conn, event)
+
+    def expire_silence(self, silence_id: str, *, author: str, now_ms: int) -> Silence:
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            _create(conn, _SILENCE_DDL)
+            row = conn.execute(
+                "SELECT silence_json FROM silences WHERE id = ?", (silence_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownSilenceError(silence_id)
+            held = silence_from_dict(json.loads(row[0]))
+            if held.ends_ms <= now_ms:
+                raise SilenceEndedError(f"silence {silence_id} has already ended")
+            expired = replace(held, expired_ms=now_ms, expired_by=author)
+            conn.execute(
+                "UPDATE silences SET end_ms = ?, silence_json = ? WHERE id = ?",
+                (expired.ends_ms, json.dumps(silence_to_dict(expired)), silence_id),
+            )
+            _insert_event(conn, SilenceEvent(now_ms, silence_id, SilenceAction.EXPIRED, author))
+        return expired
+
+    def silences(self, *, now_ms: int, include_ended: bool = False) -> list[Silence]:
+        sql = "SELECT silence_json FROM silences"
+        params: tuple[int, ...] = ()
+        if not include_ended:
+            sql += " WHERE end_ms > ?"
+            params = (now_ms,)
+        rows = self._read_optional(sql, params)
+        found = [silence_from_dict(json.loads(text)) for (text,) in rows]
+        return sorted(found, key=lambda s: (s.start_ms, s.id))
+
+    def silence_audit(self, *, since_ms: int = 0) -> list[SilenceEvent]:
+        rows = self._read_optional(
+            "SELECT event_json FROM silence_audit WHERE at_ms >= ? ORDER BY at_ms, id",
+            (since_ms,),
+        )
+        return [silence_event_from_dict(json.loads(text)) for (text,) in rows]
+
+    def note_suppressed(self, entries: Sequence[Suppressed]) -> None:
+        if not entries:
+            return
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            _create(conn, _SUPPRESSED_DDL)
+            conn.executemany(
+                "INSERT OR IGNORE INTO notification_suppressed "
+                "(dedup_key, alert_class, at_ms, entry_json) VALUES (?, ?, ?, ?)",
+                [
+                    (e.dedup_key, e.alert_class.value, e.at_ms, json.dumps(suppressed_to_dict(e)))
+                    for e in entries
+                ],
+            )
+
+    def suppressed(self, alert_class: AlertClass, *, since_ms: int) -> list[Suppressed]:
+        rows = self._read_optional(
+            "SELECT entry_json FROM notification_suppressed "
+            "WHERE alert_class = ? AND at_ms >= ? ORDER BY at_ms, dedup_key",
+            (alert_class.value, since_ms),
+        )
+        return [suppressed_from_dict(json.loads(text)) for (text,) in rows]
+
+    def _read_optional(self, sql: str, params: tuple[object, ...]) -> list[tuple[str]]:
+        """Rows of a table created on first write: none yet when it does not exist."""
+        with self._connect() as conn:
+            try:
+                return [(str(row[0]),) for row in conn.execute(sql, params).fetchall()]
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+
     def close(self) -> None:
         """Close every thread's connection; the store reopens them if used again."""
         with self._opened_lock:
@@ -393,6 +487,43 @@ _SKIPPED_DDL = """CREATE TABLE IF NOT EXISTS evaluation_skipped (
     count INTEGER NOT NULL,
     services_json TEXT NOT NULL
 )"""
+
+_SILENCE_DDL = (
+    """CREATE TABLE IF NOT EXISTS silences (
+        id TEXT PRIMARY KEY,
+        end_ms INTEGER NOT NULL,
+        silence_json TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS silence_audit (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        event_json TEXT NOT NULL
+    )""",
+)
+
+_SUPPRESSED_DDL = (
+    """CREATE TABLE IF NOT EXISTS notification_suppressed (
+        dedup_key TEXT PRIMARY KEY,
+        alert_class TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        entry_json TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS notification_suppressed_class "
+    "ON notification_suppressed (alert_class, at_ms)",
+)
+
+
+def _create(conn: sqlite3.Connection, ddl: tuple[str, ...]) -> None:
+    for statement in ddl:
+        conn.execute(statement)
+
+
+def _insert_event(conn: sqlite3.Connection, event: SilenceEvent) -> None:
+    conn.execute(
+        "INSERT INTO silence_audit (at_ms, event_json) VALUES (?, ?)",
+        (event.at_ms, json.dumps(silence_event_to_dict(event))),
+    )
+
 
 _OBJECTS = ("alert_state", "alert_history", "notification_claims", "notification_deliveries")
 

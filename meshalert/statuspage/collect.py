@@ -174,6 +174,7 @@ def build_snapshot(
             problems.append(f"signals could not be read: {err}")
     elif rules is None:
         problems.append("signals: no rules loaded yet")
+    silences = tuple(state.silences(now_ms=now_ms))
     current = {(r.alert_class, r.service): r.state for r in records}
     recent = [e for e in history if e.at_ms >= now_ms - span_ms]
     view = RulesView(rules) if rules is not None else None
@@ -214,6 +215,7 @@ def build_snapshot(
         store=store,
         rules_sources=rules.sources if rules is not None else (),
         problems=tuple(problems),
+        silences=silences,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
 from meshalert.charts import Interval, Point
 from meshalert.state.protocols import HistoryEntry
+from meshalert.suppression import Silence
 
 _STATE_RANK = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.OK: 2}
 
@@ -57,6 +58,8 @@ class StatusSnapshot:
     rules_sources: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
     """What could not be read (a store error): shown on the page instead of failing it."""
+    silences: tuple[Silence, ...] = ()
+    """Silences in force or scheduled (the state store's), by start."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from meshalert.safe_text import html_text as escape  # control characters too
 from meshalert.signals import SIGNAL_TITLES, SIGNAL_UNITS
 from meshalert.state.protocols import HistoryEntry
 from meshalert.statuspage.model import AlertView, SignalSeries, StatusSnapshot
+from meshalert.suppression import Silence
 
 TITLES = SIGNAL_TITLES
 UNITS = SIGNAL_UNITS
@@ -192,12 +193,38 @@ def _history(entries: Sequence[HistoryEntry]) -> str:
             f"<tr><td>{iso(e.at_ms)}</td><td>{_e(e.alert_class.value)}</td>"
             f"<td>{_e(e.service)}</td><td><span class='state {e.from_state.value}'>"
             f"{e.from_state.value}</span> &rarr; <span class='state {e.to_state.value}'>"
-            f"{e.to_state.value}</span></td><td>{_num(e.evidence.get('observed'), unit)}</td>"
+            f"{e.to_state.value}</span>{_held(e)}</td>"
+            f"<td>{_num(e.evidence.get('observed'), unit)}</td>"
             f"<td>{_e(name)} {_num(value, unit) if value is not None else ''}</td></tr>"
         )
     return (
         "<table><tr><th>at</th><th>class</th><th>service</th><th>transition</th>"
         f"<th>observed</th><th>threshold</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _held(entry: HistoryEntry) -> str:
+    """Why the transition's notification was held back (meshalert.suppression), if it was."""
+    reason = entry.evidence.get("suppressed")
+    if not isinstance(reason, str) or not reason:
+        return ""
+    return f' <span class="muted held">({_e(reason)})</span>'
+
+
+def _silences(silences: Sequence[Silence], now_ms: int) -> str:
+    if not silences:
+        return '<p class="muted">none</p>'
+    rows = "".join(
+        f"<tr><td>{_e(s.id)}</td><td>{_e(s.service)}</td>"
+        f"<td>{_e(s.alert_class.value if s.alert_class else 'every class')}</td>"
+        f"<td>{'active' if s.active(now_ms) else 'scheduled'}</td>"
+        f"<td>{iso(s.start_ms)}</td><td>{iso(s.ends_ms)}</td>"
+        f"<td>{_e(s.author)}</td><td>{_e(s.reason)}</td></tr>"
+        for s in silences
+    )
+    return (
+        "<table><tr><th>id</th><th>service</th><th>class</th><th>status</th><th>from</th>"
+        f"<th>until</th><th>by</th><th>reason</th></tr>{rows}</table>"
     )
 
 
@@ -285,6 +312,7 @@ def render_page(snapshot: StatusSnapshot, *, refresh_s: int = 30) -> str:
         f'<div class="count ok"><b>{ok_total}</b><span>ok</span></div></div>'
         f'<h2 id="firing">Firing</h2>{firing}'
         f'<h2 id="pending">Pending</h2>{pending}'
+        f'<h2 id="silences">Silences</h2>{_silences(snapshot.silences, now)}'
         f'<h2 id="resolved">Resolved in the last {minutes}m</h2>'
         f"{_resolved(snapshot.resolved, now)}"
         '<h2 id="ok">OK by class</h2><table class="narrow">'

@@ -6,7 +6,16 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from meshalert_cli.commands import backtest, demo, history, rules, run, simulate, status
+from meshalert_cli.commands import (
+    backtest,
+    demo,
+    history,
+    rules,
+    run,
+    silence,
+    simulate,
+    status,
+)
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
@@ -18,4 +27,5 @@ REGISTRY: tuple[Register, ...] = (
     history.register,
     rules.register,
     backtest.register,
+    silence.register,
 )

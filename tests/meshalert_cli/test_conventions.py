@@ -12,7 +12,7 @@ import pytest
 from meshalert_cli.main import build_parser
 from tests.meshalert_cli.cli import clean_env, meshalert
 
-COMMANDS = ["run", "demo", "simulate", "status", "history", "rules", "backtest"]
+COMMANDS = ["run", "demo", "simulate", "status", "history", "rules", "backtest", "silence"]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -73,3 +73,18 @@ def test_states_evidence_history_and_firing_bands_on_every_state_store(
     assert snapshot.signals["checkout"][LAT].threshold == 500.0
     assert snapshot.signals["checkout"][LAT].percentile == 99.0
     assert "signals: no rules loaded yet" not in snapshot.problems
+
+
+def test_active_and_scheduled_silences_are_listed_on_every_state_store(store: StateStore) -> None:
+    from meshalert.suppression import Silence
+
+    def silence(sid: str, start: int, end: int) -> Silence:
+        return Silence(sid, "production/*", LAT, start, end, "deploy", "alice", NOW - DAY)
+
+    active = silence("now", NOW - MIN, NOW + 60 * MIN)
+    later = silence("later", NOW + 60 * MIN, NOW + 120 * MIN)
+    store.add_silence(silence("over", NOW - DAY, NOW - MIN))
+    store.add_silence(later)
+    store.add_silence(active)
+    snapshot = build_snapshot(store, None, RULES, NOW)
+    assert snapshot.silences == (active, later)

@@ -162,3 +162,40 @@ def test_the_page_shows_states_evidence_sources_signals_and_history() -> None:
 )
 def test_threshold_units_follow_the_threshold_name(name: str, suffix: str) -> None:
     assert threshold_unit(name).suffix == suffix
+
+
+def test_silences_are_shown_and_their_text_stays_text() -> None:
+    from dataclasses import replace
+
+    from meshalert.suppression import Silence
+
+    active = Silence("ab12", HOSTILE[0], None, NOW - MIN, NOW + MIN, HOSTILE[1], HOSTILE[2], T0)
+    scheduled = Silence(
+        "cd34", "staging/*", AlertClass.LATENCY, NOW + MIN, NOW + 9 * MIN, "x", "b", T0
+    )
+    held = HistoryEntry(
+        NOW - MIN,
+        AlertClass.LATENCY,
+        "production/checkout",
+        AlertState.PENDING,
+        AlertState.FIRING,
+        {
+            **_evidence("production/checkout", 743.0, "latency.above_ms", 500),
+            "suppressed": "silenced by ab12: deploy",
+        },
+    )
+    snapshot = replace(_snapshot([]), silences=(active, scheduled), history=(held,))
+    parsed = _parse(render_page(snapshot))
+    assert "script" not in {tag for tag, _ in parsed.tags}
+    assert not [k for _, attrs in parsed.tags for k, _ in attrs if k.startswith("on")]
+    text = " ".join(parsed.text)
+    assert "Silences" in text
+    for shown in ("ab12", HOSTILE[0], HOSTILE[1], HOSTILE[2], "every class", "active"):
+        assert shown in text
+    assert "cd34" in text and "scheduled" in text and "staging/*" in text
+    assert "(silenced by ab12: deploy)" in text
+
+
+def test_no_silences_says_none() -> None:
+    text = " ".join(_parse(render_page(_snapshot([]))).text)
+    assert "Silences none" in " ".join(text.split())
