@@ -10,6 +10,7 @@ through a UDP fan-out, and in pull mode each polls the admin endpoint itself.
 
 Timeline (wall seconds after traffic starts; windows 10 s unless the source says, ``for`` 6 s):
 
+- (a Linkerd just started gets ``JVM_WARMUP_S`` of traffic no sidecar sees first;)
 - every service healthy for ``WARMUP_S``;
 - incidents on, each on its own service:
   latency   -- ``checkout``'s only backend answers after 4 s (rule: p90 above 2 s: on the
