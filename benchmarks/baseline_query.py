@@ -52,7 +52,12 @@ def series_of(services: int) -> Iterator[tuple[str, dict[str, str], int]]:
     for s in range(services):
         for host in HOSTS:
             for m in MEASUREMENTS:
-                tags = {"host": host, "namespace": f"ns{s % 20}", "service": f"svc-{s}"}
+                tags = {
+                    "host": host,
+                    "namespace": f"ns{s % 20}",
+                    "router": "outgoing",
+                    "service": f"svc-{s}",
+                }
                 yield m, {**tags, "scope": "service"}, s
 
 
@@ -113,7 +118,7 @@ def measure(label: str, services: int, rows: int, reader: BucketReader) -> Bucke
         result = reader.fetch_buckets(query)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    buckets = sum(len(b) for b in result.services.values())
+    buckets = sum(len(b) for routers in result.services.values() for b in routers.values())
     print(
         f"{label:10s} services={services:>5,} points={rows:>11,} query={min(times):7.3f}s "
         f"(runs {', '.join(f'{t:.3f}' for t in times)}; cpu {min(cpu):.3f}s) "
@@ -161,7 +166,8 @@ def group_first_flux(query: BucketQuery, *, bucket: str) -> str:
             if windowed:
                 continue
             windowed = True
-            out.append(line.replace(step, '|> group(columns: ["namespace", "service"])'))
+            columns = '["namespace", "service", "router"]'
+            out.append(line.replace(step, f"|> group(columns: {columns})"))
         out.append(line)
     return "\n".join(out) + "\n"
 

@@ -41,10 +41,10 @@ NO_BASELINE = Baseline(None, 0)
 
 @dataclass(frozen=True)
 class Baselines:
-    """Every service's baseline for one window length, as of one query."""
+    """Every service's baselines, one per router, for one window length, as of one query."""
 
     window_ms: int
-    services: Mapping[str, Baseline] = field(default_factory=dict)
+    services: Mapping[str, Mapping[str, Baseline]] = field(default_factory=dict)
     span: str = ""
     """The buckets' span, ``[start, stop)`` in RFC 3339 (empty when nothing was fetched)."""
     query_text: str = ""
@@ -52,8 +52,9 @@ class Baselines:
     """Store round trips this answer cost (0 when it came from the cache)."""
     error: str | None = None
 
-    def of(self, key: str) -> Baseline:
-        return self.services.get(key, NO_BASELINE)
+    def of(self, key: str, router: str) -> Baseline:
+        """``key``'s baseline on ``router``: never another router's, never their sum."""
+        return self.services.get(key, {}).get(router, NO_BASELINE)
 
 
 class BaselineSource(Protocol):
@@ -158,8 +159,14 @@ def shared_cache(reader: BucketReader) -> BaselineCache:
 
 def with_baseline(obs: Observation, baselines: Baselines) -> Observation:
     """``obs`` with its service's baseline in ``detail`` (pure); the rule reads
-    ``detail["baseline"]`` and the evidence shows how it was obtained."""
-    baseline = baselines.of(obs.service)
+    ``detail["baseline"]`` and the evidence shows how it was obtained.
+
+    The baseline is that of the router whose view ``obs`` judged (``detail["router"]``, set
+    by the router policy in :mod:`meshalert.alerts.observe`), so the anomaly test compares
+    one router's ratio with the same router's median. An observation without a judged
+    router (no data under the policy) gets no baseline."""
+    router = obs.detail.get("router")
+    baseline = baselines.of(obs.service, router) if isinstance(router, str) else NO_BASELINE
     detail: dict[str, float | str | None] = dict(obs.detail)
     detail[DETAIL_BASELINE] = baseline.ratio
     detail["baseline_buckets"] = float(baseline.buckets)

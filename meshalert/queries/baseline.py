@@ -4,8 +4,12 @@ The retries rule's optional ``anomaly_factor`` compares a service's retry ratio 
 own median over the same window length during the previous day". A :class:`BucketQuery`
 asks one store, in one round trip, for the ``linkerd_retries_total`` and
 ``linkerd_requests`` sums (``scope=service``, summed over hosts) of *every* service in
-consecutive buckets of the window length, grouped by (namespace, service, bucket); the
-number of queries never grows with the number of services.
+consecutive buckets of the window length, grouped by (namespace, service, router, bucket);
+the number of queries never grows with the number of services. Routers stay apart, as in
+the retries window: in a DaemonSet mesh the caller's ``outgoing`` router retries and the
+callee's ``incoming`` router does not, so their sum would halve the ratio. Each router has
+its own baseline, and an observation is compared with the baseline of the router it judged
+(:func:`meshalert.alerts.baseline.with_baseline`).
 
 The span: the current window is ``[end - w, end)``; the baseline reads the buckets that
 end where it starts, ``[end - w - n*w, end - w)`` with ``n = (lookback - w) // w`` (287
@@ -14,8 +18,8 @@ five-minute buckets for a one-day lookback). Bucket edges are aligned to ``end``
 ``aggregateWindow(offset:)`` place them), and the current window is left out so an ongoing
 incident does not raise its own baseline.
 
-The baseline is the median over buckets of ``retries / requests``; buckets with no requests
-are skipped. With fewer than ``min_buckets`` usable buckets (12 by default: an hour of
+The baseline is the median over a router's buckets of ``retries / requests``; buckets with
+no requests are skipped. With fewer than ``min_buckets`` usable buckets (12 by default: an hour of
 five-minute buckets) a service has no baseline, and the anomaly test does not fire for it.
 """
 
@@ -29,7 +33,7 @@ from typing import Protocol, runtime_checkable
 from meshalert.alerts.model import AlertClass
 from meshalert.queries.model import (
     CLASS_SELECTS,
-    SERVICE_GROUP,
+    ROUTER_GROUP,
     Aggregate,
     SeriesSelect,
     service_key,
@@ -41,19 +45,18 @@ NUMERATOR = "retries_total"
 DENOMINATOR = "requests"
 
 RETRY_RATIO_SELECTS: tuple[SeriesSelect, ...] = tuple(
-    replace(s, group_by=SERVICE_GROUP)
+    replace(s, group_by=ROUTER_GROUP)
     for s in CLASS_SELECTS[AlertClass.RETRIES]
     if s.name in (NUMERATOR, DENOMINATOR)
 )
-"""The retries class's own ratio parts, so the baseline divides what the window does. The
-window keeps routers apart; the baseline still sums them (one bucket series per service),
-so in a DaemonSet mesh its median is about half the outgoing router's ratio: set
-``anomaly_factor`` with that in mind, or judge ``router: "*"``-free meshes (one router)."""
+"""The retries class's own ratio parts, so the baseline divides what the window does, and
+like the window per router (one bucket series per service and router)."""
 
 
 @dataclass(frozen=True)
 class BucketQuery:
-    """Sums of ``selects`` per (namespace, service, bucket of ``window_ms``) over the span."""
+    """Sums of ``selects`` per (namespace, service, router, bucket of ``window_ms``) over the
+    span."""
 
     window_ms: int
     end_ms: int
@@ -69,8 +72,8 @@ class BucketQuery:
                 "before the current window"
             )
         for sel in self.selects:
-            if sel.aggregate is not Aggregate.SUM or sel.group_by != SERVICE_GROUP:
-                raise ValueError(f"select {sel.name!r} must sum per (namespace, service)")
+            if sel.aggregate is not Aggregate.SUM or sel.group_by != ROUTER_GROUP:
+                raise ValueError(f"select {sel.name!r} must sum per (namespace, service, router)")
         names = [s.name for s in self.selects]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate select names in {names}")
@@ -121,6 +124,8 @@ class BucketRow:
     bucket_ms: int
     """Any instant inside the bucket (readers return its start)."""
     value: float
+    router: str = ""
+    """The router label (empty for series without one: a one-router mesh's old points)."""
 
 
 @dataclass(frozen=True)
@@ -139,17 +144,26 @@ class Baseline:
     """Buckets with requests (the ones the median is taken over)."""
 
 
+RouterBuckets = Mapping[str, tuple[RatioBucket, ...]]
+"""Per router label, one service's buckets in time order."""
+
+
 @dataclass(frozen=True)
 class BucketResult:
-    """Per service key, its buckets in time order (only buckets holding a point)."""
+    """Per service key and router, its buckets in time order (only buckets holding a
+    point)."""
 
     query: BucketQuery
-    services: Mapping[str, tuple[RatioBucket, ...]]
+    services: Mapping[str, RouterBuckets]
     query_text: str
     queries_issued: int = 1
 
-    def baselines(self, min_buckets: int = MIN_BUCKETS) -> dict[str, Baseline]:
-        return {key: baseline_of(b, min_buckets) for key, b in self.services.items()}
+    def baselines(self, min_buckets: int = MIN_BUCKETS) -> dict[str, dict[str, Baseline]]:
+        """Per service key, per router, its baseline (routers never summed)."""
+        return {
+            key: {router: baseline_of(b, min_buckets) for router, b in routers.items()}
+            for key, routers in self.services.items()
+        }
 
 
 @runtime_checkable
@@ -162,22 +176,27 @@ class BucketReader(Protocol):
 def assemble_buckets(
     query: BucketQuery, rows: Iterable[BucketRow], *, query_text: str, queries_issued: int = 1
 ) -> BucketResult:
-    """Sum a store's rows into per-service ratio buckets (pure); rows outside the span or
-    of a select the query does not have are left out."""
-    sums: dict[str, dict[int, dict[str, float]]] = {}
+    """Sum a store's rows into per-(service, router) ratio buckets (pure); rows outside the
+    span or of a select the query does not have are left out. Rows of one router add up
+    (a store may split a bucket); rows of two routers never do."""
+    sums: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
     wanted = {s.name for s in query.selects}
     for row in rows:
         start = query.bucket_start(row.bucket_ms)
         if start is None or row.select not in wanted or not row.service:
             continue
-        slot = sums.setdefault(service_key(row.namespace, row.service), {}).setdefault(start, {})
+        routers = sums.setdefault(service_key(row.namespace, row.service), {})
+        slot = routers.setdefault(row.router, {}).setdefault(start, {})
         slot[row.select] = slot.get(row.select, 0.0) + row.value
     services = {
-        key: tuple(
-            RatioBucket(start, parts.get(NUMERATOR, 0.0), parts.get(DENOMINATOR, 0.0))
-            for start, parts in sorted(buckets.items())
-        )
-        for key, buckets in sorted(sums.items())
+        key: {
+            router: tuple(
+                RatioBucket(start, parts.get(NUMERATOR, 0.0), parts.get(DENOMINATOR, 0.0))
+                for start, parts in sorted(buckets.items())
+            )
+            for router, buckets in sorted(routers.items())
+        }
+        for key, routers in sorted(sums.items())
     }
     return BucketResult(query, services, query_text, queries_issued)
 

@@ -1,18 +1,19 @@
 """Render a :class:`BucketQuery` to SQL (embedded store), InfluxQL and Flux.
 
 Each renderer answers the whole query in one request, one part per select, every part
-grouped by (namespace, service, bucket of ``window_ms``) over ``[start_ms, stop_ms)``:
+grouped by (namespace, service, router, bucket of ``window_ms``) over ``[start_ms,
+stop_ms)`` (each select's ``group_by``: routers are never summed):
 
 * SQL: ``UNION ALL`` of grouped selects over a recursive ``buckets(i)`` table of bucket
   indexes; each (series, bucket) is a primary-key range sum, and the reader turns the index
   back into the bucket's start. Every value is a bound parameter.
 * InfluxQL: one statement per select, ``GROUP BY time(<w>ms, <offset>ms), namespace,
-  service fill(none)``; InfluxDB stamps each row with its bucket's start.
+  service, router fill(none)``; InfluxDB stamps each row with its bucket's start.
 * Flux: one pipeline per select: ``aggregateWindow(every:, offset:, fn: sum, createEmpty:
   false, timeSrc: "_start")`` straight after ``range`` and ``filter``, so InfluxDB computes
   it per series inside the storage engine (the window-aggregate pushdown,
   ``ReadWindowAggregateByTime`` in the plan) and returns one row per series and bucket
-  instead of every raw point; then ``group`` by (namespace, service) and the same
+  instead of every raw point; then ``group`` by (namespace, service, router) and the same
   ``aggregateWindow`` again, which sums the hosts' rows of each bucket (each row's ``_time``
   is its bucket's start, so it falls in the same window); ``yield(name: <select>)``.
   A ``group`` before the first window (the earlier form) disables the pushdown, and
@@ -29,7 +30,7 @@ from meshalert.queries.escaping import influxql_identifier as ident
 from meshalert.queries.escaping import influxql_string, sql_identifier, sql_literal
 from meshalert.queries.flux import flux_time, record_member
 from meshalert.queries.flux_escaping import flux_string
-from meshalert.queries.model import SERVICE_GROUP, SeriesSelect
+from meshalert.queries.model import SeriesSelect
 from meshalert.queries.sql import RESULT_PREFIX, SqlParam
 from meshalert.stores.sqlite_schema import TAG_COLUMNS
 
@@ -65,9 +66,9 @@ def _sql_part(sel: SeriesSelect, query: BucketQuery, params: list[SqlParam]) -> 
     where += [f"{_sql_column(tag)} IS NULL" for tag in sel.tags_absent]
     inner = ", ".join(
         f"COALESCE({_sql_column(tag)}, '') AS {sql_identifier(RESULT_PREFIX + tag)}"
-        for tag in SERVICE_GROUP
+        for tag in sel.group_by
     )
-    group = ", ".join(f"g.{sql_identifier(RESULT_PREFIX + tag)}" for tag in SERVICE_GROUP)
+    group = ", ".join(f"g.{sql_identifier(RESULT_PREFIX + tag)}" for tag in sel.group_by)
     return (
         f"SELECT ? AS sel, {group}, g.i AS {BUCKET_COLUMN}, SUM(g.v) AS {VALUE_COLUMN}\n"
         f"FROM (SELECT {inner}, b.i AS i,\n"
@@ -80,8 +81,9 @@ def _sql_part(sel: SeriesSelect, query: BucketQuery, params: list[SqlParam]) -> 
 
 
 def render_bucket_sql(query: BucketQuery) -> tuple[str, tuple[SqlParam, ...]]:
-    """One statement with ``?`` placeholders (columns ``sel, g_namespace, g_service,
-    bucket, value``; ``bucket`` is the bucket's index from ``start_ms``), and its params."""
+    """One statement with ``?`` placeholders (columns ``sel``, ``g_<tag>`` per group tag
+    (``g_namespace, g_service, g_router``), ``bucket, value``; ``bucket`` is the bucket's
+    index from ``start_ms``), and its params."""
     params: list[SqlParam] = [query.bucket_count]
     head = (
         "WITH RECURSIVE buckets(i) AS"
@@ -114,7 +116,7 @@ def _influxql_statement(sel: SeriesSelect, query: BucketQuery, retention_policy:
     where = [f"time >= {query.start_ms}ms", f"time < {query.stop_ms}ms", f"({scopes})"]
     where += [f"{ident(tag)} = {influxql_string(value)}" for tag, value in sel.tag_equals]
     where += [f"{ident(tag)} = ''" for tag in sel.tags_absent]
-    tags = ", ".join(ident(tag) for tag in SERVICE_GROUP)
+    tags = ", ".join(ident(tag) for tag in sel.group_by)
     return (
         f"SELECT sum({ident(sel.field)}) AS {ident(VALUE_COLUMN)} FROM {source}"
         f" WHERE {' AND '.join(where)}"
@@ -137,7 +139,7 @@ def _flux_pipeline(sel: SeriesSelect, query: BucketQuery, bucket: str) -> str:
         terms[0] = f"({terms[0]})"
     terms += [f"{record_member(t)} == {flux_string(v)}" for t, v in sel.tag_equals]
     terms += [f"not exists {record_member(t)}" for t in sel.tags_absent]
-    columns = "[" + ", ".join(flux_string(t) for t in SERVICE_GROUP) + "]"
+    columns = "[" + ", ".join(flux_string(t) for t in sel.group_by) + "]"
     window = (
         f"aggregateWindow(every: {query.window_ms}ms, offset: {query.offset_ms}ms, fn: sum,"
         ' createEmpty: false, timeSrc: "_start")'

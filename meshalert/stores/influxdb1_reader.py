@@ -135,4 +135,5 @@ def parse_bucket_results(query: BucketQuery, body: str) -> Iterator[BucketRow]:
                             service,
                             int(values[time_col]),
                             float(values[value_col]),
+                            str(tags.get("router", "")),
                         )

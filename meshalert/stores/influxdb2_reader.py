@@ -164,6 +164,7 @@ def bucket_rows_from_records(query: BucketQuery, records: Iterable[Any]) -> Iter
             _tag_text(values.get("service")),
             (moment - _EPOCH) // _ONE_MS,
             float(value),
+            _tag_text(values.get("router")),
         )
 
 

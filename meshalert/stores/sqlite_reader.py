@@ -70,7 +70,11 @@ def _select_rows(cursor: sqlite3.Cursor, tags: tuple[str, ...]) -> Iterator[Sele
 
 
 def _bucket_rows(cursor: sqlite3.Cursor, query: BucketQuery) -> Iterator[BucketRow]:
-    for sel, namespace, service, index, value in cursor:
+    names = [d[0] for d in cursor.description]
+    router_index = names.index(RESULT_PREFIX + "router")
+    for record in cursor:
+        sel, namespace, service = record[0], record[1], record[2]
+        index, value = record[-2], record[-1]
         if value is not None:
             start = query.start_ms + int(index) * query.window_ms
-            yield BucketRow(sel, namespace, service, start, float(value))
+            yield BucketRow(sel, namespace, service, start, float(value), record[router_index])

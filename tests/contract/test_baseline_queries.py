@@ -28,9 +28,14 @@ def counter(measurement: str, ts: int, count: float, **tags: str) -> Point:
 
 
 def svc(
-    host: str, namespace: str = "prod", service: str = "web", scope: str = "service"
+    host: str,
+    namespace: str = "prod",
+    service: str = "web",
+    scope: str = "service",
+    router: str = "outgoing",
 ) -> dict[str, str]:
-    return {"host": host, "namespace": namespace, "service": service, "scope": scope}
+    tags = {"host": host, "namespace": namespace, "service": service, "scope": scope}
+    return tags | ({"router": router} if router else {})
 
 
 def fetch(backend: Backend, query: BucketQuery) -> BucketResult:
@@ -58,22 +63,56 @@ def test_sums_per_bucket_over_hosts_with_the_span_half_open(backend: Backend) ->
         counter("linkerd_retries_total", QUERY.stop_ms, 1000, **svc("a")),
         # Client-scope retries are not the service's ratio parts.
         counter("linkerd_retries_total", first, 500, **svc("a", scope="client")),
-        # A service without namespace, with retries but no requests in its bucket.
-        counter("linkerd_retries_total", first + 3 * W, 2, **svc("a", namespace="", service="x")),
+        # A service without namespace or router (an old one-router point), with retries
+        # but no requests in its bucket.
+        counter(
+            "linkerd_retries_total",
+            first + 3 * W,
+            2,
+            **svc("a", namespace="", service="x", router=""),
+        ),
     ]
     backend.write(points)
 
     result = fetch(backend, QUERY)
 
     assert result.services == {
-        "prod/web": (RatioBucket(first, 9.0, 150.0), RatioBucket(last, 4.0, 40.0)),
-        "x": (RatioBucket(first + 3 * W, 2.0, 0.0),),
+        "prod/web": {
+            "outgoing": (RatioBucket(first, 9.0, 150.0), RatioBucket(last, 4.0, 40.0)),
+        },
+        "x": {"": (RatioBucket(first + 3 * W, 2.0, 0.0),)},
     }
     assert result.baselines(min_buckets=2) == {
-        "prod/web": Baseline((9 / 150 + 4 / 40) / 2, 2),
-        "x": Baseline(None, 0),
+        "prod/web": {"outgoing": Baseline((9 / 150 + 4 / 40) / 2, 2)},
+        "x": {"": Baseline(None, 0)},
     }
-    assert result.baselines() == {"prod/web": Baseline(None, 2), "x": Baseline(None, 0)}
+    assert result.baselines() == {
+        "prod/web": {"outgoing": Baseline(None, 2)},
+        "x": {"": Baseline(None, 0)},
+    }
+
+
+def test_two_routers_are_never_summed(backend: Backend) -> None:
+    """Issue 10 item 1 for the retries baseline, on every store: in a DaemonSet mesh the
+    caller's ``outgoing`` router retries 30 % and the callee's ``incoming`` router sees each
+    request and each retry as a request of its own and retries nothing. Summed per service
+    the day's median would read 30 / 230 = 13 %; per router it is 30 % and 0 %."""
+    points = []
+    for b in range(0, 24):
+        start = QUERY.start_ms + b * W
+        for host in ("a", "b"):
+            points += [
+                counter("linkerd_requests", start + 1000, 50, **svc(host, router="outgoing")),
+                counter("linkerd_retries_total", start + 2000, 15, **svc(host, router="outgoing")),
+                counter("linkerd_requests", start + 3000, 65, **svc(host, router="incoming")),
+            ]
+    backend.write(points)
+
+    baselines = fetch(backend, QUERY).baselines()
+
+    assert baselines == {
+        "prod/web": {"outgoing": Baseline(0.3, 24), "incoming": Baseline(0.0, 24)},
+    }
 
 
 def _traffic(seed: int) -> tuple[list[Point], dict[str, dict[int, list[float]]]]:
@@ -113,8 +152,8 @@ def test_every_store_gives_the_baseline_computed_from_the_points(
         key: tuple(RatioBucket(start, r, n) for start, (r, n) in sorted(buckets.items()))
         for key, buckets in expected.items()
     }
-    assert result.services == want
-    baselines = result.baselines()
+    assert result.services == {key: {"outgoing": b} for key, b in want.items()}
+    baselines = {key: b["outgoing"] for key, b in result.baselines().items()}
     assert baselines == {key: baseline_of(b) for key, b in want.items()}
     assert baselines["prod/api"].ratio == pytest.approx(0.2, abs=0.03)
     assert all(b.buckets >= 12 for b in baselines.values())

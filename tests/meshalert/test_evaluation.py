@@ -79,7 +79,7 @@ class _Reader:
             RatioBucket(query.start_ms + i * query.window_ms, self.day_ratio * 100, 100.0)
             for i in range(20)
         )
-        return BucketResult(query, {"prod/web": buckets}, "bucket-query")
+        return BucketResult(query, {"prod/web": {"": buckets}}, "bucket-query")
 
     __hash__ = object.__hash__
 

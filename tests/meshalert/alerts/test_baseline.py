@@ -46,7 +46,7 @@ class _BucketReader:
             RatioBucket(query.start_ms + i * query.window_ms, self.ratio * 100, 100.0)
             for i in range(MIN_BUCKETS)
         )
-        return BucketResult(query, {"ns/web": buckets}, f"q@{query.end_ms}")
+        return BucketResult(query, {"ns/web": {"outgoing": buckets}}, f"q@{query.end_ms}")
 
 
 def test_one_query_per_window_per_ttl_driven_by_the_cycle_time() -> None:
@@ -56,8 +56,8 @@ def test_one_query_per_window_per_ttl_driven_by_the_cycle_time() -> None:
     assert issued == [1] + [0] * 14 + [1] + [0] * 14 + [1]
     assert [q.end_ms for q in reader.queries] == [T0, T0 + 15 * MINUTE, T0 + 30 * MINUTE]
     cached = cache.get(5 * MINUTE, T0 + 31 * MINUTE)
-    assert cached.of("ns/web").ratio == pytest.approx(0.1)
-    assert cached.of("ns/web").buckets == MIN_BUCKETS
+    assert cached.of("ns/web", "outgoing").ratio == pytest.approx(0.1)
+    assert cached.of("ns/web", "outgoing").buckets == MIN_BUCKETS
     assert cached.query_text == f"q@{T0 + 30 * MINUTE}"
 
 
@@ -92,12 +92,16 @@ def test_a_failure_keeps_the_last_good_baselines_and_is_retried_next_cycle() -> 
     assert (first.services, first.error, first.queries_issued) == ({}, "store down", 1)
     reader.fail = False
     good = cache.get(5 * MINUTE, T0 + MINUTE)  # not cached: retried at once
-    assert good.error is None and good.of("ns/web").ratio == pytest.approx(0.1)
+    assert good.error is None and good.of("ns/web", "outgoing").ratio == pytest.approx(0.1)
     reader.fail, reader.ratio = True, 0.5
     stale = cache.get(5 * MINUTE, T0 + 16 * MINUTE)
-    assert stale.error == "store down" and stale.of("ns/web").ratio == pytest.approx(0.1)
+    assert stale.error == "store down" and stale.of("ns/web", "outgoing").ratio == pytest.approx(
+        0.1
+    )
     reader.fail = False
-    assert cache.get(5 * MINUTE, T0 + 17 * MINUTE).of("ns/web").ratio == pytest.approx(0.5)
+    assert cache.get(5 * MINUTE, T0 + 17 * MINUTE).of("ns/web", "outgoing").ratio == pytest.approx(
+        0.5
+    )
 
 
 def test_a_window_too_long_for_the_lookback_has_no_baseline_and_costs_no_query() -> None:
@@ -111,7 +115,7 @@ def test_a_window_too_long_for_the_lookback_has_no_baseline_and_costs_no_query()
 def test_the_minimum_bucket_count_is_configurable() -> None:
     reader = _BucketReader()
     assert BaselineCache(reader, min_buckets=MIN_BUCKETS + 1).get(MINUTE, T0).of(
-        "ns/web"
+        "ns/web", "outgoing"
     ) == Baseline(None, MIN_BUCKETS)
 
 
@@ -140,18 +144,24 @@ def test_an_unhashable_reader_gets_a_cache_of_its_own() -> None:
 
 def test_with_baseline_puts_the_rules_key_and_the_evidence_in_detail() -> None:
     assert DETAIL_BASELINE == models.DETAIL_BASELINE
-    obs = Observation(AlertClass.RETRIES, "ns/web", 0.3, 100.0, {"requests": 100.0})
+    detail: dict[str, float | str | None] = {"requests": 100.0, "router": "outgoing"}
+    obs = Observation(AlertClass.RETRIES, "ns/web", 0.3, 100.0, detail)
     baselines = Baselines(
-        300_000, {"ns/web": Baseline(0.08, 287)}, span="[a, b)", query_text="q", queries_issued=1
+        300_000,
+        {"ns/web": {"outgoing": Baseline(0.08, 287), "incoming": Baseline(0.0, 287)}},
+        span="[a, b)",
+        query_text="q",
+        queries_issued=1,
     )
     out = with_baseline(obs, baselines)
     assert out.detail == {
         "requests": 100.0,
+        "router": "outgoing",
         "baseline": 0.08,
         "baseline_buckets": 287.0,
         "baseline_span": "[a, b)",
     }
-    assert obs.detail == {"requests": 100.0}
+    assert obs.detail == {"requests": 100.0, "router": "outgoing"}
     assert models.RetriesRule(anomaly_factor=3).judge(0.3, 100.0, out.detail).breached is True
     unknown = with_baseline(
         Observation(AlertClass.RETRIES, "ns/new", 0.3), Baselines(300_000, error="down")
@@ -164,3 +174,24 @@ def test_with_baseline_puts_the_rules_key_and_the_evidence_in_detail() -> None:
     }
     no_ratio_test = models.RetriesRule(ratio_above=0.5, anomaly_factor=3)
     assert no_ratio_test.judge(0.3, 1.0, unknown.detail).breached is False
+
+
+def test_with_baseline_takes_the_judged_routers_baseline_never_another() -> None:
+    """Issue 10 item 1 for the anomaly test: the observation judged one router (its
+    ``router`` detail, from the router policy), so it is compared with that router's
+    median; a router without a baseline gets none, not a neighbour's."""
+    baselines = Baselines(
+        300_000, {"ns/web": {"outgoing": Baseline(0.3, 287), "incoming": Baseline(0.0, 287)}}
+    )
+
+    def judged(router: str) -> Observation:
+        obs = Observation(AlertClass.RETRIES, "ns/web", 0.3, 100.0, {"router": router})
+        return with_baseline(obs, baselines)
+
+    assert judged("outgoing").detail["baseline"] == 0.3
+    assert judged("incoming").detail["baseline"] == 0.0
+    assert judged("h2").detail["baseline"] is None
+    assert (
+        with_baseline(Observation(AlertClass.RETRIES, "ns/web", 0.3), baselines).detail["baseline"]
+        is None
+    )

@@ -22,7 +22,7 @@ from meshalert.queries.baseline import (
     baseline_of,
     baseline_query,
 )
-from meshalert.queries.model import CLASS_SELECTS, SERVICE_GROUP, SeriesSelect
+from meshalert.queries.model import CLASS_SELECTS, ROUTER_GROUP, SeriesSelect
 
 END = 1_700_000_460_000
 W = 300_000
@@ -45,8 +45,10 @@ def test_a_window_that_does_not_divide_the_day_keeps_whole_buckets_inside_it() -
 
 def test_the_ratio_parts_are_the_retries_class_own_selects() -> None:
     assert [s.name for s in RETRY_RATIO_SELECTS] == ["retries_total", "requests"]
-    own = {replace(s, group_by=SERVICE_GROUP) for s in CLASS_SELECTS[AlertClass.RETRIES]}
+    own = {replace(s, group_by=ROUTER_GROUP) for s in CLASS_SELECTS[AlertClass.RETRIES]}
     assert set(RETRY_RATIO_SELECTS) <= own
+    # Per router, as the retries window: a DaemonSet mesh's two routers are never summed.
+    assert all(s.group_by == ("namespace", "service", "router") for s in RETRY_RATIO_SELECTS)
 
 
 @given(
@@ -84,7 +86,7 @@ def test_bucket_start_is_aligned_to_the_end_and_holds_the_instant(
         ),
         (
             {"window_ms": W, "end_ms": END, "selects": CLASS_SELECTS[AlertClass.ENDPOINTS]},
-            r"must sum per \(namespace, service\)",
+            r"must sum per \(namespace, service, router\)",
         ),
     ],
 )
@@ -93,24 +95,29 @@ def test_invalid_queries_are_refused(kwargs: dict[str, object], message: str) ->
         BucketQuery(**kwargs)  # type: ignore[arg-type]
 
 
-def test_rows_are_summed_per_service_and_bucket_and_strays_left_out() -> None:
+def test_rows_are_summed_per_service_router_and_bucket_and_strays_left_out() -> None:
     q = baseline_query(W, END)
     first = q.start_ms
+    out = "outgoing"
     rows = [
-        BucketRow("retries_total", "prod", "web", first, 2.0),
-        BucketRow("retries_total", "prod", "web", first + 10, 1.0),  # same bucket
-        BucketRow("requests", "prod", "web", first, 30.0),
-        BucketRow("requests", "prod", "web", first + W, 10.0),
+        BucketRow("retries_total", "prod", "web", first, 2.0, out),
+        BucketRow("retries_total", "prod", "web", first + 10, 1.0, out),  # same bucket
+        BucketRow("requests", "prod", "web", first, 30.0, out),
+        BucketRow("requests", "prod", "web", first + W, 10.0, out),
+        BucketRow("requests", "prod", "web", first, 33.0, "incoming"),  # another router
         BucketRow("requests", "", "legacy", q.stop_ms - 1, 5.0),
-        BucketRow("requests", "prod", "web", q.stop_ms, 999.0),  # the current window
-        BucketRow("requests", "prod", "web", first - 1, 999.0),  # before the span
-        BucketRow("budget_exhausted", "prod", "web", first, 999.0),  # not a select
-        BucketRow("requests", "prod", "", first, 999.0),  # no service
+        BucketRow("requests", "prod", "web", q.stop_ms, 999.0, out),  # the current window
+        BucketRow("requests", "prod", "web", first - 1, 999.0, out),  # before the span
+        BucketRow("budget_exhausted", "prod", "web", first, 999.0, out),  # not a select
+        BucketRow("requests", "prod", "", first, 999.0, out),  # no service
     ]
     result = assemble_buckets(q, rows, query_text="q")
     assert result.services == {
-        "legacy": (RatioBucket(q.stop_ms - W, 0.0, 5.0),),
-        "prod/web": (RatioBucket(first, 3.0, 30.0), RatioBucket(first + W, 0.0, 10.0)),
+        "legacy": {"": (RatioBucket(q.stop_ms - W, 0.0, 5.0),)},
+        "prod/web": {
+            "incoming": (RatioBucket(first, 0.0, 33.0),),
+            "outgoing": (RatioBucket(first, 3.0, 30.0), RatioBucket(first + W, 0.0, 10.0)),
+        },
     }
     assert result.query_text == "q" and result.queries_issued == 1
 
@@ -149,16 +156,28 @@ def test_the_median_is_robust_to_a_minority_of_spikes(ratios: list[tuple[int, in
     assert below >= len(values) / 2 and above >= len(values) / 2
 
 
-def test_baselines_per_service_from_a_result() -> None:
+def test_baselines_per_service_and_router_from_a_result() -> None:
     q = baseline_query(W, END)
     rows = [
-        BucketRow(sel, "ns", "a", q.start_ms + i * W, value)
+        BucketRow(sel, "ns", "a", q.start_ms + i * W, value, "outgoing")
         for i in range(MIN_BUCKETS)
-        for sel, value in (("retries_total", 1.0 + (i == 0) * 50), ("requests", 10.0))
+        for sel, value in (("retries_total", 3.0 + (i == 0) * 50), ("requests", 10.0))
     ]
-    rows.append(BucketRow("requests", "ns", "b", q.start_ms, 10.0))
+    # The callee's incoming router sees the same requests plus each retry as a request,
+    # and retries nothing: summed, a 30 % outgoing ratio would read 3 / 23 = 13 %.
+    rows += [
+        BucketRow("requests", "ns", "a", q.start_ms + i * W, 13.0, "incoming")
+        for i in range(MIN_BUCKETS)
+    ]
+    rows.append(BucketRow("requests", "ns", "b", q.start_ms, 10.0, "outgoing"))
     baselines = assemble_buckets(q, rows, query_text="").baselines()
-    assert baselines == {"ns/a": Baseline(0.1, MIN_BUCKETS), "ns/b": Baseline(None, 1)}
+    assert baselines == {
+        "ns/a": {
+            "outgoing": Baseline(pytest.approx(0.3), MIN_BUCKETS),  # type: ignore[arg-type]
+            "incoming": Baseline(0.0, MIN_BUCKETS),
+        },
+        "ns/b": {"outgoing": Baseline(None, 1)},
+    }
 
 
 def test_a_select_can_be_looked_up_by_name() -> None:

@@ -30,7 +30,7 @@ def _day(server: Influxd2Server, bucket: str) -> dict[str, dict[int, tuple[float
     for ts in range(QUERY.start_ms - 5 * STEP, END, STEP):
         for s, service in enumerate(SERVICES):
             for h, host in enumerate(HOSTS):
-                tags = f"host={host},namespace=prod,scope=service,service={service}"
+                tags = f"host={host},namespace=prod,router=outgoing,scope=service,service={service}"
                 requests = 50 + (ts // STEP + s + h) % 7
                 retries = (ts // STEP * (s + 1) + h) % 5
                 lines.append(f"linkerd_requests,{tags} count={requests},samples=1i {ts}")
@@ -51,7 +51,8 @@ def _buckets(result: BucketResult) -> dict[str, dict[int, tuple[float, float]]]:
     def pair(b: RatioBucket) -> tuple[float, float]:
         return (b.retries, b.requests)
 
-    return {k: {b.start_ms: pair(b) for b in v} for k, v in result.services.items()}
+    assert all(set(v) == {"outgoing"} for v in result.services.values())
+    return {k: {b.start_ms: pair(b) for b in v["outgoing"]} for k, v in result.services.items()}
 
 
 def _plan(server: Influxd2Server, flux: str) -> str:

@@ -18,7 +18,7 @@ from meshalert.queries.baseline_text import (
     render_bucket_sql,
     render_bucket_sql_inline,
 )
-from meshalert.queries.model import Aggregate, SeriesSelect
+from meshalert.queries.model import ROUTER_GROUP, Aggregate, SeriesSelect
 from meshalert.stores.sqlite_schema import DDL
 from tests.meshalert.queries.fluxlsp import FluxLsp, errors_of, flux_lsp
 
@@ -37,6 +37,7 @@ ODD_SELECT = SeriesSelect(
     "count",
     ("client", "service"),
     Aggregate.SUM,
+    group_by=ROUTER_GROUP,
     tag_equals=(("exception", 'it\'s \\ "x" ${y}'),),
     tags_absent=("failure_flag",),
 )
@@ -65,7 +66,7 @@ def test_sql_binds_every_value_and_groups_by_service_and_bucket() -> None:
         "service",
     )
     assert params[9] == "requests"
-    assert text.count('GROUP BY g."g_namespace", g."g_service", g.i') == 2
+    assert text.count('GROUP BY g."g_namespace", g."g_service", g."g_router", g.i') == 2
     assert text.count("CROSS JOIN buckets AS b") == 2
     assert "p.series_id = s.id AND p.field = ? AND p.ts >= ? + b.i * ?" in text
 
@@ -78,7 +79,9 @@ def test_sql_tag_conditions_are_bound_too() -> None:
 
 
 def test_sql_refuses_a_tag_the_store_has_no_column_for() -> None:
-    sel = SeriesSelect("x", "m", "count", ("service",), Aggregate.SUM, tags_absent=("nope",))
+    sel = SeriesSelect(
+        "x", "m", "count", ("service",), Aggregate.SUM, ROUTER_GROUP, tags_absent=("nope",)
+    )
     with pytest.raises(ValueError, match="not a column"):
         render_bucket_sql(BucketQuery(60_000, END_MS, selects=(sel,)))
 
@@ -96,7 +99,7 @@ def test_inline_sql_runs_and_answers_like_the_bound_statement() -> None:
         conn.execute("INSERT INTO points VALUES (1, ?, 'count', ?)", (ts, value))
     bound = sorted(conn.execute(*render_bucket_sql(ODD)).fetchall())
     inline = sorted(conn.execute(render_bucket_sql_inline(ODD)).fetchall())
-    assert bound == inline == [("odd's", "", "web", 0, 3.0), ("odd's", "", "web", 58, 4.0)]
+    assert bound == inline == [("odd's", "", "web", "", 0, 3.0), ("odd's", "", "web", "", 58, 4.0)]
 
 
 # --- InfluxQL -------------------------------------------------------------------------
@@ -108,7 +111,8 @@ def test_influxql_one_grouped_statement_per_select() -> None:
     assert statements == [
         f'SELECT sum("count") AS "value" FROM "{m}" WHERE time >= {q.start_ms}ms'
         f" AND time < {q.stop_ms}ms AND (\"scope\" = 'service')"
-        f' GROUP BY time(120000ms, {q.offset_ms}ms), "namespace", "service" fill(none)'
+        f' GROUP BY time(120000ms, {q.offset_ms}ms), "namespace", "service", "router"'
+        " fill(none)"
         for m in ("linkerd_retries_total", "linkerd_requests")
     ]
     assert q.offset_ms == 1_250  # (end + 61.25 s) mod 2 min
@@ -167,7 +171,7 @@ def test_flux_windows_each_series_before_grouping_by_service() -> None:
             "aggregateWindow",
             "yield",
         ]
-        assert 'group(columns: ["namespace", "service"])' in pipeline
+        assert 'group(columns: ["namespace", "service", "router"])' in pipeline
 
 
 @pytest.mark.node

@@ -44,7 +44,7 @@ def test_buckets_from_a_named_retention_policy_with_an_offset(
     result = InfluxDB1WindowReader(config).fetch_buckets(QUERY)
 
     assert result.services == {
-        "web": (RatioBucket(b - W, 0.0, 1.0), RatioBucket(b, 3.0, 15.0)),
+        "web": {"": (RatioBucket(b - W, 0.0, 1.0), RatioBucket(b, 3.0, 15.0))},
     }
     assert 'FROM "day"."linkerd_requests"' in result.query_text
     assert InfluxDB1WindowReader(_config(influxd, influx_db)).fetch_buckets(QUERY).services == {}
@@ -58,7 +58,7 @@ def test_many_services_come_back_across_chunks(influxd: InfluxdServer, influx_db
     writer.close()
     result = InfluxDB1WindowReader(config).fetch_buckets(QUERY)
     assert len(result.services) == 6_000
-    assert result.services["s5999"] == (RatioBucket(QUERY.stop_ms - W, 0.0, 5999.0),)
+    assert result.services["s5999"] == {"": (RatioBucket(QUERY.stop_ms - W, 0.0, 5999.0),)}
 
 
 def test_errors_name_the_store_and_reason(influxd: InfluxdServer) -> None:

@@ -59,8 +59,8 @@ def test_bucket_rows_come_back_per_service_at_their_start(http_server: Recording
 
     first, last = QUERY.start_ms, QUERY.stop_ms - 300_000
     assert result.services == {
-        "legacy": (RatioBucket(QUERY.start_ms + 143 * 300_000, 0.0, 7.5),),
-        "prod/web": (RatioBucket(first, 6.0, 100.0), RatioBucket(last, 4.0, 40.0)),
+        "legacy": {"": (RatioBucket(QUERY.start_ms + 143 * 300_000, 0.0, 7.5),)},
+        "prod/web": {"": (RatioBucket(first, 6.0, 100.0), RatioBucket(last, 4.0, 40.0))},
     }
     text = render_bucket_flux(QUERY, bucket="meshalert")
     assert result.query_text == text and result.queries_issued == 1
