@@ -250,6 +250,9 @@ OTHER_VARIABLES = (
     "MESHALERT_DEAD_LETTER_MAX_BYTES",
     "MESHALERT_LINKERD_ADMIN_URL",
     "MESHALERT_STATUS_LISTEN",
+    "MESHALERT_GROUP_THRESHOLD",
+    "MESHALERT_GROUP_BY",
+    "MESHALERT_STATUS_URL",
     # make test and the tools it builds: these must be there (no skip), or live elsewhere
     "MESHALERT_REQUIRE_NODE",
     "MESHALERT_REQUIRE_BROWSER",
