@@ -163,7 +163,8 @@ def _distance(note: Notification) -> float:
         return 0.0
     if observed <= 0 or threshold <= 0:
         return abs(observed - threshold)
-    return abs(math.log(observed / threshold))
+    # Two logs, not the log of a quotient: a denormal over a threshold underflows to 0.
+    return abs(math.log(observed) - math.log(threshold))
 
 
 def _key_value(note: Notification, name: str) -> str:

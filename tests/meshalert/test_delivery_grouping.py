@@ -100,13 +100,11 @@ def sns(aws_env: None) -> Iterator[Sns]:  # noqa: F811 -- the fixture
         queues = {}
         for name, policy in FILTERS.items():
             url = sqs.create_queue(QueueName=f"tap-{name}")["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             attributes = {"FilterPolicy": json.dumps(policy)} if policy else {}
-            client.subscribe(
-                TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes
-            )
+            client.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
             queues[name] = url
         yield Sns(topic, queues, client)
 
@@ -213,9 +211,7 @@ def test_a_storm_of_200_is_one_message_per_channel_and_severity_and_never_sent_a
         "[GROUP] 50 warning alerts: 50 FIRING",
     ]
     assert [json.loads(m["Message"])["count"] for m in sns.messages("warning")] == [50]
-    assert [json.loads(m["Message"])["count"] for m in sns.messages("failures_critical")] == [
-        150
-    ]
+    assert [json.loads(m["Message"])["count"] for m in sns.messages("failures_critical")] == [150]
     assert sns.messages("latency") == []
     assert len(_console_groups(console.getvalue())) == 2
     # Each member's claim is final and names every channel.
