@@ -25,14 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from queue import Queue
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshalert.alerts.model import AlertClass, Notification, Severity
-from meshalert.notify.base import Notifier, SendResult
+from meshalert.notify.base import GroupNotifier, Notifier, SendResult
 from meshalert.notify.grouping import GroupingConfig, NotificationGroup, plan
 
 log = structlog.get_logger("meshalert.notify.router")
@@ -193,9 +193,9 @@ class Router:
             group_dedup_key=group.dedup_key,
         )
         try:
-            result: SendResult = self._channels[name].send_group(  # type: ignore[attr-defined]
-                group, deadline_s=deadline_s
-            )
+            # Only planned for a channel that has send_group (see _work).
+            sender = cast(GroupNotifier, self._channels[name])
+            result = sender.send_group(group, deadline_s=deadline_s)
         except BaseException as exc:  # a notifier bug must not stop the other channels
             log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
             return SendResult(
