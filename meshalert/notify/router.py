@@ -168,7 +168,11 @@ class Router:
     ) -> None:
         # A channel that cannot send a group (a notifier without send_group) gets singles.
         grouping = self._grouping if hasattr(self._channels[name], "send_group") else None
-        items = plan(notes, grouping)
+        try:
+            items = plan(notes, grouping)
+        except Exception as exc:  # never leave the caller waiting for outcomes: send singles
+            log.error("notify.grouping_failed", channel=name, error_type=type(exc).__name__)
+            items = list(notes)
         for index, item in enumerate(items):
             left = len(items) - index
             end = deadline_s
