@@ -251,6 +251,9 @@ OTHER_VARIABLES = (
     "MESHALERT_LINKERD_ADMIN_URL",
     "MESHALERT_STATUS_LISTEN",
     "MESHALERT_AUTHOR",  # meshalert silence: who adds or expires a silence
+    "MESHALERT_GROUP_THRESHOLD",
+    "MESHALERT_GROUP_BY",
+    "MESHALERT_STATUS_URL",
     # make test and the tools it builds: these must be there (no skip), or live elsewhere
     "MESHALERT_REQUIRE_NODE",
     "MESHALERT_REQUIRE_BROWSER",

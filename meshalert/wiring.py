@@ -16,9 +16,13 @@ from meshalert.state.protocols import StateStore
 from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore, StoreConfig
 
 if TYPE_CHECKING:
+    from meshalert.notify.grouping import GroupingConfig
     from meshalert.notify.router import Router, RoutingConfig
 
 ENV_ROUTES = "MESHALERT_ROUTES"
+ENV_GROUP_THRESHOLD = "MESHALERT_GROUP_THRESHOLD"
+ENV_GROUP_BY = "MESHALERT_GROUP_BY"
+ENV_STATUS_URL = "MESHALERT_STATUS_URL"
 
 
 def open_reader(store: StoreConfig) -> WindowReader:
@@ -80,7 +84,7 @@ def build_router(
         from meshalert.notify.webhook import WebhookNotifier
 
         channels["webhook"] = WebhookNotifier(settings.webhook_url)
-    return Router(channels, routing_config(env))
+    return Router(channels, routing_config(env), grouping=grouping_config(env))
 
 
 def routing_config(env: Mapping[str, str]) -> RoutingConfig:
@@ -105,6 +109,47 @@ def routing_config(env: Mapping[str, str]) -> RoutingConfig:
         raise SettingsError(f"{ENV_ROUTES}: {'; '.join(problems)}") from None
     except ValueError as exc:
         raise SettingsError(" ".join(str(exc).split())) from None
+
+
+def grouping_config(env: Mapping[str, str]) -> GroupingConfig:
+    """Storm protection from ``MESHALERT_GROUP_THRESHOLD`` (a whole number, at least 1:
+    group when a channel has more than this many notifications at once; default 5),
+    ``MESHALERT_GROUP_BY`` (comma-separated ``severity``, ``class``, ``state``; default
+    ``severity``) and ``MESHALERT_STATUS_URL`` (the link a grouped message gives for the
+    full list; default: the command ``meshalert status``). Errors name the variable."""
+    from meshalert.notify.grouping import (
+        DEFAULT_GROUP_BY,
+        DEFAULT_SEE_ALL,
+        DEFAULT_THRESHOLD,
+        GROUP_KEYS,
+        GroupingConfig,
+    )
+
+    threshold_text = env.get(ENV_GROUP_THRESHOLD, "").strip()
+    threshold = DEFAULT_THRESHOLD
+    if threshold_text:
+        try:
+            threshold = int(threshold_text)
+        except ValueError:
+            raise SettingsError(
+                f"{ENV_GROUP_THRESHOLD}: {threshold_text!r} is not a whole number"
+            ) from None
+        if threshold < 1:
+            raise SettingsError(f"{ENV_GROUP_THRESHOLD}: must be at least 1, not {threshold}")
+    by_text = env.get(ENV_GROUP_BY, "").strip()
+    group_by = DEFAULT_GROUP_BY
+    if by_text:
+        group_by = tuple(part.strip().lower() for part in by_text.split(",") if part.strip())
+        unknown = [k for k in group_by if k not in GROUP_KEYS]
+        if unknown or not group_by or len(set(group_by)) != len(group_by):
+            raise SettingsError(
+                f"{ENV_GROUP_BY}: write a comma-separated list of distinct keys from "
+                f"{', '.join(GROUP_KEYS)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+    see_all = env.get(ENV_STATUS_URL, "").strip() or DEFAULT_SEE_ALL
+    if see_all != DEFAULT_SEE_ALL and not see_all.startswith(("https://", "http://")):
+        raise SettingsError(f"{ENV_STATUS_URL}: must be an http:// or https:// URL")
+    return GroupingConfig(threshold=threshold, group_by=group_by, see_all=see_all)
 
 
 _ROUTE_KEYS = ("routes", "match", "channels", "severity", "class", "service")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
 from meshalert.alerts.model import Notification
+
+if TYPE_CHECKING:
+    from meshalert.notify.grouping import NotificationGroup
 
 REDACTED = "***"
 
@@ -32,6 +35,13 @@ class Notifier(Protocol):
         """Deliver ``notification``; finish (retries included) before ``time.monotonic()``
         reaches ``deadline_s``. Failures come back as ``SendResult(ok=False)``."""
         ...
+
+
+class GroupNotifier(Notifier, Protocol):
+    """A notifier that can also send a storm of notifications as one message
+    (:mod:`meshalert.notify.grouping`); a channel without ``send_group`` gets singles."""
+
+    def send_group(self, group: NotificationGroup, *, deadline_s: float) -> SendResult: ...
 
 
 class Secret:

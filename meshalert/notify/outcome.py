@@ -10,10 +10,13 @@ from typing import Any
 
 from meshalert.alerts.model import Notification
 from meshalert.notify.base import SendResult
+from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.retry import AttemptOutcome, RetryPolicy, RetryReport, send_with_retries
 
 
-def finish(channel: str, notification: Notification, report: RetryReport, log: Any) -> SendResult:
+def finish(
+    channel: str, notification: Notification | NotificationGroup, report: RetryReport, log: Any
+) -> SendResult:
     outcome = report.outcome
     result = SendResult(
         channel=channel,
@@ -50,7 +53,7 @@ class Retrier:
     def send(
         self,
         channel: str,
-        notification: Notification,
+        notification: Notification | NotificationGroup,
         attempt: Callable[[float], AttemptOutcome],
         *,
         deadline_s: float,

@@ -25,14 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from queue import Queue
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshalert.alerts.model import AlertClass, Notification, Severity
-from meshalert.notify.base import Notifier, SendResult
+from meshalert.notify.base import GroupNotifier, Notifier, SendResult
+from meshalert.notify.grouping import GroupingConfig, NotificationGroup, plan
 
 log = structlog.get_logger("meshalert.notify.router")
 
@@ -106,10 +107,14 @@ class Router:
         config: RoutingConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        grouping: GroupingConfig | None = None,
     ) -> None:
         self._channels = dict(channels)
         self._config = config or RoutingConfig()
         self._clock = clock
+        self._grouping = grouping
+        """Storm protection (``meshalert.notify.grouping``); None sends every notification
+        on its own."""
         self.counts: Counter[tuple[str, str]] = Counter()
         """(channel, "sent" | "failed") -> notifications, for health output."""
         _check_channels(self._config, tuple(self._channels))
@@ -161,13 +166,51 @@ class Router:
         deadline_s: float,
         done: Queue[tuple[Notification, SendResult]],
     ) -> None:
-        for index, note in enumerate(notes):
-            left = len(notes) - index
+        # A channel that cannot send a group (a notifier without send_group) gets singles.
+        grouping = self._grouping if hasattr(self._channels[name], "send_group") else None
+        try:
+            items = plan(notes, grouping)
+        except Exception as exc:  # never leave the caller waiting for outcomes: send singles
+            log.error("notify.grouping_failed", channel=name, error_type=type(exc).__name__)
+            items = list(notes)
+        for index, item in enumerate(items):
+            left = len(items) - index
             end = deadline_s
             if left > 1:
                 now = self._clock()
                 end = min(now + max(deadline_s - now, 0.0) / left, deadline_s)
-            done.put((note, self._send_one(name, note, end)))
+            if isinstance(item, NotificationGroup):
+                result = self._send_group(name, item, end)
+                # One send, one outcome per member: each member's claim records it.
+                for member in item.members:
+                    done.put((member, replace(result, dedup_key=member.dedup_key)))
+            else:
+                done.put((item, self._send_one(name, item, end)))
+
+    def _send_group(self, name: str, group: NotificationGroup, deadline_s: float) -> SendResult:
+        started = self._clock()
+        log.info(
+            "notify.grouped",
+            channel=name,
+            members=len(group.members),
+            group_key=dict(group.key),
+            group_dedup_key=group.dedup_key,
+        )
+        try:
+            # Only planned for a channel that has send_group (see _work).
+            sender = cast(GroupNotifier, self._channels[name])
+            result = sender.send_group(group, deadline_s=deadline_s)
+        except BaseException as exc:  # a notifier bug must not stop the other channels
+            log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
+            return SendResult(
+                name,
+                False,
+                group.dedup_key,
+                1,
+                self._clock() - started,
+                error=f"notifier raised {type(exc).__name__}",
+            )
+        return replace(result, channel=name)
 
     def _send_one(self, name: str, notification: Notification, deadline_s: float) -> SendResult:
         started = self._clock()

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from meshalert.alerts.model import Notification, NotificationKind
 from meshalert.notify import render
 from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.http import post_json
 from meshalert.notify.outcome import Retrier
 from meshalert.notify.retry import AttemptOutcome, RetryPolicy
@@ -25,6 +26,8 @@ SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
 MAX_FIELDS = 10
 FALLBACK_MAX = 3000
+GROUP_LISTED_MAX = 20
+"""Members named in a grouped message; the rest are counted ("and N more")."""
 
 _STYLE = {
     NotificationKind.FIRING: (":rotating_light:", "#d1242f"),
@@ -63,6 +66,70 @@ def slack_payload(notification: Notification, runbook_url: str | None = None) ->
             }
         ],
     }
+
+
+def slack_group_payload(group: NotificationGroup) -> dict[str, Any]:
+    """A storm as one message: counts by class and state, the worst members first (at most
+    :data:`GROUP_LISTED_MAX`, and only as many as fit one section), "and N more", and where
+    to see them all. Every name is escaped for mrkdwn."""
+    firing = any(n.kind is not NotificationKind.RESOLVED for n in group.members)
+    kind = NotificationKind.FIRING if firing else NotificationKind.RESOLVED
+    emoji, colour = _STYLE[kind]
+    title = render.group_title(group)
+    counts = render.group_counts(group)
+    fallback = render.truncate(
+        _escape(f"[{group.severity.value}] {title} ({counts})"), FALLBACK_MAX
+    )
+    header = {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": render.truncate(f"{emoji} {printable(title)}", HEADER_MAX),
+            "emoji": True,
+        },
+    }
+    fields = [
+        _mrkdwn(render.truncate(f"*{name}*\n{_escape(value)}", FIELD_TEXT_MAX))
+        for name, value in (
+            ("By class", counts),
+            ("Severity", ", ".join(group.severities)),
+            ("Alerts", str(len(group.members))),
+        )
+    ]
+    see_all = group.see_all
+    pointer = (
+        f"<{see_all}|See all>"
+        if see_all.startswith(("https://", "http://"))
+        else ("See all: " + _code_inline(see_all))
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "fields": fields},
+        _section(group_list_text(group)),
+        {"type": "context", "elements": [_mrkdwn(pointer)]},
+    ]
+    return {
+        "text": fallback,
+        "blocks": [header],
+        "attachments": [{"color": colour, "fallback": fallback, "blocks": blocks}],
+    }
+
+
+def group_list_text(group: NotificationGroup, limit: int = SECTION_TEXT_MAX) -> str:
+    """The members' lines, worst first, ending "and N more" when not all are listed: never
+    longer than ``limit``, and no line cut in half."""
+    lines: list[str] = []
+    total = len(group.members)
+    for index, note in enumerate(group.members[:GROUP_LISTED_MAX]):
+        line = "\u2022 " + _escape(render.truncate(render.group_line(note), 300))
+        rest = total - index - 1
+        tail = f"\n_and {rest} more_" if rest else ""
+        if len("\n".join([*lines, line])) + len(tail) > limit:
+            break
+        lines.append(line)
+    more = total - len(lines)
+    if more:
+        lines.append(f"_and {more} more_")
+    return "\n".join(lines)
 
 
 def _detail_blocks(notification: Notification, runbook_url: str | None) -> list[dict[str, Any]]:
@@ -160,11 +227,21 @@ class SlackWebhookNotifier:
         return f"SlackWebhookNotifier(url={self._url!r}, runbook_url={self._runbook_url!r})"
 
     def send(self, notification: Notification, *, deadline_s: float) -> SendResult:
-        body = json.dumps(slack_payload(notification, self._runbook_url)).encode("utf-8")
+        body = slack_payload(notification, self._runbook_url)
+        return self._post(body, notification, deadline_s)
+
+    def send_group(self, group: NotificationGroup, *, deadline_s: float) -> SendResult:
+        return self._post(slack_group_payload(group), group, deadline_s)
+
+    def _post(
+        self,
+        payload: dict[str, Any],
+        subject: Notification | NotificationGroup,
+        deadline_s: float,
+    ) -> SendResult:
+        body = json.dumps(payload).encode("utf-8")
 
         def attempt(timeout_s: float) -> AttemptOutcome:
             return post_json(self._url, body, timeout_s)
 
-        return self._retrier.send(
-            self.channel, notification, attempt, deadline_s=deadline_s, log=log
-        )
+        return self._retrier.send(self.channel, subject, attempt, deadline_s=deadline_s, log=log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from meshalert.alerts.model import Notification
 from meshalert.notify import render
 from meshalert.notify.base import SendResult
+from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.outcome import Retrier
 from meshalert.notify.retry import AttemptOutcome, RetryPolicy
 
@@ -29,6 +31,8 @@ so they are switched off and :class:`SnsNotifier` retries instead."""
 
 # SNS caps a message at 256 KiB; the query is the only part that can grow without bound.
 _MAX_QUERY_CHARS = 65536
+# A group's member list grows with the storm: listed members stop well inside the cap.
+_MAX_GROUP_BYTES = 200_000
 _THROTTLING = frozenset(
     {
         "Throttling",
@@ -62,6 +66,32 @@ def message_attributes(notification: Notification) -> dict[str, dict[str, str]]:
     return {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
 
 
+def group_attributes(group: NotificationGroup) -> dict[str, dict[str, str]]:
+    """The same names a single notification carries, so one filter policy serves both:
+    ``severity``, ``class`` and ``state`` are a ``String`` when the group has one value
+    and a ``String.Array`` otherwise (a policy matches an array when any element matches,
+    so ``{"class": ["latency"]}`` still selects a group holding latency alerts).
+    ``grouped`` (``"true"``) and ``count`` (``Number``) tell a group apart; a group has no
+    single ``service`` or ``dedup_key`` (each member's is in the message)."""
+    attributes = {
+        name: _one_or_array(values)
+        for name, values in (
+            ("severity", group.severities),
+            ("class", group.classes),
+            ("state", group.states),
+        )
+    }
+    attributes["grouped"] = {"DataType": "String", "StringValue": "true"}
+    attributes["count"] = {"DataType": "Number", "StringValue": str(len(group.members))}
+    return attributes
+
+
+def _one_or_array(values: tuple[str, ...]) -> dict[str, str]:
+    if len(values) == 1:
+        return {"DataType": "String", "StringValue": values[0]}
+    return {"DataType": "String.Array", "StringValue": json.dumps(sorted(values))}
+
+
 class SnsNotifier:
     channel = "sns"
 
@@ -89,13 +119,27 @@ class SnsNotifier:
             "Message": render.to_json(notification, max_query_chars=_MAX_QUERY_CHARS),
             "MessageAttributes": message_attributes(notification),
         }
+        return self._send(request, notification, deadline_s)
 
+    def send_group(self, group: NotificationGroup, *, deadline_s: float) -> SendResult:
+        request = {
+            "TopicArn": self._topic_arn,
+            "Subject": render.group_subject(group),
+            "Message": render.group_to_json(group, max_bytes=_MAX_GROUP_BYTES),
+            "MessageAttributes": group_attributes(group),
+        }
+        return self._send(request, group, deadline_s)
+
+    def _send(
+        self,
+        request: Mapping[str, Any],
+        subject: Notification | NotificationGroup,
+        deadline_s: float,
+    ) -> SendResult:
         def attempt(_timeout_s: float) -> AttemptOutcome:
             return self._publish(request)
 
-        return self._retrier.send(
-            self.channel, notification, attempt, deadline_s=deadline_s, log=log
-        )
+        return self._retrier.send(self.channel, subject, attempt, deadline_s=deadline_s, log=log)
 
     def _publish(self, request: Mapping[str, Any]) -> AttemptOutcome:
         try:

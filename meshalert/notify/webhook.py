@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from meshalert.alerts.model import Notification
 from meshalert.notify import render
 from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.http import post_json
 from meshalert.notify.outcome import Retrier
 from meshalert.notify.retry import AttemptOutcome, RetryPolicy
@@ -40,11 +41,18 @@ class WebhookNotifier:
         return f"WebhookNotifier(url={self._url!r})"
 
     def send(self, notification: Notification, *, deadline_s: float) -> SendResult:
-        body = render.to_json(notification).encode("utf-8")
+        return self._post(render.to_json(notification), notification, deadline_s)
+
+    def send_group(self, group: NotificationGroup, *, deadline_s: float) -> SendResult:
+        """The group's JSON (``"group": true``, counts, every member with its dedup key)."""
+        return self._post(render.group_to_json(group), group, deadline_s)
+
+    def _post(
+        self, text: str, subject: Notification | NotificationGroup, deadline_s: float
+    ) -> SendResult:
+        body = text.encode("utf-8")
 
         def attempt(timeout_s: float) -> AttemptOutcome:
             return post_json(self._url, body, timeout_s)
 
-        return self._retrier.send(
-            self.channel, notification, attempt, deadline_s=deadline_s, log=log
-        )
+        return self._retrier.send(self.channel, subject, attempt, deadline_s=deadline_s, log=log)
