@@ -93,7 +93,59 @@ MODULES = _parse_table(_TABLE)
 # Reviewed equivalent mutants: (file, function, original text -> mutated text), the changed
 # lines with whitespace collapsed. Each has a comment at the code saying why it cannot change
 # behaviour.
-EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset()
+EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        (
+            "meshalert/histogram.py",
+            "_close",
+            "return abs(bound - value) <= _LABEL_TOLERANCE * max(abs(bound), abs(value))"
+            " -> return abs(bound - value) < _LABEL_TOLERANCE * max(abs(bound), abs(value))",
+        ),
+        (
+            "meshalert/histogram.py",
+            "_lower_bound",
+            "return BOUNDS[idx - 1] if idx > 0 else 0.0"
+            " -> return BOUNDS[idx - 1] if idx > 1 else 0.0",
+        ),
+        (
+            "meshalert/histogram.py",
+            "_lower_bound",
+            "if idx > 0 and _close(BOUNDS[idx - 1], le):"
+            " -> if idx >= 0 and _close(BOUNDS[idx - 1], le):",
+        ),
+        (
+            "meshalert/histogram.py",
+            "_lower_bound",
+            "if idx > 0 and _close(BOUNDS[idx - 1], le):"
+            " -> if idx > 1 and _close(BOUNDS[idx - 1], le):",
+        ),
+        ("meshalert/histogram.py", "bucket_index", "if value <= 0.0: -> if value < 0.0:"),
+        ("meshalert/histogram.py", "le_index", "idx = LE_INDEX.get(label) -> idx = None"),
+        (
+            "meshalert/histogram.py",
+            "le_index",
+            "idx = LE_INDEX.get(label) -> idx = LE_INDEX.get(None)",
+        ),
+        (
+            "meshalert/histogram.py",
+            "le_index",
+            "if 0 <= cand < len(BOUNDS) and _close(BOUNDS[cand], value):"
+            " -> if 1 <= cand < len(BOUNDS) and _close(BOUNDS[cand], value):",
+        ),
+        (
+            "meshalert/histogram.py",
+            "le_index",
+            "if 0 <= cand < len(BOUNDS) and _close(BOUNDS[cand], value):"
+            " -> if 0 < cand < len(BOUNDS) and _close(BOUNDS[cand], value):",
+        ),
+        (
+            "meshalert/histogram.py",
+            "percentile_from_buckets",
+            "items = sorted((le, c) for le, c in counts.items() if c > 0)"
+            " -> items = sorted((le, c) for le, c in counts.items() if c >= 0)",
+        ),
+    }
+)
 
 # Unit tests only: a forked run per mutant cannot afford starting influxd, node or a JVM.
 _PYTEST_ARGS = (
