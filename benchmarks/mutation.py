@@ -144,6 +144,11 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "items = sorted((le, c) for le, c in counts.items() if c > 0)"
             " -> items = sorted((le, c) for le, c in counts.items() if c >= 0)",
         ),
+        (
+            "meshalert/alerts/state_machine.py",
+            "_evolve",
+            "if not changes.keys() <= _RECORD_FIELDS: -> if not changes.keys() < _RECORD_FIELDS:",
+        ),
     }
 )
 

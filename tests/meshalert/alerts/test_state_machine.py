@@ -524,3 +524,111 @@ def test_policy_names_each_negative_field(name: str) -> None:
 def test_damped_hold_is_the_longer_of_for_and_hold() -> None:
     assert policy(for_ms=MIN, flap_hold_ms=5 * MIN).damped_hold_ms == 5 * MIN
     assert policy(for_ms=7 * MIN, flap_hold_ms=5 * MIN).damped_hold_ms == 7 * MIN
+
+
+def test_a_stored_pending_record_without_episode_start_starts_it_now() -> None:
+    # Records come from storage (SQLite, DynamoDB, older versions); a missing start is now.
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.PENDING, since_ms=T0)
+    held = advance(stored, BREACH, policy(for_ms=2 * MIN), T0 + 10 * MIN)
+    assert held.record.state is AlertState.PENDING
+    assert held.record.episode_start_ms == T0 + 10 * MIN
+    fired = advance(stored, BREACH, policy(for_ms=0), T0 + 10 * MIN)
+    assert fired.record.state is AlertState.FIRING
+    assert fired.notifications[0].episode_start_ms == T0 + 10 * MIN
+
+
+def test_a_stored_firing_record_without_last_notified_reminds_from_its_since() -> None:
+    stored = AlertRecord(
+        AlertClass.LATENCY, SERVICE, AlertState.FIRING, since_ms=T0, episode_start_ms=T0
+    )
+    pol = policy(renotify_ms=10 * MIN)
+    assert advance(stored, BREACH, pol, T0 + 9 * MIN).notifications == ()
+    (reminder,) = advance(stored, BREACH, pol, T0 + 10 * MIN).notifications
+    assert reminder.kind is NotificationKind.REMINDER
+    assert reminder.reminder_seq == 1
+
+
+def test_a_one_millisecond_renotify_reminds_every_evaluation() -> None:
+    r = run(every_minute([BREACH] * 4), policy(for_ms=0, renotify_ms=1))
+    assert r.kinds() == [NotificationKind.FIRING] + [NotificationKind.REMINDER] * 3
+
+
+def test_resolving_clears_the_episode_and_the_recovery_clock() -> None:
+    pol = policy(for_ms=0, max_flaps=1, flap_hold_ms=2 * MIN)
+    r = run(every_minute([BREACH, HEALTHY, BREACH, HEALTHY, HEALTHY, HEALTHY]), pol)
+    assert r.results[3].record.recovering_since_ms == T0 + 3 * MIN
+    assert r.kinds()[-1] is NotificationKind.RESOLVED
+    assert r.record.state is AlertState.OK
+    assert r.record.episode_start_ms is None
+    assert r.record.recovering_since_ms is None
+    assert r.record.since_ms == T0 + 5 * MIN
+
+
+def test_results_with_different_evidence_are_not_equal() -> None:
+    first = advance(None, BREACH, policy(for_ms=0), T0)
+    same = advance(None, BREACH, policy(for_ms=0), T0)
+    other = step(None, _observation(901.0), BREACH, _evidence(901.0), policy(for_ms=0), T0)
+    assert first == same
+    assert first != other
+
+
+class _RecordingSource:
+    """An EvidenceSource that remembers the state it was asked to build evidence for."""
+
+    def __init__(self) -> None:
+        self.asked: list[AlertState] = []
+        self.threshold = ThresholdInForce("above_ms", 500.0, "default")
+        self.observed = 900.0
+
+    def build(self, previous_state: AlertState) -> Evidence:
+        self.asked.append(previous_state)
+        return replace(_evidence(900.0), previous_state=previous_state)
+
+
+def test_a_deferred_source_builds_once_for_the_state_before_the_step() -> None:
+    source = _RecordingSource()
+    pending = advance(None, BREACH, policy(for_ms=MIN), T0).record
+    result = step(pending, _observation(900.0), BREACH, source, policy(for_ms=MIN), T0 + MIN)
+    assert result.record.state is AlertState.FIRING
+    assert result.notifications[0].evidence.previous_state is AlertState.PENDING
+    assert result.evidence.previous_state is AlertState.PENDING
+    assert source.asked == [AlertState.PENDING]
+
+
+def test_a_quiet_step_never_builds_evidence() -> None:
+    source = _RecordingSource()
+    result = step(None, _observation(300.0), HEALTHY, source, policy(), T0)
+    assert result.notifications == ()
+    assert source.asked == []
+
+
+def test_a_stored_firing_record_without_episode_start_dates_its_notes_from_since() -> None:
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.FIRING, since_ms=T0)
+    (resolved,) = advance(stored, HEALTHY, policy(), T0 + MIN).notifications
+    assert resolved.kind is NotificationKind.RESOLVED
+    assert resolved.episode_start_ms == T0
+
+
+def test_firing_starts_a_clean_episode_whatever_the_stored_record_holds() -> None:
+    stale = AlertRecord(
+        AlertClass.LATENCY,
+        SERVICE,
+        AlertState.OK,
+        since_ms=T0,
+        reminder_seq=5,
+        recovering_since_ms=T0,
+    )
+    pol = policy(for_ms=0, renotify_ms=MIN)
+    r = run(every_minute([BREACH, BREACH], start=T0 + MIN), pol, prev=stale)
+    assert r.results[0].record.reminder_seq == 0
+    assert r.results[0].record.recovering_since_ms is None
+    assert [n.reminder_seq for n in r.notes] == [0, 1]
+
+
+def test_evolve_refuses_a_field_the_record_does_not_have() -> None:
+    from meshalert.alerts.state_machine import _evolve
+
+    record = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.OK, since_ms=T0)
+    with pytest.raises(TypeError, match=r"AlertRecord has no field\(s\) \['bogus'\]"):
+        _evolve(record, state=AlertState.FIRING, bogus=1)
+    assert _evolve(record, since_ms=T0 + 1).since_ms == T0 + 1
