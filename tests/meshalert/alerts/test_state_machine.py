@@ -632,3 +632,9 @@ def test_evolve_refuses_a_field_the_record_does_not_have() -> None:
     with pytest.raises(TypeError, match=r"AlertRecord has no field\(s\) \['bogus'\]"):
         _evolve(record, state=AlertState.FIRING, bogus=1)
     assert _evolve(record, since_ms=T0 + 1).since_ms == T0 + 1
+
+
+def test_a_one_millisecond_for_waits_for_a_second_breach() -> None:
+    r = run(every_minute([BREACH, BREACH]), policy(for_ms=1))
+    assert [x.record.state for x in r.results] == [AlertState.PENDING, AlertState.FIRING]
+    assert r.notes[0].at_ms == T0 + MIN
