@@ -149,6 +149,22 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "_evolve",
             "if not changes.keys() <= _RECORD_FIELDS: -> if not changes.keys() < _RECORD_FIELDS:",
         ),
+        # Codec names are case-insensitive: "UTF-8" is "utf-8".
+        (
+            "ingest_sidecar/statsd.py",
+            "parse_datagram",
+            'text = data.decode("utf-8") -> text = data.decode("UTF-8")',
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_lines_separately",
+            'lines.append(raw.decode("utf-8")) -> lines.append(raw.decode("UTF-8"))',
+        ),
+        (
+            "meshalert/queries/flux_escaping.py",
+            "flux_string",
+            'value.encode("utf-8") -> value.encode("UTF-8")',
+        ),
     }
 )
 

@@ -183,7 +183,8 @@ def _parse_lines_separately(data: bytes) -> ParsedDatagram:
             bad_utf8 += 1
     _parse_into(lines, out)
     if bad_utf8:
-        out.bad[BAD_UTF8] = out.bad.get(BAD_UTF8, 0) + bad_utf8
+        # parse_line never reports bad_utf8 (it gets text), so there is nothing to add to.
+        out.bad[BAD_UTF8] = bad_utf8
     return out
 
 

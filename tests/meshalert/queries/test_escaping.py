@@ -143,3 +143,7 @@ def test_influxql_identifier_escapes_backslash_and_newline() -> None:
     assert influxql_identifier("a\nb") == '"a\\nb"'
     assert influxql_identifier("a\\b") == '"a\\\\b"'
     assert influxql_identifier("it's") == '"it\'s"'
+
+
+def test_sql_literal_of_none_reads_null() -> None:
+    assert sql_literal(None) == "NULL"
