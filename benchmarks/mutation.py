@@ -165,6 +165,31 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "flux_string",
             'value.encode("utf-8") -> value.encode("UTF-8")',
         ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_rate",
+            'text = section[1:].replace(",", ".", 1) -> text = section[1:].replace(",", ".", )',
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "format_line",
+            "if not 0.0 < sample.rate < 1.0: -> if not 0.0 < sample.rate <= 1.0:",
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_rate",
+            'text = section[1:].replace(",", ".", 1) -> text = section[1:].replace(",", ".", 2)',
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_sections",
+            "cached = _rate_cache.get(sections) -> cached = None",
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_sections",
+            "cached = _rate_cache.get(sections) -> cached = _rate_cache.get(None)",
+        ),
     }
 )
 

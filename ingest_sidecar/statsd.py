@@ -152,6 +152,7 @@ def format_line(sample: StatsdSample) -> str:
         value = _format_number(sample.value)
     line = f"{name}:{value}|{sample.kind.value}"
     if sample.rate != 1.0:
+        # 1.0 never gets here, so `<= 1.0` would answer the same.
         if not 0.0 < sample.rate < 1.0:
             raise ValueError(f"sample rate must be in (0, 1]: {sample.rate!r}")
         line += f"|@{sample.rate!r}"
@@ -202,6 +203,7 @@ def _number(raw: str, line: str) -> float:
 
 
 def _parse_sections(sections: str, line: str) -> tuple[float, tuple[tuple[str, str], ...]]:
+    # A memo only: without it (`cached = None`) every section is parsed, to the same answer.
     cached = _rate_cache.get(sections)
     if cached is not None:
         return cached, ()
@@ -220,6 +222,8 @@ def _parse_sections(sections: str, line: str) -> tuple[float, tuple[tuple[str, s
 
 
 def _rate(section: str, line: str) -> float:
+    # Only the first comma: replacing all would change no answer either (a number with two
+    # commas would get two dots and still fail float()).
     text = section[1:].replace(",", ".", 1)
     try:
         rate = float(text)

@@ -389,3 +389,19 @@ def test_format_line_number_text(value: float, text: str) -> None:
     line = format_line(StatsdSample("a", value, G))
     assert line == f"a:{text}|g"
     assert parse_line(line).value == value
+
+
+def test_format_line_keeps_ordinary_letters_in_set_members_and_tags() -> None:
+    line = format_line(StatsdSample("XX", 0.0, S, tags=(("XkX", "XvX"),), set_member="XX"))
+    assert line == "XX:XX|s|#XkX:XvX"
+    assert parse_line(line).set_member == "XX"
+
+
+def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not() -> None:
+    # Sections unique to this test: the parser memoizes rate sections it has seen.
+    assert parse_line("one.rate:1|c|@1.000").rate == 1.0
+    assert parse_line("one.rate:1|c|@1,000").rate == 1.0
+    for section in ("@0.5_0", "@0,2_5"):
+        with pytest.raises(BadLine) as caught:
+            parse_line(f"sep.rate:1|c|{section}")
+        assert caught.value.reason == "bad_rate"
