@@ -190,6 +190,11 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "_parse_sections",
             "cached = _rate_cache.get(sections) -> cached = _rate_cache.get(None)",
         ),
+        (
+            "meshalert/rules/models.py",
+            "_any_duration",
+            "return _duration(value, positive=False) -> return _duration(value, positive=None)",
+        ),
     }
 )
 

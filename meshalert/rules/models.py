@@ -88,6 +88,7 @@ def _duration(value: object, *, positive: bool) -> str:
 
 
 def _any_duration(value: object) -> str:
+    # `positive=None` would read the same: _duration only tests it for truth.
     return _duration(value, positive=False)
 
 

@@ -526,3 +526,47 @@ def test_retries_anomaly_evidence_names_the_baseline_product() -> None:
     # The ratio test breached: it is the evidence, not the anomaly.
     breached = rule.evidence_of(0.5, 1000, {"baseline": 0.04})
     assert breached[1].name == "retries.ratio_above"
+
+
+def test_retries_ratio_needs_both_request_and_line_minimums_inclusive() -> None:
+    rule = RetriesRule(confidence=None, budget_below=None, min_requests=20, min_samples=20)
+    assert rule.judge(0.5, 20, {"request_lines": 20.0}).breached is True
+    assert rule.judge(0.5, 19, {"request_lines": 20.0}).breached is False
+    assert rule.judge(0.5, 20, {"request_lines": 19.0}).breached is False
+    assert rule.judge(0.2, 100, {"request_lines": 100.0}).breached is False  # at, not above
+
+
+def test_retries_confidence_counts_the_retry_lines_received() -> None:
+    rule = RetriesRule(budget_below=None)
+    # 30% retries, but only 5 of 100 lines were retries: the lower bound (2.4%) is not >20%.
+    assert rule.judge(0.3, 100, {"request_lines": 100.0, "retry_lines": 5.0}).breached is False
+    assert rule.judge(0.3, 100, {"request_lines": 100.0}).breached is True
+
+
+def test_retries_anomaly_needs_enough_traffic_and_more_than_the_product() -> None:
+    rule = RetriesRule(anomaly_factor=2, budget_below=None, ratio_above=0.9)
+    assert rule.judge(0.2, 100, {"baseline": 0.1}).breached is False  # exactly 2 x 0.1
+    assert rule.judge(0.21, 100, {"baseline": 0.1}).breached is True
+    assert rule.judge(0.5, 5, {"baseline": 0.1}).breached is False  # 5 requests
+    assert rule.judge(None, 100, {"baseline": 0.1, "budget_exhausted": 0.0}).breached is False
+
+
+def test_retries_budget_at_its_floor_is_not_dry() -> None:
+    rule = RetriesRule(budget_below=1)
+    assert rule.judge(None, 0, {"budget_min": 1.0}).breached is False
+    assert rule.judge(None, 0, {"budget_min": 0.5}).breached is True
+
+
+def test_retries_evidence_judges_the_ratio_with_its_own_minimums() -> None:
+    rule = RetriesRule(exhausted_above=3, budget_below=None, confidence=None)
+    # 50% retries of 10 requests is not a ratio breach: the exhausted count is the evidence.
+    observed, threshold = rule.evidence_of(0.5, 10, {"budget_exhausted": 4.0})
+    assert (observed, threshold.name) == (4.0, "retries.exhausted_above")
+    observed, threshold = rule.evidence_of(None, 100, {"budget_exhausted": 4.0})
+    assert (observed, threshold.name) == (4.0, "retries.exhausted_above")
+
+
+def test_field_names_are_the_model_fields() -> None:
+    names = LatencyRule.field_names()
+    assert names == tuple(LatencyRule.model_fields)
+    assert {"for_", "above_ms", "recover_below_ms", "window"} <= set(names)
