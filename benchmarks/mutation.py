@@ -195,6 +195,23 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "_any_duration",
             "return _duration(value, positive=False) -> return _duration(value, positive=None)",
         ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_sections",
+            "if rate is not None and tags is None and len(_rate_cache) < _RATE_CACHE_MAX:"
+            " -> if rate is None and tags is None and len(_rate_cache) < _RATE_CACHE_MAX:",
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_sections",
+            "if rate is not None and tags is None and len(_rate_cache) < _RATE_CACHE_MAX:"
+            " -> if rate is not None and tags is None and len(_rate_cache) <= _RATE_CACHE_MAX:",
+        ),
+        (
+            "ingest_sidecar/statsd.py",
+            "_parse_sections",
+            "_rate_cache[sections] = rate -> _rate_cache[sections] = None",
+        ),
     }
 )
 

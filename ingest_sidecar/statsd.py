@@ -216,6 +216,9 @@ def _parse_sections(sections: str, line: str) -> tuple[float, tuple[tuple[str, s
             tags = _tags(section, line)
         else:
             raise BadLine(BAD_SECTION, line)
+    # Memo size and content never change an answer: a cached None reads as a miss, so
+    # `rate is None`, `= None` and `<= _RATE_CACHE_MAX` here are equivalent mutants. Sections
+    # with tags must not be memoized (the memo holds only the rate).
     if rate is not None and tags is None and len(_rate_cache) < _RATE_CACHE_MAX:
         _rate_cache[sections] = rate
     return (1.0 if rate is None else rate), (tags or ())

@@ -405,3 +405,11 @@ def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not() -> N
         with pytest.raises(BadLine) as caught:
             parse_line(f"sep.rate:1|c|{section}")
         assert caught.value.reason == "bad_rate"
+
+
+@pytest.mark.parametrize("sections", ["#memo:tag", "@0.25|#memo:rate"])
+def test_a_repeated_tagged_section_keeps_its_tags(sections: str) -> None:
+    line = f"memo.{len(sections)}:1|c|{sections}"
+    first, second = parse_line(line), parse_line(line)
+    assert first == second
+    assert first.tags == second.tags == (("memo", sections.rpartition(":")[2]),)
