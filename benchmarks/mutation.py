@@ -212,6 +212,49 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "_parse_sections",
             "_rate_cache[sections] = rate -> _rate_cache[sections] = None",
         ),
+        # RuleBase._threshold's memo (comment at the code).
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            "private = self.__pydantic_private__ -> private = None",
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
+            ' -> thresholds = private["_thresholds"] if (private is not None) and False'
+            " else self._thresholds",
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
+            ' -> thresholds = private["_thresholds"] if (private is not None) or True'
+            " else self._thresholds",
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
+            ' -> thresholds = private["_thresholds"] if private is None else self._thresholds',
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            "cached: ThresholdInForce | None = thresholds.get(field)"
+            " -> cached: ThresholdInForce | None = None",
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            "cached: ThresholdInForce | None = thresholds.get(field)"
+            " -> cached: ThresholdInForce | None = thresholds.get(None)",
+        ),
+        (
+            "meshalert/rules/models.py",
+            "RuleBase._threshold",
+            "thresholds[field] = cached -> thresholds[field] = None",
+        ),
     }
 )
 

@@ -570,3 +570,46 @@ def test_field_names_are_the_model_fields() -> None:
     names = LatencyRule.field_names()
     assert names == tuple(LatencyRule.model_fields)
     assert {"for_", "above_ms", "recover_below_ms", "window"} <= set(names)
+
+
+def test_recovery_is_strictly_below_the_recovery_threshold() -> None:
+    assert LatencyRule().judge(400.0, 10) == Verdict(breached=False, recovered=False)
+    assert LatencyRule().judge(399.9, 10).recovered is True
+    fail = FailuresRule(confidence=None, recover_below=0.02)
+    assert fail.judge(0.02, 100, {"request_lines": 100.0}).recovered is False
+    assert fail.judge(0.019, 100, {"request_lines": 100.0}).recovered is True
+
+
+def test_endpoint_tests_at_their_edges() -> None:
+    learned = EndpointsRule(available_ratio_below=None)
+    assert learned.judge(None, 1, {"learned_ratio": 0.7}).breached is True  # at most 70%
+    assert learned.judge(None, 1, {"learned_ratio": 0.71}).breached is False
+    ratio = EndpointsRule(expected_ratio_at_most=None, available_ratio_below=0.5)
+    assert ratio.judge(0.5, 1, {}).breached is False  # below 50%, not at it
+    count = EndpointsRule(
+        expected_ratio_at_most=None, available_ratio_below=None, available_below=3
+    )
+    assert count.judge(None, 1, {"min_available": 3.0}).breached is False
+    assert count.judge(None, 1, {"min_available": 2.0}).breached is True
+
+
+def test_declared_expected_evidence_carries_the_expected_source() -> None:
+    rule = EndpointsRule(expected=10, available_ratio_below=None).with_sources({"expected": "f"})
+    observed, threshold = rule.evidence_of(None, 1, {"min_available": 5.0})
+    assert (observed, threshold.name, threshold.source) == (
+        5.0,
+        "endpoints.expected x expected_ratio_at_most",
+        "f",
+    )
+
+
+def test_a_partial_document_may_set_recovery_above_its_trigger() -> None:
+    # A scope's partial rule is checked only once merged with the rest.
+    partial = LatencyRule.model_validate(
+        {"above_ms": 300, "recover_below_ms": 350}, context={"partial": True}
+    )
+    assert partial.recover_below_ms == 350
+    with pytest.raises(ValidationError, match="recover_below_ms"):
+        LatencyRule.model_validate(
+            {"above_ms": 300, "recover_below_ms": 350}, context={"other": True}
+        )
