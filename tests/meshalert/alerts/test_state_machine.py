@@ -638,3 +638,17 @@ def test_a_one_millisecond_for_waits_for_a_second_breach() -> None:
     r = run(every_minute([BREACH, BREACH]), policy(for_ms=1))
     assert [x.record.state for x in r.results] == [AlertState.PENDING, AlertState.FIRING]
     assert r.notes[0].at_ms == T0 + MIN
+
+
+def test_results_differing_only_in_evidence_are_not_equal() -> None:
+    first = advance(None, BREACH, policy(for_ms=0), T0)
+    other_query = replace(_evidence(900.0), query="another query")
+    other = step(None, _observation(900.0), BREACH, other_query, policy(for_ms=0), T0)
+    assert first.record == other.record
+    assert first != other
+
+
+def test_a_stored_pending_record_without_start_fires_with_the_start_recorded() -> None:
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.PENDING, since_ms=T0)
+    fired = advance(stored, BREACH, policy(for_ms=0), T0 + 10 * MIN)
+    assert fired.record.episode_start_ms == T0 + 10 * MIN
