@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest_sidecar import statsd
 from ingest_sidecar.model import MetricKind, StatsdSample
 from ingest_sidecar.statsd import (
     BAD_LINE_REASONS,
@@ -397,8 +398,10 @@ def test_format_line_keeps_ordinary_letters_in_set_members_and_tags() -> None:
     assert parse_line(line).set_member == "XX"
 
 
-def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not() -> None:
-    # Sections unique to this test: the parser memoizes rate sections it has seen.
+def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(statsd, "_rate_cache", {})  # judge the sections, not the memo
     assert parse_line("one.rate:1|c|@1.000").rate == 1.0
     assert parse_line("one.rate:1|c|@1,000").rate == 1.0
     for section in ("@0.5_0", "@0,2_5"):
@@ -408,7 +411,11 @@ def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not() -> N
 
 
 @pytest.mark.parametrize("sections", ["#memo:tag", "@0.25|#memo:rate"])
-def test_a_repeated_tagged_section_keeps_its_tags(sections: str) -> None:
+def test_a_repeated_tagged_section_keeps_its_tags(
+    sections: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty memo: a full one (earlier tests) would hide what it must never hold.
+    monkeypatch.setattr(statsd, "_rate_cache", {})
     line = f"memo.{len(sections)}:1|c|{sections}"
     first, second = parse_line(line), parse_line(line)
     assert first == second
