@@ -640,11 +640,13 @@ def test_a_one_millisecond_for_waits_for_a_second_breach() -> None:
     assert r.notes[0].at_ms == T0 + MIN
 
 
-def test_results_differing_only_in_evidence_are_not_equal() -> None:
-    first = advance(None, BREACH, policy(for_ms=0), T0)
+@pytest.mark.parametrize("for_ms", [0, 2 * MIN])  # with and without a notification
+def test_results_differing_only_in_evidence_are_not_equal(for_ms: int) -> None:
+    first = advance(None, BREACH, policy(for_ms=for_ms), T0)
     other_query = replace(_evidence(900.0), query="another query")
-    other = step(None, _observation(900.0), BREACH, other_query, policy(for_ms=0), T0)
+    other = step(None, _observation(900.0), BREACH, other_query, policy(for_ms=for_ms), T0)
     assert first.record == other.record
+    assert first.notifications == () or for_ms == 0
     assert first != other
 
 
