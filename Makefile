@@ -62,3 +62,9 @@ bench: $(BIN)/meshalert deps-system deps-node deps-influxdb2 deps-linkerd
 
 clean:
 	rm -rf $(VENV) tools/node_modules deploy/node_modules .pytest_cache .mypy_cache
+
+# Mutation testing of the pure core (not part of `make test`: many CPU minutes). Results are
+# cached in ~/.cache/meshalert/mutation/<module>; see benchmarks/mutation.py.
+.PHONY: mutation
+mutation: $(BIN)/meshalert
+	$(BIN)/python -m benchmarks.mutation $(MODULES)

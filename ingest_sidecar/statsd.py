@@ -152,6 +152,7 @@ def format_line(sample: StatsdSample) -> str:
         value = _format_number(sample.value)
     line = f"{name}:{value}|{sample.kind.value}"
     if sample.rate != 1.0:
+        # 1.0 never gets here, so `<= 1.0` would answer the same.
         if not 0.0 < sample.rate < 1.0:
             raise ValueError(f"sample rate must be in (0, 1]: {sample.rate!r}")
         line += f"|@{sample.rate!r}"
@@ -183,7 +184,8 @@ def _parse_lines_separately(data: bytes) -> ParsedDatagram:
             bad_utf8 += 1
     _parse_into(lines, out)
     if bad_utf8:
-        out.bad[BAD_UTF8] = out.bad.get(BAD_UTF8, 0) + bad_utf8
+        # parse_line never reports bad_utf8 (it gets text), so there is nothing to add to.
+        out.bad[BAD_UTF8] = bad_utf8
     return out
 
 
@@ -201,6 +203,7 @@ def _number(raw: str, line: str) -> float:
 
 
 def _parse_sections(sections: str, line: str) -> tuple[float, tuple[tuple[str, str], ...]]:
+    # A memo only: without it (`cached = None`) every section is parsed, to the same answer.
     cached = _rate_cache.get(sections)
     if cached is not None:
         return cached, ()
@@ -213,12 +216,17 @@ def _parse_sections(sections: str, line: str) -> tuple[float, tuple[tuple[str, s
             tags = _tags(section, line)
         else:
             raise BadLine(BAD_SECTION, line)
+    # Memo size and content never change an answer: a cached None reads as a miss, so
+    # `rate is None`, `= None` and `<= _RATE_CACHE_MAX` here are equivalent mutants. Sections
+    # with tags must not be memoized (the memo holds only the rate).
     if rate is not None and tags is None and len(_rate_cache) < _RATE_CACHE_MAX:
         _rate_cache[sections] = rate
     return (1.0 if rate is None else rate), (tags or ())
 
 
 def _rate(section: str, line: str) -> float:
+    # Only the first comma: replacing all would change no answer either (a number with two
+    # commas would get two dots and still fail float()).
     text = section[1:].replace(",", ".", 1)
     try:
         rate = float(text)

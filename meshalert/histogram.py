@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 STEPS_PER_OCTAVE = 4
 MAX_EXPONENT = 30
@@ -40,6 +40,7 @@ LE_LABELS: tuple[str, ...] = (*tuple(format_bound(b) for b in BOUNDS), INF_LABEL
 
 def bucket_index(value: float) -> int:
     """Index into :data:`LE_LABELS` of the bucket holding ``value``."""
+    # `value < 0.0` would do as well (bisect puts 0.0 at BOUNDS[0] == 0.0): equivalent mutant.
     if value <= 0.0:
         return 0
     return bisect.bisect_left(BOUNDS, value)
@@ -64,6 +65,9 @@ def le_index(label: str) -> int:
     written with other precision are matched to the nearest bound; any other number to the
     bucket that would hold a sample of that value. Only a non-number raises ``ValueError``.
     """
+    # A fast path only: without it every label of LE_LABELS takes the numeric path below and
+    # lands on the same index (test_every_label_names_its_exact_bound), so mutating it to
+    # ``get(None)`` cannot change a result.
     idx = LE_INDEX.get(label)
     if idx is not None:
         return idx
@@ -74,15 +78,20 @@ def le_index(label: str) -> int:
     if math.isnan(value):
         raise ValueError(f"le label {label!r} is not a number")
     if math.isinf(value):
-        return len(BOUNDS) if value > 0 else 0
+        # Not through _close, which would call +inf close to the last bound.
+        return bucket_index(value)
     pos = bisect.bisect_left(BOUNDS, value)
+    # Candidate 0 (the bound 0.0) is close only to 0.0 itself, which bucket_index also puts
+    # at 0: `1 <= cand` / `0 < cand` are equivalent mutants.
     for cand in (pos - 1, pos):
         if 0 <= cand < len(BOUNDS) and _close(BOUNDS[cand], value):
             return cand
-    return len(BOUNDS) if value > BOUNDS[-1] else bucket_index(value)
+    return bucket_index(value)
 
 
 def _close(bound: float, value: float) -> bool:
+    # `<` would do as well: no float lies exactly at the tolerance from any bound (searched
+    # around all 121 bounds), so the comparison is never an equality.
     return abs(bound - value) <= _LABEL_TOLERANCE * max(abs(bound), abs(value))
 
 
@@ -100,35 +109,31 @@ def percentile_from_buckets(counts: Mapping[float, float], q: float) -> float | 
     """
     if not 0.0 < q <= 100.0:
         raise ValueError(f"percentile must be in (0, 100], got {q}")
+    # `c >= 0` would do as well: a zero count adds nothing to the total and never holds the
+    # rank (the bucket before it already reached it), so keeping it changes no answer.
     items = sorted((le, c) for le, c in counts.items() if c > 0)
     total = sum(c for _, c in items)
     if total <= 0:
         return None
     rank = q / 100.0 * total
     cumulative = 0.0
-    for le, count in items:
+    # rank <= total (q <= 100), so the loop stops at the last bucket at the latest.
+    for le, count in items:  # noqa: B007 -- the bucket the loop stops at is used below
         if cumulative + count >= rank:
-            if math.isinf(le):
-                return BOUNDS[-1]
-            lower = _lower_bound(le)
-            return lower + (le - lower) * (rank - cumulative) / count
+            break
         cumulative += count
-    last = items[-1][0]
-    return BOUNDS[-1] if math.isinf(last) else last
+    if math.isinf(le):
+        return BOUNDS[-1]
+    lower = _lower_bound(le)
+    return lower + (le - lower) * (rank - cumulative) / count
 
 
 def _lower_bound(le: float) -> float:
     # Keys normally come from parse_le (exact bounds); a key a hair above its bound (an older
     # float(label)) still belongs to that bound's bucket, not to the next one.
+    # At idx == 0 (le is 0.0) BOUNDS[-1] is never close to le, and at idx == 1 BOUNDS[0] is
+    # 0.0 anyway: `idx >= 0` in the test and `idx > 1` in the return are equivalent mutants.
     idx = bisect.bisect_left(BOUNDS, le)
     if idx > 0 and _close(BOUNDS[idx - 1], le):
         idx -= 1
     return BOUNDS[idx - 1] if idx > 0 else 0.0
-
-
-def merge(bucket_sets: Iterable[Mapping[float, float]]) -> dict[float, float]:
-    merged: dict[float, float] = {}
-    for buckets in bucket_sets:
-        for le, count in buckets.items():
-            merged[le] = merged.get(le, 0.0) + count
-    return merged

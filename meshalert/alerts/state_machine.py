@@ -263,6 +263,7 @@ def _evolve(record: AlertRecord, **changes: object) -> AlertRecord:
     """``dataclasses.replace`` without its per-call field introspection: a cycle steps every
     (class, service) -- 40,000 records at 10,000 services -- and replace() was a tenth of it.
     The record stays immutable to everyone else (frozen); only this fresh copy is filled."""
+    # A proper subset (`<`) would do as well: no caller changes every field at once.
     if not changes.keys() <= _RECORD_FIELDS:
         unknown = changes.keys() - _RECORD_FIELDS
         raise TypeError(f"AlertRecord has no field(s) {sorted(unknown)}")
@@ -279,7 +280,7 @@ def _from_ok(
         return rec, ()
     pending = _evolve(rec, state=AlertState.PENDING, since_ms=now_ms, episode_start_ms=now_ms)
     if policy.for_ms <= 0:
-        return _fire(pending, evidence, policy, now_ms)
+        return _fire(pending, now_ms, evidence, policy, now_ms)
     return pending, ()
 
 
@@ -292,12 +293,13 @@ def _from_pending(
         return _evolve(rec, state=AlertState.OK, since_ms=now_ms, episode_start_ms=None), ()
     start = rec.episode_start_ms if rec.episode_start_ms is not None else now_ms
     if now_ms - start >= policy.for_ms:
-        return _fire(_evolve(rec, episode_start_ms=start), evidence, policy, now_ms)
+        return _fire(rec, start, evidence, policy, now_ms)
     return _evolve(rec, episode_start_ms=start), ()
 
 
-def _fire(rec: AlertRecord, evidence: _Deferred, policy: StepPolicy, now_ms: int) -> _Out:
-    start = rec.episode_start_ms if rec.episode_start_ms is not None else now_ms
+def _fire(
+    rec: AlertRecord, start: int, evidence: _Deferred, policy: StepPolicy, now_ms: int
+) -> _Out:
     refire = rec.last_resolved_ms is not None and start - rec.last_resolved_ms <= (
         policy.flap_window_ms
     )

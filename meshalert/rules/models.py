@@ -88,6 +88,7 @@ def _duration(value: object, *, positive: bool) -> str:
 
 
 def _any_duration(value: object) -> str:
+    # `positive=None` would read the same: _duration only tests it for truth.
     return _duration(value, positive=False)
 
 
@@ -160,9 +161,7 @@ class RuleBase(BaseModel):
     for_: Duration = Field(default="1m", alias="for")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
-    _thresholds: dict[tuple[str, float | None], ThresholdInForce] = PrivateAttr(
-        default_factory=dict
-    )
+    _thresholds: dict[str, ThresholdInForce] = PrivateAttr(default_factory=dict)
 
     @property
     def window_ms(self) -> int:
@@ -199,21 +198,22 @@ class RuleBase(BaseModel):
     def sources(self) -> Mapping[str, str]:
         return {name: self.source_of(name) for name in self.model_fields}
 
-    def _threshold(self, field: str, value: float | None = None) -> ThresholdInForce:
+    def _threshold(self, field: str) -> ThresholdInForce:
         # Rule objects are shared by every service they apply to and read every cycle.
         # ``self._thresholds`` would go through BaseModel.__getattr__ (~2 us, once per
-        # service and class); the private values' own mapping is a plain slot.
+        # service and class); the private values' own mapping is a plain slot. A memo only:
+        # the mutation run's mutants that skip or spoil it (and ``private`` is never None
+        # on these models) build the same value, so they are reviewed equivalents.
         private = self.__pydantic_private__
         thresholds = private["_thresholds"] if private is not None else self._thresholds
-        cached: ThresholdInForce | None = thresholds.get((field, value))
+        cached: ThresholdInForce | None = thresholds.get(field)
         if cached is None:
-            shown = getattr(self, field) if value is None else value
             cached = ThresholdInForce(
                 name=f"{self.alert_class.value}.{field}",
-                value=float(shown),
+                value=float(getattr(self, field)),
                 source=self.source_of(field),
             )
-            thresholds[(field, value)] = cached
+            thresholds[field] = cached
         return cached
 
     def primary_threshold(self) -> ThresholdInForce:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest_sidecar import statsd
 from ingest_sidecar.model import MetricKind, StatsdSample
 from ingest_sidecar.statsd import (
     BAD_LINE_REASONS,
@@ -297,3 +298,125 @@ def test_overlong_lines_are_bad_lines_not_series() -> None:
     assert [s.name for s in parsed.samples] == ["ok"]
     fits = "y" * (MAX_LINE_CHARS - len(":1|c"))
     assert parse_line(f"{fits}:1|c").name == fits
+
+
+# --- what the mutation run (python -m benchmarks.mutation statsd) found unpinned ------------
+
+
+def test_a_long_malformed_line_is_counted_and_shown_shortened() -> None:
+    line = "n" * 300  # no ':' and longer than the 200 characters a message shows
+    parsed = parse_datagram(f"{line}\nok:1|c".encode())
+    assert parsed.bad == {"no_value": 1}
+    assert [s.name for s in parsed.samples] == ["ok"]
+    with pytest.raises(BadLine) as caught:
+        parse_line(line)
+    assert caught.value.line == line
+    assert caught.value.reason == "no_value"
+    assert str(caught.value) == f"bad statsd line (no_value): {'n' * 200 + '...'!r}"
+
+
+def test_a_short_malformed_line_is_shown_whole() -> None:
+    line = "m" * 200
+    with pytest.raises(BadLine) as caught:
+        parse_line(line)
+    assert str(caught.value) == f"bad statsd line (no_value): {line!r}"
+
+
+@pytest.mark.parametrize("member", ["", "a|b", "a:b", "a\nb"])
+def test_format_line_refuses_set_members_no_line_can_carry(member: str) -> None:
+    with pytest.raises(ValueError, match="set member cannot be sent"):
+        format_line(StatsdSample("users", 0.0, S, set_member=member))
+
+
+def test_format_line_refuses_a_set_without_member() -> None:
+    with pytest.raises(ValueError, match="set member cannot be sent"):
+        format_line(StatsdSample("users", 0.0, S))
+
+
+def test_format_line_writes_set_members_verbatim() -> None:
+    assert format_line(StatsdSample("users", 0.0, S, set_member="a b#c")) == "users:a b#c|s"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("", "v"), ("a,b", ""), ("a|b", ""), ("a:b", ""), ("a\nb", ""), ("k", "a|b"), ("k", "a\nb")],
+)
+def test_format_line_refuses_tags_no_line_can_carry(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match="tag cannot be sent"):
+        format_line(StatsdSample("a", 1.0, C, tags=((key, value),)))
+
+
+def test_format_line_keeps_colons_in_tag_values() -> None:
+    line = format_line(StatsdSample("a", 1.0, C, tags=(("k", "x:y"),)))
+    assert line == "a:1|c|#k:x:y"
+    assert parse_line(line).tags == (("k", "x:y"),)
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.5, 1.0000001, float("nan")])
+def test_format_line_refuses_rates_outside_zero_one(rate: float) -> None:
+    with pytest.raises(ValueError, match="sample rate must be in"):
+        format_line(StatsdSample("a", 1.0, C, rate))
+
+
+@pytest.mark.parametrize("name", ["", "a\nb", "a|b"])
+def test_format_line_refuses_names_no_line_can_carry(name: str) -> None:
+    with pytest.raises(ValueError, match="statsd name cannot be sent"):
+        format_line(StatsdSample(name, 1.0, C))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_format_line_refuses_non_finite_values(value: float) -> None:
+    with pytest.raises(ValueError, match="statsd value must be finite"):
+        format_line(StatsdSample("a", value, G))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (3.0, "3"),
+        (-1.0, "-1"),
+        (0.5, "0.5"),
+        (2.0**53 - 1, "9007199254740991"),
+        (-(2.0**53) + 1, "-9007199254740991"),
+        (2.0**53, "9007199254740992.0"),
+        (-(2.0**53), "-9007199254740992.0"),
+        (1e20, "1e+20"),
+    ],
+)
+def test_format_line_number_text(value: float, text: str) -> None:
+    # Whole numbers print as integers while every integer is exact (below 2**53); beyond,
+    # repr() keeps the float's shortest exact text instead of a long run of made-up digits.
+    line = format_line(StatsdSample("a", value, G))
+    assert line == f"a:{text}|g"
+    assert parse_line(line).value == value
+
+
+def test_format_line_keeps_ordinary_letters_in_set_members_and_tags() -> None:
+    line = format_line(StatsdSample("XX", 0.0, S, tags=(("XkX", "XvX"),), set_member="XX"))
+    assert line == "XX:XX|s|#XkX:XvX"
+    assert parse_line(line).set_member == "XX"
+
+
+def test_an_explicit_rate_of_one_is_accepted_and_digit_separators_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(statsd, "_rate_cache", {})  # judge the sections, not the memo
+    assert parse_line("one.rate:1|c|@1.000").rate == 1.0
+    assert parse_line("one.rate:1|c|@1,000").rate == 1.0
+    for section in ("@0.5_0", "@0,2_5"):
+        with pytest.raises(BadLine) as caught:
+            parse_line(f"sep.rate:1|c|{section}")
+        assert caught.value.reason == "bad_rate"
+
+
+@pytest.mark.parametrize("sections", ["#memo:tag", "@0.25|#memo:rate"])
+def test_a_repeated_tagged_section_keeps_its_tags(
+    sections: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty memo: a full one (earlier tests) would hide what it must never hold.
+    monkeypatch.setattr(statsd, "_rate_cache", {})
+    line = f"memo.{len(sections)}:1|c|{sections}"
+    first, second = parse_line(line), parse_line(line)
+    assert first == second
+    assert first.tags == second.tags == (("memo", sections.rpartition(":")[2]),)

@@ -416,3 +416,241 @@ def test_a_duplicated_cycle_never_sends_twice(
                     store.mark_sent(note.dedup_key, "console", ok=True, detail="", now_ms=now)
             prev = second.record
     assert sent == expected
+
+
+# --- what the mutation run (python -m benchmarks.mutation state_machine) found unpinned ------
+
+
+def test_a_refire_restarts_the_reminder_clock_from_the_new_firing() -> None:
+    pol = policy(for_ms=0, renotify_ms=10 * MIN, flap_window_ms=0)
+    first = run(every_minute([BREACH, HEALTHY]), pol)
+    assert first.record.last_notified_ms == T0 + MIN  # the RESOLVED
+    refire = run(every_minute([BREACH] * 12, start=T0 + 2 * MIN), pol, prev=first.record)
+    assert refire.results[0].record.last_notified_ms == T0 + 2 * MIN
+    reminders = [n for n in refire.notes if n.kind is NotificationKind.REMINDER]
+    # Ten minutes after the re-fire, not ten minutes after the RESOLVED before it.
+    assert [n.at_ms for n in reminders] == [T0 + 12 * MIN]
+
+
+def test_firing_and_resolved_carry_sequence_zero_and_reset_the_record() -> None:
+    pol = policy(for_ms=0, renotify_ms=2 * MIN)
+    r = run(every_minute([BREACH] * 5 + [HEALTHY]), pol)
+    assert r.kinds() == [
+        NotificationKind.FIRING,
+        NotificationKind.REMINDER,
+        NotificationKind.REMINDER,
+        NotificationKind.RESOLVED,
+    ]
+    assert [n.reminder_seq for n in r.notes] == [0, 1, 2, 0]
+    assert r.results[0].record.reminder_seq == 0
+    assert r.results[4].record.reminder_seq == 2
+    resolved = r.record
+    assert resolved.reminder_seq == 0
+    assert resolved.last_notified_ms == resolved.last_resolved_ms == T0 + 5 * MIN
+    assert resolved.recovering_since_ms is None
+    again = run([(T0 + 6 * MIN, BREACH)], pol, prev=resolved)
+    assert again.record.reminder_seq == 0
+    assert again.notes[0].reminder_seq == 0
+
+
+def test_resolved_is_sent_at_the_evaluation_that_recovers() -> None:
+    r = run(every_minute([BREACH, BETWEEN, HEALTHY]), policy(for_ms=0))
+    resolved = r.notes[-1]
+    assert resolved.kind is NotificationKind.RESOLVED
+    assert resolved.at_ms == T0 + 2 * MIN
+    assert resolved.episode_start_ms == T0
+
+
+def test_since_is_the_time_of_each_transition() -> None:
+    pol = policy(for_ms=2 * MIN, renotify_ms=HOUR)
+    r = run(every_minute([HEALTHY, BREACH, BREACH, BREACH, BREACH, HEALTHY, BREACH, BETWEEN]), pol)
+    states = [(x.record.state, x.record.since_ms - T0) for x in r.results]
+    assert states == [
+        (AlertState.OK, 0),
+        (AlertState.PENDING, 1 * MIN),
+        (AlertState.PENDING, 1 * MIN),
+        (AlertState.FIRING, 3 * MIN),
+        (AlertState.FIRING, 3 * MIN),
+        (AlertState.OK, 5 * MIN),
+        (AlertState.PENDING, 6 * MIN),
+        (AlertState.OK, 7 * MIN),
+    ]
+    assert r.results[3].record.recovering_since_ms is None
+
+
+@pytest.mark.parametrize(("gap", "flaps"), [(HOUR - 1, 1), (HOUR, 1), (HOUR + 1, 0)])
+def test_a_refire_exactly_one_flap_window_after_resolved_is_a_flap(gap: int, flaps: int) -> None:
+    pol = policy(for_ms=0, flap_window_ms=HOUR)
+    first = run(every_minute([BREACH, HEALTHY]), pol)
+    resolved_at = T0 + MIN
+    refire = run([(resolved_at + gap, BREACH)], pol, prev=first.record)
+    assert refire.record.state is AlertState.FIRING
+    assert refire.record.flaps == flaps
+
+
+def test_refire_counts_from_the_episode_start_not_the_firing_time() -> None:
+    # PENDING began 30 min after the RESOLVED and fired 40 min later: within a 1 h window.
+    pol = policy(for_ms=40 * MIN, flap_window_ms=HOUR)
+    first = run(every_minute([BREACH] * 41 + [HEALTHY]), pol)
+    resolved_at = first.record.last_resolved_ms
+    assert resolved_at is not None
+    again = run(
+        [(resolved_at + 30 * MIN + i * MIN, BREACH) for i in range(41)], pol, prev=first.record
+    )
+    assert again.record.state is AlertState.FIRING
+    assert again.record.flaps == 1
+
+
+def test_step_policy_defaults_damp_after_three_flaps_in_an_hour_for_fifteen_minutes() -> None:
+    pol = StepPolicy(for_ms=0, renotify_ms=0, no_data=NoDataPolicy.KEEP, severity=Severity.WARNING)
+    assert (pol.flap_window_ms, pol.max_flaps, pol.flap_hold_ms) == (HOUR, 3, 15 * MIN)
+    assert pol.damped_hold_ms == 15 * MIN
+    bouncing = run(every_minute([BREACH, HEALTHY] * 3 + [BREACH]), pol)
+    assert bouncing.record.flaps == 3
+    healing = run(every_minute([HEALTHY] * 16, start=T0 + 7 * MIN), pol, prev=bouncing.record)
+    # Damped: the first 15 healthy minutes hold FIRING, the 16th resolves.
+    assert [x.record.state for x in healing.results].index(AlertState.OK) == 15
+    assert healing.results[0].record.recovering_since_ms == T0 + 7 * MIN
+    assert healing.notes[0].severity is Severity.WARNING
+
+
+@pytest.mark.parametrize("name", ["for_ms", "flap_window_ms", "max_flaps", "flap_hold_ms"])
+def test_policy_names_each_negative_field(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"StepPolicy\.{name} must be >= 0, got -1"):
+        policy(**{name: -1})
+    assert getattr(policy(**{name: 0}), name) == 0
+
+
+def test_damped_hold_is_the_longer_of_for_and_hold() -> None:
+    assert policy(for_ms=MIN, flap_hold_ms=5 * MIN).damped_hold_ms == 5 * MIN
+    assert policy(for_ms=7 * MIN, flap_hold_ms=5 * MIN).damped_hold_ms == 7 * MIN
+
+
+def test_a_stored_pending_record_without_episode_start_starts_it_now() -> None:
+    # Records come from storage (SQLite, DynamoDB, older versions); a missing start is now.
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.PENDING, since_ms=T0)
+    held = advance(stored, BREACH, policy(for_ms=2 * MIN), T0 + 10 * MIN)
+    assert held.record.state is AlertState.PENDING
+    assert held.record.episode_start_ms == T0 + 10 * MIN
+    fired = advance(stored, BREACH, policy(for_ms=0), T0 + 10 * MIN)
+    assert fired.record.state is AlertState.FIRING
+    assert fired.notifications[0].episode_start_ms == T0 + 10 * MIN
+
+
+def test_a_stored_firing_record_without_last_notified_reminds_from_its_since() -> None:
+    stored = AlertRecord(
+        AlertClass.LATENCY, SERVICE, AlertState.FIRING, since_ms=T0, episode_start_ms=T0
+    )
+    pol = policy(renotify_ms=10 * MIN)
+    assert advance(stored, BREACH, pol, T0 + 9 * MIN).notifications == ()
+    (reminder,) = advance(stored, BREACH, pol, T0 + 10 * MIN).notifications
+    assert reminder.kind is NotificationKind.REMINDER
+    assert reminder.reminder_seq == 1
+
+
+def test_a_one_millisecond_renotify_reminds_every_evaluation() -> None:
+    r = run(every_minute([BREACH] * 4), policy(for_ms=0, renotify_ms=1))
+    assert r.kinds() == [NotificationKind.FIRING] + [NotificationKind.REMINDER] * 3
+
+
+def test_resolving_clears_the_episode_and_the_recovery_clock() -> None:
+    pol = policy(for_ms=0, max_flaps=1, flap_hold_ms=2 * MIN)
+    r = run(every_minute([BREACH, HEALTHY, BREACH, HEALTHY, HEALTHY, HEALTHY]), pol)
+    assert r.results[3].record.recovering_since_ms == T0 + 3 * MIN
+    assert r.kinds()[-1] is NotificationKind.RESOLVED
+    assert r.record.state is AlertState.OK
+    assert r.record.episode_start_ms is None
+    assert r.record.recovering_since_ms is None
+    assert r.record.since_ms == T0 + 5 * MIN
+
+
+def test_results_with_different_evidence_are_not_equal() -> None:
+    first = advance(None, BREACH, policy(for_ms=0), T0)
+    same = advance(None, BREACH, policy(for_ms=0), T0)
+    other = step(None, _observation(901.0), BREACH, _evidence(901.0), policy(for_ms=0), T0)
+    assert first == same
+    assert first != other
+
+
+class _RecordingSource:
+    """An EvidenceSource that remembers the state it was asked to build evidence for."""
+
+    def __init__(self) -> None:
+        self.asked: list[AlertState] = []
+        self.threshold = ThresholdInForce("above_ms", 500.0, "default")
+        self.observed = 900.0
+
+    def build(self, previous_state: AlertState) -> Evidence:
+        self.asked.append(previous_state)
+        return replace(_evidence(900.0), previous_state=previous_state)
+
+
+def test_a_deferred_source_builds_once_for_the_state_before_the_step() -> None:
+    source = _RecordingSource()
+    pending = advance(None, BREACH, policy(for_ms=MIN), T0).record
+    result = step(pending, _observation(900.0), BREACH, source, policy(for_ms=MIN), T0 + MIN)
+    assert result.record.state is AlertState.FIRING
+    assert result.notifications[0].evidence.previous_state is AlertState.PENDING
+    assert result.evidence.previous_state is AlertState.PENDING
+    assert source.asked == [AlertState.PENDING]
+
+
+def test_a_quiet_step_never_builds_evidence() -> None:
+    source = _RecordingSource()
+    result = step(None, _observation(300.0), HEALTHY, source, policy(), T0)
+    assert result.notifications == ()
+    assert source.asked == []
+
+
+def test_a_stored_firing_record_without_episode_start_dates_its_notes_from_since() -> None:
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.FIRING, since_ms=T0)
+    (resolved,) = advance(stored, HEALTHY, policy(), T0 + MIN).notifications
+    assert resolved.kind is NotificationKind.RESOLVED
+    assert resolved.episode_start_ms == T0
+
+
+def test_firing_starts_a_clean_episode_whatever_the_stored_record_holds() -> None:
+    stale = AlertRecord(
+        AlertClass.LATENCY,
+        SERVICE,
+        AlertState.OK,
+        since_ms=T0,
+        reminder_seq=5,
+        recovering_since_ms=T0,
+    )
+    pol = policy(for_ms=0, renotify_ms=MIN)
+    r = run(every_minute([BREACH, BREACH], start=T0 + MIN), pol, prev=stale)
+    assert r.results[0].record.reminder_seq == 0
+    assert r.results[0].record.recovering_since_ms is None
+    assert [n.reminder_seq for n in r.notes] == [0, 1]
+
+
+def test_evolve_refuses_a_field_the_record_does_not_have() -> None:
+    from meshalert.alerts.state_machine import _evolve
+
+    record = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.OK, since_ms=T0)
+    with pytest.raises(TypeError, match=r"AlertRecord has no field\(s\) \['bogus'\]"):
+        _evolve(record, state=AlertState.FIRING, bogus=1)
+    assert _evolve(record, since_ms=T0 + 1).since_ms == T0 + 1
+
+
+def test_a_one_millisecond_for_waits_for_a_second_breach() -> None:
+    r = run(every_minute([BREACH, BREACH]), policy(for_ms=1))
+    assert [x.record.state for x in r.results] == [AlertState.PENDING, AlertState.FIRING]
+    assert r.notes[0].at_ms == T0 + MIN
+
+
+@pytest.mark.parametrize("for_ms", [0, 2 * MIN])  # with and without a notification
+def test_results_differing_only_in_evidence_are_not_equal(for_ms: int) -> None:
+    first = advance(None, BREACH, policy(for_ms=for_ms), T0)
+    other_query = replace(_evidence(900.0), query="another query")
+    other = step(None, _observation(900.0), BREACH, other_query, policy(for_ms=for_ms), T0)
+    assert first.record == other.record
+    assert first.notifications == () or for_ms == 0
+    assert first != other
+
+
+def test_a_stored_pending_record_without_start_fires_with_the_start_recorded() -> None:
+    stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.PENDING, since_ms=T0)
+    fired = advance(stored, BREACH, policy(for_ms=0), T0 + 10 * MIN)
+    assert fired.record.episode_start_ms == T0 + 10 * MIN

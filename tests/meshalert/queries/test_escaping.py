@@ -115,3 +115,35 @@ def test_influxql_identifier_names_an_awkward_measurement(
     _influx(influxd, influx_db, "/write", line, precision="ms")
     rows = influxd.rows(f'SELECT "v" FROM {influxql_identifier(name)}', influx_db)
     assert [r["_measurement"] for r in rows] == [name]
+
+
+# --- what the mutation run (python -m benchmarks.mutation query_escaping) found unpinned ----
+
+
+def test_sql_literal_of_booleans_is_one_and_zero() -> None:
+    assert sql_literal(True) == "1"
+    assert sql_literal(False) == "0"
+    with sqlite3.connect(":memory:") as conn:
+        assert conn.execute(f"SELECT {sql_literal(True)}, {sql_literal(False)}").fetchone() == (
+            1,
+            0,
+        )
+
+
+def test_sql_literal_texts() -> None:
+    assert sql_literal(7) == "7"
+    assert sql_literal(-2.5) == "-2.5"
+    assert sql_literal("it's") == "'it''s'"
+    assert sql_literal("a\x00b") == "CAST(X'610062' AS TEXT)"
+    with pytest.raises(ValueError, match="has no SQL literal"):
+        sql_literal(float("inf"))
+
+
+def test_influxql_identifier_escapes_backslash_and_newline() -> None:
+    assert influxql_identifier("a\nb") == '"a\\nb"'
+    assert influxql_identifier("a\\b") == '"a\\\\b"'
+    assert influxql_identifier("it's") == '"it\'s"'
+
+
+def test_sql_literal_of_none_reads_null() -> None:
+    assert sql_literal(None) == "NULL"

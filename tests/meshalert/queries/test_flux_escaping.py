@@ -67,3 +67,31 @@ def test_flux_parser_reads_back_the_value(flux_lsp: FluxLsp, values: list[str]) 
     assert report.parse_errors == ()
     assert report.interpolations == 0
     assert list(report.strings) == values
+
+
+# --- what the mutation run (python -m benchmarks.mutation query_escaping) found unpinned ----
+
+_SPECIAL = set('"\\$') | {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+@given(st.text(st.characters(codec="utf-8").filter(lambda ch: ch not in _SPECIAL), max_size=20))
+def test_ordinary_characters_stay_readable(value: str) -> None:
+    # Evidence shows these queries to people: only what must be escaped is escaped.
+    assert flux_string(value) == f'"{value}"'
+
+
+@pytest.mark.parametrize("ch", [" ", "~", "{", "}", "é", "\x80", "\u2028", "☃"])
+def test_printable_neighbours_of_the_escaped_range_are_kept(ch: str) -> None:
+    assert flux_string(ch) == f'"{ch}"'
+
+
+@pytest.mark.parametrize(
+    ("ch", "escaped"), [("\x00", "\\x00"), ("\x1f", "\\x1f"), ("\x0b", "\\x0b")]
+)
+def test_control_characters_are_two_digit_byte_escapes(ch: str, escaped: str) -> None:
+    assert flux_string(ch) == f'"{escaped}"'
+
+
+def test_unencodable_text_error_names_the_value() -> None:
+    with pytest.raises(ValueError, match=r"cannot put '\\ud800' in a Flux query: surrogates"):
+        flux_string("\ud800")

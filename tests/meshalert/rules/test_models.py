@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from meshalert.alerts.model import NoDataPolicy, Severity, Verdict
+from meshalert.alerts.model import NoDataPolicy, Severity, ThresholdInForce, Verdict
 from meshalert.rules.models import (
     EndpointsRule,
     FailuresRule,
@@ -377,3 +379,245 @@ def test_learned_expected_endpoints_catch_a_shrinking_service_the_ratio_misses()
     observed, threshold = rule.evidence_of(1.0, 1, detail)
     assert (observed, threshold.name) == (0.3, "endpoints.expected_ratio_at_most")
     assert rule.judge(1.0, 1, {"min_available": 9.0, "learned_ratio": 0.9}).breached is False
+
+
+# --- what the mutation run (python -m benchmarks.mutation rules_models) found unpinned -------
+
+
+def _named(thresholds: tuple[ThresholdInForce, ...]) -> list[tuple[str, float, str]]:
+    return [(t.name, t.value, t.source) for t in thresholds]
+
+
+def test_every_class_lists_its_thresholds_in_force_with_sources() -> None:
+    file = "file:/etc/rules.yaml"
+    lat = LatencyRule(above_ms=800).with_sources({"above_ms": file})
+    assert _named(lat.thresholds()) == [
+        ("latency.percentile", 99.0, "default"),
+        ("latency.above_ms", 800.0, file),
+        ("latency.recover_below_ms", 640.0, f"{file} (derived from above_ms)"),
+    ]
+    fail = FailuresRule(rate_above=0.1, confidence=None).with_sources({"rate_above": file})
+    assert _named(fail.thresholds()) == [
+        ("failures.rate_above", 0.1, file),
+        ("failures.min_requests", 20.0, "default"),
+        ("failures.min_samples", 20.0, "default"),
+        ("failures.recover_below", pytest.approx(0.08), f"{file} (derived from rate_above)"),
+    ]
+    ep = EndpointsRule(expected=10, available_ratio_below=None, available_below=2)
+    assert _named(ep.thresholds()) == [
+        ("endpoints.expected_ratio_at_most", 0.7, "default"),
+        ("endpoints.expected", 10.0, "default"),
+        ("endpoints.available_below", 2.0, "default"),
+    ]
+    ret = RetriesRule(budget_below=None, confidence=None, anomaly_factor=3)
+    assert _named(ret.thresholds()) == [
+        ("retries.exhausted_above", 0.0, "default"),
+        ("retries.ratio_above", 0.2, "default"),
+        ("retries.min_requests", 20.0, "default"),
+        ("retries.min_samples", 20.0, "default"),
+        ("retries.anomaly_factor", 3.0, "default"),
+    ]
+    assert [t.name for t in RetriesRule().thresholds()][:1] == ["retries.budget_below"]
+    assert "retries.confidence" in [t.name for t in RetriesRule().thresholds()]
+
+
+def test_explicit_recovery_thresholds_are_listed_as_set() -> None:
+    lat = LatencyRule(above_ms=500, recover_below_ms=100).with_sources({"recover_below_ms": "x"})
+    assert _named(lat.thresholds())[-1] == ("latency.recover_below_ms", 100.0, "x")
+    fail = FailuresRule(recover_below=0.01)
+    assert _named(fail.thresholds())[-1] == ("failures.recover_below", 0.01, "default")
+    assert fail.primary_threshold().name == "failures.rate_above"
+
+
+def test_descriptions_read_as_documented() -> None:
+    assert LatencyRule().describe() == (
+        "p99 latency above 500ms for 2m (5m window); recovers below 400ms"
+    )
+    assert FailuresRule().describe() == (
+        "failure rate above 5% for 1m (5m window), with at least 20 requests and 20 request "
+        "lines, 95% sure; recovers below 4%"
+    )
+    assert FailuresRule(confidence=None, recover_below=0.01).describe() == (
+        "failure rate above 5% for 1m (5m window), with at least 20 requests and 20 request "
+        "lines; recovers below 1%"
+    )
+    assert EndpointsRule().describe() == (
+        "available endpoints at most 70% of the recent largest size or below 70% of the load "
+        "balancer on any load balancer for 1m (1m window)"
+    )
+    assert EndpointsRule(expected=10, available_below=3).describe() == (
+        "available endpoints at most 70% of the 10 expected or below 70% of the load balancer "
+        "or below 3 on any load balancer for 1m (1m window)"
+    )
+    only_count = EndpointsRule(
+        expected_ratio_at_most=None, available_ratio_below=None, available_below=2
+    )
+    assert only_count.describe() == (
+        "available endpoints below 2 on any load balancer for 1m (1m window)"
+    )
+    assert RetriesRule().describe() == (
+        "retry budget below 1, retry budget exhausted more than 0 times or retries above 20% "
+        "of requests (at least 20 requests and 20 request lines, 95% sure) for 1m (5m window)"
+    )
+    assert RetriesRule(budget_below=None, anomaly_factor=3, confidence=None).describe() == (
+        "retry budget exhausted more than 0 times or retries above 20% of requests (at least "
+        "20 requests and 20 request lines) or above 3x the previous day's median for 1m "
+        "(5m window)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"window": 5}, "write a duration as text such as 500ms, 10s, 5m, 1h"),
+        ({"window": "0s"}, "duration must be longer than 0"),
+        ({"runbook_url": "ftp://x"}, "runbook_url must start with http:// or https://"),
+        ({"router": "a b"}, r"router must be auto, \* or a router label \(no spaces\)"),
+        ({"router": ""}, r"router must be auto, \* or a router label \(no spaces\)"),
+    ],
+)
+def test_field_errors_say_what_to_write(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        LatencyRule.model_validate(data)
+    assert re.fullmatch(f"Value error, {message}", caught.value.errors()[0]["msg"])
+
+
+def test_for_may_be_zero_and_urls_may_be_http_or_https() -> None:
+    assert LatencyRule.model_validate({"for": "0s"}).for_ms == 0
+    for url in ("http://wiki/x", "https://wiki/x"):
+        assert LatencyRule.model_validate({"runbook_url": url}).runbook_url == url
+    assert LatencyRule.model_validate({"router": "*"}).router == "*"
+
+
+def test_an_unknown_duration_unit_reports_the_parser_message() -> None:
+    with pytest.raises(ValidationError) as caught:
+        LatencyRule.model_validate({"window": "5 parsecs"})
+    assert "5 parsecs" in caught.value.errors()[0]["msg"]
+
+
+def test_the_shortest_positive_window_is_one_millisecond() -> None:
+    assert LatencyRule(window="1ms").window_ms == 1
+
+
+def test_endpoints_evidence_without_a_breach_is_the_default_test() -> None:
+    rule = EndpointsRule(expected=10, available_below=2)
+    # 8 of 10 expected (above 7), 90% of the balancer, 8 >= 2: nothing breached.
+    observed, threshold = rule.evidence_of(0.9, 3, {"min_available": 8.0})
+    assert observed == 8.0
+    assert threshold.name == "endpoints.expected x expected_ratio_at_most"
+    assert threshold.value == pytest.approx(7.0)
+
+
+def test_endpoints_evidence_without_data_is_the_primary_threshold() -> None:
+    observed, threshold = EndpointsRule().evidence_of(None, 0, {})
+    assert observed is None
+    assert threshold.name == "endpoints.expected_ratio_at_most"
+
+
+def test_retries_exhausted_exactly_at_the_limit_is_not_the_evidence() -> None:
+    rule = RetriesRule(exhausted_above=3, budget_below=None)
+    observed, threshold = rule.evidence_of(0.01, 100, {"budget_exhausted": 3.0})
+    assert (observed, threshold.name) == (0.01, "retries.ratio_above")
+    observed, threshold = rule.evidence_of(0.01, 100, {"budget_exhausted": 4.0})
+    assert (observed, threshold.name) == (4.0, "retries.exhausted_above")
+
+
+def test_retries_anomaly_evidence_names_the_baseline_product() -> None:
+    rule = RetriesRule(budget_below=None, anomaly_factor=3).with_sources({"anomaly_factor": "f"})
+    observed, threshold = rule.evidence_of(0.15, 100, {"baseline": 0.04})
+    assert observed == 0.15
+    assert (threshold.name, threshold.source) == ("retries.anomaly_factor x baseline", "f")
+    assert threshold.value == pytest.approx(0.12)
+    # Not anomalous (0.1 <= 3 x 0.04), or no baseline: the primary threshold.
+    assert rule.evidence_of(0.1, 100, {"baseline": 0.04})[1].name == "retries.ratio_above"
+    assert rule.evidence_of(0.15, 100, {})[1].name == "retries.ratio_above"
+    # The ratio test breached: it is the evidence, not the anomaly.
+    breached = rule.evidence_of(0.5, 1000, {"baseline": 0.04})
+    assert breached[1].name == "retries.ratio_above"
+
+
+def test_retries_ratio_needs_both_request_and_line_minimums_inclusive() -> None:
+    rule = RetriesRule(confidence=None, budget_below=None, min_requests=20, min_samples=20)
+    assert rule.judge(0.5, 20, {"request_lines": 20.0}).breached is True
+    assert rule.judge(0.5, 19, {"request_lines": 20.0}).breached is False
+    assert rule.judge(0.5, 20, {"request_lines": 19.0}).breached is False
+    assert rule.judge(0.2, 100, {"request_lines": 100.0}).breached is False  # at, not above
+
+
+def test_retries_confidence_counts_the_retry_lines_received() -> None:
+    rule = RetriesRule(budget_below=None)
+    # 30% retries, but only 5 of 100 lines were retries: the lower bound (2.4%) is not >20%.
+    assert rule.judge(0.3, 100, {"request_lines": 100.0, "retry_lines": 5.0}).breached is False
+    assert rule.judge(0.3, 100, {"request_lines": 100.0}).breached is True
+
+
+def test_retries_anomaly_needs_enough_traffic_and_more_than_the_product() -> None:
+    rule = RetriesRule(anomaly_factor=2, budget_below=None, ratio_above=0.9)
+    assert rule.judge(0.2, 100, {"baseline": 0.1}).breached is False  # exactly 2 x 0.1
+    assert rule.judge(0.21, 100, {"baseline": 0.1}).breached is True
+    assert rule.judge(0.5, 5, {"baseline": 0.1}).breached is False  # 5 requests
+    assert rule.judge(None, 100, {"baseline": 0.1, "budget_exhausted": 0.0}).breached is False
+
+
+def test_retries_budget_at_its_floor_is_not_dry() -> None:
+    rule = RetriesRule(budget_below=1)
+    assert rule.judge(None, 0, {"budget_min": 1.0}).breached is False
+    assert rule.judge(None, 0, {"budget_min": 0.5}).breached is True
+
+
+def test_retries_evidence_judges_the_ratio_with_its_own_minimums() -> None:
+    rule = RetriesRule(exhausted_above=3, budget_below=None, confidence=None)
+    # 50% retries of 10 requests is not a ratio breach: the exhausted count is the evidence.
+    observed, threshold = rule.evidence_of(0.5, 10, {"budget_exhausted": 4.0})
+    assert (observed, threshold.name) == (4.0, "retries.exhausted_above")
+    observed, threshold = rule.evidence_of(None, 100, {"budget_exhausted": 4.0})
+    assert (observed, threshold.name) == (4.0, "retries.exhausted_above")
+
+
+def test_field_names_are_the_model_fields() -> None:
+    names = LatencyRule.field_names()
+    assert names == tuple(LatencyRule.model_fields)
+    assert {"for_", "above_ms", "recover_below_ms", "window"} <= set(names)
+
+
+def test_recovery_is_strictly_below_the_recovery_threshold() -> None:
+    assert LatencyRule().judge(400.0, 10) == Verdict(breached=False, recovered=False)
+    assert LatencyRule().judge(399.9, 10).recovered is True
+    fail = FailuresRule(confidence=None, recover_below=0.02)
+    assert fail.judge(0.02, 100, {"request_lines": 100.0}).recovered is False
+    assert fail.judge(0.019, 100, {"request_lines": 100.0}).recovered is True
+
+
+def test_endpoint_tests_at_their_edges() -> None:
+    learned = EndpointsRule(available_ratio_below=None)
+    assert learned.judge(None, 1, {"learned_ratio": 0.7}).breached is True  # at most 70%
+    assert learned.judge(None, 1, {"learned_ratio": 0.71}).breached is False
+    ratio = EndpointsRule(expected_ratio_at_most=None, available_ratio_below=0.5)
+    assert ratio.judge(0.5, 1, {}).breached is False  # below 50%, not at it
+    count = EndpointsRule(
+        expected_ratio_at_most=None, available_ratio_below=None, available_below=3
+    )
+    assert count.judge(None, 1, {"min_available": 3.0}).breached is False
+    assert count.judge(None, 1, {"min_available": 2.0}).breached is True
+
+
+def test_declared_expected_evidence_carries_the_expected_source() -> None:
+    rule = EndpointsRule(expected=10, available_ratio_below=None).with_sources({"expected": "f"})
+    observed, threshold = rule.evidence_of(None, 1, {"min_available": 5.0})
+    assert (observed, threshold.name, threshold.source) == (
+        5.0,
+        "endpoints.expected x expected_ratio_at_most",
+        "f",
+    )
+
+
+def test_a_partial_document_may_set_recovery_above_its_trigger() -> None:
+    # A scope's partial rule is checked only once merged with the rest.
+    partial = LatencyRule.model_validate(
+        {"above_ms": 300, "recover_below_ms": 350}, context={"partial": True}
+    )
+    assert partial.recover_below_ms == 350
+    with pytest.raises(ValidationError, match="recover_below_ms"):
+        LatencyRule.model_validate(
+            {"above_ms": 300, "recover_below_ms": 350}, context={"other": True}
+        )
