@@ -17,7 +17,7 @@ notification gets an equal share of what is left of the deadline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -93,21 +93,27 @@ def deliver_all(
     deadline_s: float,
     tally: DeliveryTally | None = None,
     retry_class: AlertClass | None = None,
+    retry_classes: Sequence[AlertClass] = (),
+    tallies: Mapping[AlertClass, DeliveryTally] | None = None,
 ) -> dict[str, Delivered]:
-    """Claim and send ``notes``, plus (with ``retry_class``) that class's open claims whose
-    channels are not all delivered yet. Returns what happened per dedup key."""
+    """Claim and send ``notes``, plus (with ``retry_class``/``retry_classes``) those
+    classes' open claims whose channels are not all delivered yet. ``tallies`` counts each
+    notification in its class's tally (several classes delivered together), else ``tally``.
+    Returns what happened per dedup key."""
     out: dict[str, Delivered] = {}
     claimed: dict[str, _Claimed] = {}
-    retries = _retries(state, retry_class, now_ms, {n.dedup_key for n in notes})
+    classes = [*retry_classes, *([retry_class] if retry_class is not None else [])]
+    retries = _retries(state, classes, now_ms, {n.dedup_key for n in notes})
     for note, is_retry in [*((r, True) for r in retries), *((n, False) for n in notes)]:
         key = note.dedup_key
+        counted = tallies.get(note.alert_class, tally) if tallies else tally
         if not state.claim(note, now_ms=now_ms, lease_ms=lease_ms):
             out[key] = Delivered(claimed=False)
-            if tally is not None and not is_retry:
-                tally.duplicates_skipped += 1
+            if counted is not None and not is_retry:
+                counted.duplicates_skipped += 1
             continue
-        if tally is not None:
-            tally.notifications.append(key)
+        if counted is not None:
+            counted.notifications.append(key)
         todo = _missing_channels(state, dispatcher, note, now_ms)
         if not todo:
             state.finish(key, complete=True, now_ms=now_ms)
@@ -120,8 +126,9 @@ def deliver_all(
         _send(claimed, state, dispatcher, now_ms, deadline_s)
     for key, job in claimed.items():
         out[key] = Delivered(claimed=True, failures=job.failed)
-        if tally is not None:
-            tally.send_failures += job.failed
+        counted = tallies.get(job.note.alert_class, tally) if tallies else tally
+        if counted is not None:
+            counted.send_failures += job.failed
     return out
 
 
@@ -148,11 +155,12 @@ def deliver(
 
 
 def _retries(
-    state: StateStore, alert_class: AlertClass | None, now_ms: int, fresh: set[str]
+    state: StateStore, classes: Sequence[AlertClass], now_ms: int, fresh: set[str]
 ) -> list[Notification]:
-    if alert_class is None:
-        return []
-    found = state.unsent(alert_class, now_ms=now_ms, since_ms=now_ms - RETRY_HORIZON_MS)
+    since_ms = now_ms - RETRY_HORIZON_MS
+    found = [
+        n for c in dict.fromkeys(classes) for n in state.unsent(c, now_ms=now_ms, since_ms=since_ms)
+    ]
     # Oldest first, so a channel gets an episode's FIRING before its RESOLVED.
     return sorted(
         (n for n in found if n.dedup_key not in fresh), key=lambda n: (n.at_ms, n.dedup_key)

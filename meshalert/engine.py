@@ -128,6 +128,9 @@ class CycleReport:
     """Notifications held back this cycle (dedup key -> reason; see meshalert.suppression)."""
     caught_up: list[str] = field(default_factory=list)
     """Dedup keys re-issued because the suppression that held them has ended."""
+    outbox: list[Notification] = field(default_factory=list)
+    """Notifications of a cycle evaluated with ``deliver=False``, until
+    :meth:`Engine.deliver` sends them with the other classes' (empty once delivered)."""
 
     def skipped_sample(self) -> list[str]:
         """The first skipped services, escaped for any log or terminal."""
@@ -207,8 +210,13 @@ class Engine:
         percentile_of: Callable[[str], float] | None = None,
         baseline_windows: Iterable[int] = (),
         suppression: SuppressionRules | None = None,
+        deliver: bool = True,
     ) -> CycleReport:
         """Evaluate every service of one class at ``cycle_ms``.
+
+        ``deliver=False`` leaves the cycle's notifications in ``report.outbox`` for
+        :meth:`deliver`, so several classes evaluated together are sent (and grouped) as one
+        cycle; everything else, state and history included, is done here.
 
         ``extra_windows`` are the window lengths of per-service overrides: one query per
         distinct window, whatever the number of services. ``baseline_windows`` are the
@@ -298,25 +306,37 @@ class Engine:
         self.state.save(records)
         if history:
             self.state.append_history(history)
-        # After the state is saved: the cycle's notifications all at once, every channel in
-        # its own thread, plus this class's earlier notifications still missing a channel.
-        deliver_all(
-            send,
-            state=self.state,
-            dispatcher=self.dispatcher,
-            now_ms=cycle_ms,
-            lease_ms=self.lease_ms,
-            deadline_s=deadline,
-            tally=report,
-            retry_class=alert_class,
-        )
         # Every cycle, so the heartbeat sees the count fall back to zero too.
         self.state.note_skipped(
             SkippedServices(
                 alert_class, cycle_ms, len(report.skipped), tuple(report.skipped_sample())
             )
         )
+        report.outbox = send
+        if deliver:
+            self.deliver([report], deadline)
         return report
+
+    def deliver(self, reports: Sequence[CycleReport], deadline_s: float) -> None:
+        """Send the outboxes of ``reports`` (one cycle, one report per class) together:
+        every channel in its own thread, one grouping over the whole cycle, plus those
+        classes' earlier notifications still missing a channel. Runs after the state is
+        saved; each notification is counted in its own class's report."""
+        if not reports:
+            return
+        tallies = {r.alert_class: r for r in reports}
+        deliver_all(
+            [n for r in reports for n in r.outbox],
+            state=self.state,
+            dispatcher=self.dispatcher,
+            now_ms=max(r.cycle_ms for r in reports),
+            lease_ms=self.lease_ms,
+            deadline_s=deadline_s,
+            tallies=tallies,
+            retry_classes=list(tallies),
+        )
+        for report in reports:
+            report.outbox = []
 
     def _suppressor(
         self,

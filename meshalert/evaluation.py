@@ -83,6 +83,7 @@ def evaluate_class(
     cycle_ms: int,
     *,
     deadline_s: float | None = None,
+    deliver: bool = True,
 ) -> CycleReport:
     view = RulesView(rules)
     default_window, extra = view.windows(alert_class)
@@ -96,4 +97,5 @@ def evaluate_class(
         percentile_of=view.percentile,
         baseline_windows=view.baseline_windows(alert_class),
         suppression=rules.suppression,
+        deliver=deliver,
     )

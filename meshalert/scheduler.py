@@ -63,13 +63,21 @@ class EvaluationLoop:
         reports: list[CycleReport] = []
         deadline = time.monotonic() + self.interval_ms / 1000 * 0.8
         warming = self._warming_up(snapshot.rules, cycle_ms)
+        durations: list[float] = []
         for alert_class in EVALUATION_ORDER:
             if alert_class in warming:
                 continue
             started = time.monotonic()
             try:
+                # Delivered below with the other classes: a storm across classes (a node
+                # dies: endpoints, latency and failures at once) groups into one message.
                 report = evaluate_class(
-                    self.engine, snapshot.rules, alert_class, cycle_ms, deadline_s=deadline
+                    self.engine,
+                    snapshot.rules,
+                    alert_class,
+                    cycle_ms,
+                    deadline_s=deadline,
+                    deliver=False,
                 )
             except WindowQueryError as err:
                 log.error("evaluation.query_failed", alert_class=alert_class.value, error=str(err))
@@ -88,18 +96,25 @@ class EvaluationLoop:
                     error=f"{type(err).__name__}: {err}",
                 )
                 continue
-            log.info(
-                "evaluation.cycle",
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-                **report.as_log(),
-            )
+            durations.append(time.monotonic() - started)
             reports.append(report)
+        self._deliver(reports, deadline)
+        for report, duration_s in zip(reports, durations, strict=True):
+            log.info("evaluation.cycle", duration_ms=round(duration_s * 1000, 1), **report.as_log())
         self.cycles += 1
         if self.on_cycle is not None:
             self.on_cycle(cycle_ms, reports)
         if self.maintenance is not None:
             self.maintenance(cycle_ms)
         return reports
+
+    def _deliver(self, reports: list[CycleReport], deadline: float) -> None:
+        try:
+            self.engine.deliver(reports, deadline)
+        except StateUnavailableError as err:  # retried next cycle: claims stay open
+            log.error("evaluation.delivery_state_unavailable", error=str(err))
+        except Exception as err:  # a delivery failure must not end run either
+            log.exception("evaluation.delivery_failed", error=f"{type(err).__name__}: {err}")
 
     def _warming_up(self, rules: LoadedRules, cycle_ms: int) -> dict[AlertClass, int]:
         """Classes whose longest window still reaches back before start-up -> ready time."""
