@@ -188,7 +188,6 @@ class Router:
                 done.put((item, self._send_one(name, item, end)))
 
     def _send_group(self, name: str, group: NotificationGroup, deadline_s: float) -> SendResult:
-        started = self._clock()
         log.info(
             "notify.grouped",
             channel=name,
@@ -196,32 +195,28 @@ class Router:
             group_key=dict(group.key),
             group_dedup_key=group.dedup_key,
         )
-        try:
-            # Only planned for a channel that has send_group (see _work).
-            sender = cast(GroupNotifier, self._channels[name])
-            result = sender.send_group(group, deadline_s=deadline_s)
-        except BaseException as exc:  # a notifier bug must not stop the other channels
-            log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
-            return SendResult(
-                name,
-                False,
-                group.dedup_key,
-                1,
-                self._clock() - started,
-                error=f"notifier raised {type(exc).__name__}",
-            )
-        return replace(result, channel=name)
+        # Only planned for a channel that has send_group (see _work).
+        sender = cast(GroupNotifier, self._channels[name])
+        return self._guarded(
+            name, group.dedup_key, lambda: sender.send_group(group, deadline_s=deadline_s)
+        )
 
     def _send_one(self, name: str, notification: Notification, deadline_s: float) -> SendResult:
+        channel = self._channels[name]
+        return self._guarded(
+            name, notification.dedup_key, lambda: channel.send(notification, deadline_s=deadline_s)
+        )
+
+    def _guarded(self, name: str, dedup_key: str, send: Callable[[], SendResult]) -> SendResult:
         started = self._clock()
         try:
-            result = self._channels[name].send(notification, deadline_s=deadline_s)
+            result = send()
         except BaseException as exc:  # a notifier bug must not stop the other channels
             log.error("notify.crashed", channel=name, error_type=type(exc).__name__)
             return SendResult(
                 name,
                 False,
-                notification.dedup_key,
+                dedup_key,
                 1,
                 self._clock() - started,
                 error=f"notifier raised {type(exc).__name__}",
