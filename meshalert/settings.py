@@ -251,6 +251,7 @@ OTHER_VARIABLES = (
     "MESHALERT_LINKERD_ADMIN_URL",
     "MESHALERT_STATUS_LISTEN",
     "MESHALERT_AUTHOR",  # meshalert silence: who adds or expires a silence
+    "MESHALERT_HISTORY_TO_STORE",  # meshalert.history_sink: transitions as meshalert_alert
     # make test and the tools it builds: these must be there (no skip), or live elsewhere
     "MESHALERT_REQUIRE_NODE",
     "MESHALERT_REQUIRE_BROWSER",
