@@ -304,8 +304,6 @@ class Engine:
         self.state.save(records)
         if history:
             self.state.append_history(history)
-            if self.history_sink is not None:
-                _sink_history(self.history_sink, history, report)
         # After the state is saved: the cycle's notifications all at once, every channel in
         # its own thread, plus this class's earlier notifications still missing a channel.
         deliver_all(
@@ -318,6 +316,9 @@ class Engine:
             tally=report,
             retry_class=alert_class,
         )
+        if history and self.history_sink is not None:
+            # After the notifications: a slow metrics store never delays a page.
+            _sink_history(self.history_sink, history, report)
         # Every cycle, so the heartbeat sees the count fall back to zero too.
         self.state.note_skipped(
             SkippedServices(
