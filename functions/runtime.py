@@ -33,6 +33,7 @@ from meshalert.wiring import build_router, open_state, secrets_of
 if TYPE_CHECKING:
     from meshalert.health_monitor import HealthRecordStore
     from meshalert.health_readers import FreshnessReader
+    from meshalert.history_sink import HistorySink
     from meshalert.notify.router import Router
     from meshalert.queries.model import WindowReader
     from meshalert.rules import RulesProvider
@@ -116,6 +117,12 @@ class Container:
         from meshalert.wiring import open_reader
 
         return open_reader(self.settings.store)
+
+    @cached_property
+    def history_sink(self) -> HistorySink | None:
+        from meshalert.wiring import open_history_sink
+
+        return open_history_sink(self.settings, self.env)
 
     @cached_property
     def freshness(self) -> FreshnessReader:

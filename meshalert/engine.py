@@ -45,6 +45,7 @@ from meshalert.alerts.observe import ROUTER_AUTO, observe_service
 from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
 from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
+from meshalert.history_sink import HistorySink
 from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import (
     DEFAULT_LOOKBACK_MS,
@@ -128,9 +129,13 @@ class CycleReport:
     """Notifications held back this cycle (dedup key -> reason; see meshalert.suppression)."""
     caught_up: list[str] = field(default_factory=list)
     """Dedup keys re-issued because the suppression that held them has ended."""
+    history_sink_failures: int = 0
+    """Transitions the history sink (``meshalert_alert`` points) failed to write."""
     outbox: list[Notification] = field(default_factory=list)
     """Notifications of a cycle evaluated with ``deliver=False``, until
     :meth:`Engine.deliver` sends them with the other classes' (empty once delivered)."""
+    unsunk: list[HistoryEntry] = field(default_factory=list)
+    """Transitions saved but not yet copied to the history sink (after delivery)."""
 
     def skipped_sample(self) -> list[str]:
         """The first skipped services, escaped for any log or terminal."""
@@ -149,6 +154,7 @@ class CycleReport:
             "send_failures": self.send_failures,
             "suppressed": len(self.suppressed),
             "caught_up": len(self.caught_up),
+            "history_sink_failures": self.history_sink_failures,
             "firing": sum(1 for s in self.states.values() if s is AlertState.FIRING),
         }
 
@@ -193,6 +199,8 @@ class Engine:
     """How far back the endpoints class learns each balancer's largest size."""
     inhibitors: Callable[[], Iterable[AlertRecord]] | None = None
     """Alert records kept outside the class records that may inhibit (the heartbeat's)."""
+    history_sink: HistorySink | None = None
+    """Also writes each transition to the metrics store (``meshalert_alert``); best-effort."""
 
     def __post_init__(self) -> None:
         if self.baselines is None and isinstance(self.reader, BucketReader):
@@ -313,6 +321,7 @@ class Engine:
             )
         )
         report.outbox = send
+        report.unsunk = history
         if deliver:
             self.deliver([report], deadline)
         return report
@@ -337,6 +346,10 @@ class Engine:
         )
         for report in reports:
             report.outbox = []
+            if report.unsunk and self.history_sink is not None:
+                # After the notifications: a slow metrics store never delays a page.
+                _sink_history(self.history_sink, report.unsunk, report)
+            report.unsunk = []
 
     def _suppressor(
         self,
@@ -567,6 +580,22 @@ class _EvidenceOf:
             replay=replay_command(
                 obs.alert_class, obs.service, self._cycle_ms, self._kit.window_ms
             ),
+        )
+
+
+def _sink_history(sink: HistorySink, history: list[HistoryEntry], report: CycleReport) -> None:
+    """After the state store has the history: a failed copy costs dashboard points, never
+    the cycle (its writer's timeout bounds the delay; the state store stays complete)."""
+    try:
+        sink.write(history)
+    except Exception as exc:
+        report.history_sink_failures += len(history)
+        log.warning(
+            "evaluation.history_sink_failed",
+            alert_class=report.alert_class.value,
+            cycle_ms=report.cycle_ms,
+            transitions=len(history),
+            error=printable(f"{type(exc).__name__}: {exc}")[:300],
         )
 
 

@@ -254,6 +254,7 @@ OTHER_VARIABLES = (
     "MESHALERT_GROUP_THRESHOLD",
     "MESHALERT_GROUP_BY",
     "MESHALERT_STATUS_URL",
+    "MESHALERT_HISTORY_TO_STORE",  # meshalert.history_sink: transitions as meshalert_alert
     # make test and the tools it builds: these must be there (no skip), or live elsewhere
     "MESHALERT_REQUIRE_NODE",
     "MESHALERT_REQUIRE_BROWSER",

@@ -16,6 +16,7 @@ from meshalert.state.protocols import StateStore
 from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore, StoreConfig
 
 if TYPE_CHECKING:
+    from meshalert.history_sink import HistorySink
     from meshalert.notify.grouping import GroupingConfig
     from meshalert.notify.router import Router, RoutingConfig
 
@@ -179,3 +180,20 @@ def secrets_of(settings: Settings) -> list[str]:
         ),
     ]
     return [v for v in values if v]
+
+
+def open_history_sink(settings: Settings, env: Mapping[str, str]) -> HistorySink | None:
+    """The ``meshalert_alert`` writer when ``MESHALERT_HISTORY_TO_STORE`` asks for it (by
+    default only for the embedded store), with a short timeout so a slow store costs a
+    cycle at most a few seconds."""
+    from meshalert.history_sink import DEFAULT_TIMEOUT_S, StoreHistorySink, history_to_store
+    from meshalert.stores.writer_factory import open_writer
+
+    store = settings.store
+    try:
+        enabled = history_to_store(env, embedded_store=isinstance(store, SqliteStore))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    if not enabled:
+        return None
+    return StoreHistorySink(open_writer(store, timeout_s=DEFAULT_TIMEOUT_S))

@@ -26,7 +26,7 @@ from meshalert.scheduler import EvaluationLoop
 from meshalert.settings import Settings
 from meshalert.state.protocols import StateStore
 from meshalert.store_url import SqliteStore
-from meshalert.wiring import build_router, open_reader, open_state
+from meshalert.wiring import build_router, open_history_sink, open_reader, open_state
 from meshalert_cli import preflight
 
 log = structlog.get_logger("meshalert.run")
@@ -122,6 +122,7 @@ class LocalStack:
             settle_ms=self.settings.window_settle_ms,
             lookback_ms=self.settings.endpoints_lookback_ms,
             inhibitors=_heartbeat_records(self.settings),
+            history_sink=open_history_sink(self.settings, self.env),
         )
         store = self.settings.store
         pruner = (

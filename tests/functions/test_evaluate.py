@@ -272,3 +272,27 @@ def test_slack_trouble_is_bounded_by_remaining_time_and_sns_still_sent(
     claim = ddb.claim_info(summary["notifications"][0])
     assert claim is not None
     assert dict((d.channel, d.ok) for d in claim.deliveries) == {"sns": True, "slack": slack_ok}
+
+
+def test_transitions_reach_the_embedded_store_for_the_dashboards(
+    deployed: Deployment, store_path: Path
+) -> None:
+    """MESHALERT_HISTORY_TO_STORE is unset: on for the embedded store, so the Lambda writes
+    each transition as a ``meshalert_alert`` point next to the series it judged."""
+    summaries = run_cycles(MINUTES)
+    assert all(s["history_sink_failures"] == 0 for s in summaries)
+    writer = SqliteWriter.open(str(store_path))
+    try:
+        rows = writer.connection.execute(
+            "SELECT p.ts, p.value, s.tags_json FROM points p JOIN series s ON s.id = p.series_id"
+            " WHERE s.measurement = 'meshalert_alert' AND p.field = 'state_code' ORDER BY p.ts"
+        ).fetchall()
+    finally:
+        writer.close()
+    assert [(ts - T0_MS, code) for ts, code, _ in rows][:2] == [
+        (PENDING_MINUTE * 60_000, 1.0),
+        (FIRE_MINUTE * 60_000, 2.0),
+    ]
+    assert [code for _, code, _ in rows] == [1.0, 2.0, 0.0]
+    assert all(json.loads(tags)["service"] == "checkout" for _, _, tags in rows)
+    assert all(json.loads(tags)["class"] == "latency" for _, _, tags in rows)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import pytest
 
 from meshalert.store_url import InfluxDB1Store
+from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
 from meshalert.stores.influxdb1_writer import InfluxDB1Writer
+from meshalert.stores.influxdb2_reader import InfluxDB2WindowReader
 from meshalert.stores.influxdb2_writer import InfluxDB2Writer
 from tests.fixtures.influxd import InfluxdServer
 from tests.fixtures.influxd2 import Influxd2Server
-from tests.infra.sidecar_traffic import Fed, feed_sidecars
+from tests.infra.sidecar_traffic import Fed, Transition, feed_sidecars, record_alert_history
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class FedInfluxDB2:
     server: Influxd2Server
     bucket: str
     fed: Fed
+    history: list[Transition]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FedInfluxDB1:
     server: InfluxdServer
     database: str
     fed: Fed
+    history: list[Transition]
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +52,10 @@ def fed_influxd2(
         fed = feed_sidecars(
             writer, tmp_path_factory.mktemp("spool2"), end_ms=int(time.time() * 1000)
         )
+        history = record_alert_history(InfluxDB2WindowReader(influxd2.store(bucket)), writer, fed)
     finally:
         writer.close()
-    yield FedInfluxDB2(influxd2, bucket, fed)
+    yield FedInfluxDB2(influxd2, bucket, fed, history)
     if influxd2.running:
         influxd2.delete_bucket(bucket)
 
@@ -61,12 +66,14 @@ def fed_influxd1(
 ) -> Iterator[FedInfluxDB1]:
     database = "dash_" + uuid.uuid4().hex[:10]
     influxd.create_database(database)
-    writer = InfluxDB1Writer(InfluxDB1Store(influxd.url, database, None, None, None))
+    store = InfluxDB1Store(influxd.url, database, None, None, None)
+    writer = InfluxDB1Writer(store)
     try:
         fed = feed_sidecars(
             writer, tmp_path_factory.mktemp("spool1"), end_ms=int(time.time() * 1000)
         )
+        history = record_alert_history(InfluxDB1WindowReader(store), writer, fed)
     finally:
         writer.close()
-    yield FedInfluxDB1(influxd, database, fed)
+    yield FedInfluxDB1(influxd, database, fed, history)
     influxd.drop_database(database)

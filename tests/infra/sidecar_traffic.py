@@ -21,6 +21,12 @@ from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.pipeline import Flusher
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
+from meshalert.alerts.model import AlertClass
+from meshalert.engine import Engine
+from meshalert.evaluation import evaluate_class
+from meshalert.history_sink import StoreHistorySink
+from meshalert.queries.model import WindowReader
+from meshalert.rules import load_rules
 from meshalert.simulator.traffic import (
     Incident,
     IncidentKind,
@@ -29,6 +35,7 @@ from meshalert.simulator.traffic import (
     TrafficConfig,
     pack_datagrams,
 )
+from meshalert.state.memory_state import MemoryStateStore
 from meshalert.stores.protocols import LineWriter
 
 NAMESPACE = "production"
@@ -88,3 +95,45 @@ def feed_sidecars(writer: LineWriter, spool_root: Path, *, end_ms: int) -> Fed:
             if not spooled.stop(timeout_s=60.0):
                 raise RuntimeError(f"sidecar {host}: the store did not take every batch")
     return Fed(start_ms, start_ms + DURATION_S * 1000, points)
+
+
+HISTORY_RULES = """
+defaults:
+  latency: {window: 2m}
+  failures: {window: 2m}
+  endpoints: {window: 2m}
+  retries: {window: 2m}
+"""
+"""Windows short enough that each incident (ends 300 s before the traffic) resolves before
+the last cycle whatever the phase of the minute the traffic starts at; the default 5m
+windows resolve right at the end, or one cycle too late."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    at_ms: int
+    alert_class: str
+    service: str
+    from_state: str
+    to_state: str
+
+
+def record_alert_history(reader: WindowReader, writer: LineWriter, fed: Fed) -> list[Transition]:
+    """Run the real engine once a minute over the fed traffic, with 2m windows and
+    its history sink on ``writer``: the ``meshalert_alert`` points the history cells read
+    are the ones the engine writes. Returns the transitions it made (cycles end at
+    ``fed.end_ms``, so every point lies inside the dashboards' last hour)."""
+    state = MemoryStateStore()
+    sink = StoreHistorySink(writer)
+    engine = Engine(reader, state, None, settle_ms=FLUSH_MS, history_sink=sink)
+    rules = load_rules({"MESHALERT_RULES": HISTORY_RULES}, now_s=0)
+    first = fed.start_ms - fed.start_ms % 60_000 + 60_000
+    for cycle_ms in range(first, fed.end_ms + 1, 60_000):
+        for alert_class in AlertClass:
+            report = evaluate_class(engine, rules, alert_class, cycle_ms)
+            if report.history_sink_failures:
+                raise RuntimeError(f"history sink failed at {cycle_ms} ({alert_class})")
+    return [
+        Transition(e.at_ms, e.alert_class.value, e.service, e.from_state.value, e.to_state.value)
+        for e in state.history(since_ms=0)
+    ]

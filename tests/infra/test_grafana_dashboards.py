@@ -303,3 +303,27 @@ def test_flux_panels_are_the_influxdb2_template_cells() -> None:
             .replace("v.service", '"$service"')
         )
         assert text == expected, title
+
+
+def test_influxql_history_panels_show_the_engine_transitions(fed_influxd1: FedInfluxDB1) -> None:
+    """InfluxDB 1.6.7 holds the points the engine's history sink wrote while it evaluated
+    the traffic; the panels show exactly the picked service's transitions."""
+    server, database = fed_influxd1.server, fed_influxd1.database
+    panels = {p["title"]: p for p in query_panels(load("influxql"))}
+    service = INCIDENT_SERVICE["failures"]
+    made = [t for t in fed_influxd1.history if t.service == f"{NAMESPACE}/{service}"]
+    assert [(t.from_state, t.to_state) for t in made if t.alert_class == "failures"] == [
+        ("ok", "pending"),
+        ("pending", "firing"),
+        ("firing", "ok"),
+    ]
+    [table] = panels["Alert history: transitions"]["targets"]
+    rows = server.rows(_influxql(table["query"], service), database)
+    assert [(r["class"], r["from_state"], r["to_state"]) for r in rows] == [
+        (t.alert_class, t.from_state, t.to_state) for t in reversed(made)
+    ]
+    assert [int(r["state_code"]) for r in rows if r["class"] == "failures"] == [0, 2, 1]
+    [timeline] = panels["Alert history: state per class"]["targets"]
+    states = server.rows(_influxql(timeline["query"], service), database)
+    assert {int(r["state"]) for r in states if r["state"] is not None} == {0, 1, 2}
+    assert server.rows(_influxql(table["query"], "no-such-service"), database) == []

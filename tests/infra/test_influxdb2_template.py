@@ -46,6 +46,8 @@ PIPELINE_CELLS = {
     "Sidecar: spool backlog",
     "Alert history: pipeline freshness per host",
 }
+HISTORY_CELLS = {"Alert history: transitions", "Alert history: state per class"}
+"""Cells over ``meshalert_alert``, the points the engine's history sink wrote."""
 
 
 def template_objects() -> list[dict[str, Any]]:
@@ -170,7 +172,7 @@ def test_applied_dashboard_has_a_cell_per_class_and_the_pipeline(
 ) -> None:
     cells = _dashboard_cells(fed_influxd2.server, applied)
     queries = _cell_queries(cells)
-    assert set(queries) == set(CELL_CLASS) | PIPELINE_CELLS
+    assert set(queries) == set(CELL_CLASS) | PIPELINE_CELLS | HISTORY_CELLS
     assert set(CELL_CLASS.values()) == {"latency", "failures", "endpoints", "retries"}
     notes = [
         c["properties"].get("note", "") for c in cells if c["properties"]["type"] == "markdown"
@@ -256,6 +258,34 @@ def test_pipeline_cells_read_the_sidecar_health_series(
         assert 0 <= float(row["age_s"]) < 3600
 
 
+def test_history_cells_show_the_transitions_the_engine_wrote(
+    fed_influxd2: FedInfluxDB2, applied: dict[str, Any]
+) -> None:
+    """The engine ran over the traffic with its history sink on this bucket: the cells show
+    each of the picked service's transitions once, newest first, and its state over time."""
+    server, bucket = fed_influxd2.server, fed_influxd2.bucket
+    queries = _cell_queries(_dashboard_cells(server, applied))
+    service = INCIDENT_SERVICE["failures"]
+    made = [t for t in fed_influxd2.history if t.service == f"{NAMESPACE}/{service}"]
+    # The failures incident goes through every state and back within the traffic.
+    assert [(t.from_state, t.to_state) for t in made if t.alert_class == "failures"] == [
+        ("ok", "pending"),
+        ("pending", "firing"),
+        ("firing", "ok"),
+    ]
+    rows = _series(server, bucket, queries["Alert history: transitions"], service)
+    shown = [(r["class"], r["from_state"], r["to_state"]) for r in rows]
+    assert shown == [(t.alert_class, t.from_state, t.to_state) for t in reversed(made)]
+    firing = [r for r in rows if r["to_state"] == "firing"]
+    assert firing and all(float(r["value"]) > float(r["threshold"]) for r in firing)
+    assert all(r["threshold_source"] == "default" for r in rows)
+    state = _series(server, bucket, queries["Alert history: state per class"], service)
+    codes = [int(float(r["_value"])) for r in state if r["class"] == "failures"]
+    assert codes == [1, 2, 0]
+    quiet = _series(server, bucket, queries["Alert history: transitions"], "no-such-service")
+    assert quiet == []
+
+
 def test_variables_list_the_bucket_namespace_and_services(
     fed_influxd2: FedInfluxDB2, applied: dict[str, Any]
 ) -> None:
@@ -283,7 +313,7 @@ def test_every_query_type_checks_in_the_flux_language_server(flux_lsp: FluxLsp) 
             texts.append(spec["query"])
         for chart in spec.get("charts", []):
             texts += [q["query"] for q in chart.get("queries", [])]
-    assert len(texts) == 3 + len(CELL_CLASS) + len(PIPELINE_CELLS)
+    assert len(texts) == 3 + len(CELL_CLASS) + len(PIPELINE_CELLS) + len(HISTORY_CELLS)
     prelude = ui_prelude("meshalert", "cart")
     for text, diagnostics in zip(
         texts, flux_lsp.check([with_prelude(prelude, t) for t in texts]), strict=True

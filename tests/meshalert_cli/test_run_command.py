@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
@@ -67,10 +68,26 @@ def test_run_and_simulate_until_stopped_ends_with_every_alert_resolved(tmp_path:
         assert "no_data: keep" in sim.stderr
         status = meshalert(["status"], tmp_path)
         assert status.stdout.startswith("all OK: "), status.stdout
+        # MESHALERT_HISTORY_TO_STORE is unset: on for the embedded store, so the store holds
+        # every class's transitions as meshalert_alert points for the dashboards.
+        with closing(sqlite3.connect(tmp_path / "meshalert.db")) as db:
+            points = db.execute(
+                "SELECT s.tags_json, p.value FROM points p JOIN series s ON s.id = p.series_id"
+                " WHERE s.measurement = 'meshalert_alert' AND p.field = 'state_code'"
+            ).fetchall()
+        codes = {(json.loads(tags)["class"], int(code)) for tags, code in points}
+        assert {cls for cls, code in codes if code == 2} == fired_classes(tmp_path)
+        assert {cls for cls, code in codes if code == 0} == fired_classes(tmp_path)
     finally:
         if sim is not None:
             sim.stop()
         assert run.stop() == 0
+
+
+def fired_classes(cwd: Path) -> set[str]:
+    history = _json(["history", "--json"], cwd)
+    assert isinstance(history, list)
+    return {h["class"] for h in history if h["to"] == "firing"}
 
 
 def test_no_judgement_before_a_full_window_has_passed(tmp_path: Path) -> None:
