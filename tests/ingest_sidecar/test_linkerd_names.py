@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_sidecar.linkerd_names import NameMapper, parse_service_depths, parse_service_namespaces
+from ingest_sidecar.linkerd_names import (
+    MAX_SERVICE_DEPTH,
+    NameMapper,
+    parse_service_depths,
+    parse_service_namespaces,
+)
 from ingest_sidecar.model import SeriesKey
 
 DATA = Path(__file__).parent / "data"
@@ -661,3 +666,87 @@ def test_port_transformer_ids_are_part_of_the_client_id() -> None:
     assert key.measurement == "linkerd_service_creation_failures"
     assert dict(key.tags)["client"] == "_.io_l5d_port.4141._.io_l5d_fs.ledger"
     assert (dict(key.tags)["service"], dict(key.tags)["via"]) == ("ledger", "port")
+
+
+def test_config_lists_skip_empty_entries_and_split_at_the_first_equals() -> None:
+    assert parse_service_depths(",a=1,,b=64") == {"a": 1, "b": MAX_SERVICE_DEPTH}
+    with pytest.raises(ValueError, match="'a=b=1'"):
+        parse_service_depths("a=b=1")
+    assert parse_service_namespaces(",a=b=c,,d=e") == {"a": "b=c", "d": "e"}
+
+
+def _tags(name: str) -> tuple[str, dict[str, str]]:
+    mapped = NameMapper().map(name)
+    return mapped.measurement, dict(mapped.tags)
+
+
+def test_a_server_without_its_ip_gets_no_server_tag_and_a_short_one_is_router_scope() -> None:
+    assert _tags("linkerd.rt.r.server..4141.requests") == (
+        "linkerd_requests",
+        {"router": "r", "scope": "server"},
+    )
+    assert _tags("linkerd.rt.r.server.1_2_3_4") == (
+        "linkerd_server_1_2_3_4",
+        {"router": "r", "scope": "router"},
+    )
+
+
+def test_family_heads_alone_and_lookalikes_are_plain_metrics() -> None:
+    web = {"router": "r", "scope": "service", "service": "web"}
+    assert _tags("linkerd.rt.r.service.svc.web.exn.a_B.c_D") == (
+        "linkerd_exn",
+        {**web, "exception": "a_B.c_D"},
+    )
+    # A family head with nothing after it must not crash the mapping.
+    assert _tags("linkerd.rt.r.service.svc.web.sourcedfailures") == ("linkerd_sourcedfailures", web)
+    assert _tags("linkerd.rt.r.service.svc.web.service_creation") == (
+        "linkerd_service_creation",
+        web,
+    )
+    # Only service_creation.failures is the connect-failure family.
+    assert _tags("linkerd.rt.r.bindcache.failures") == (
+        "linkerd_bindcache_failures",
+        {"router": "r", "scope": "router"},
+    )
+
+
+def test_a_request_stream_family_ends_an_unknown_client_id() -> None:
+    assert _tags("linkerd.rt.r.client.foo.bar.request.stream.x") == (
+        "linkerd_request_stream_x",
+        {"client": "foo.bar", "router": "r", "scope": "client", "service": "bar"},
+    )
+    # `response.stream` is the other side; `request.other` is not a stream family.
+    assert _tags("linkerd.rt.r.client.foo.bar.response.stream.x")[1]["client"] == "foo.bar"
+    assert _tags("linkerd.rt.r.client.foo.bar.request.other.x")[1]["client"] != "foo.bar"
+
+
+def test_an_unknown_client_id_keeps_at_least_one_token_and_its_namer_is_never_the_metric() -> None:
+    router = {"router": "r"}
+    assert _tags("linkerd.rt.r.client.foo.bar") == (
+        "linkerd_bar",
+        {**router, "scope": "client", "client": "foo", "service": "foo"},
+    )
+    assert _tags("linkerd.rt.r.client.foo") == ("linkerd_client_foo", {**router, "scope": "router"})
+    # `_.<namer>.<token>`: the two tokens after `_` belong to the id even when they spell a
+    # catalogue metric.
+    assert _tags("linkerd.rt.r.client._.retries.total") == (
+        "linkerd_total",
+        {**router, "scope": "client", "client": "_.retries", "service": "retries"},
+    )
+
+
+def test_an_unknown_source_id_keeps_its_first_tokens_before_the_exception() -> None:
+    web = {"router": "r", "scope": "service", "service": "web"}
+    prefix = "linkerd.rt.r.service.svc.web.sourcedfailures."
+    assert _tags(prefix + "_.my_namer.a_B.c_D") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "_.my_namer.a_B", "exception": "c_D"},
+    )
+    assert _tags(prefix + "foo.a_B") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "foo", "exception": "a_B"},
+    )
+    assert _tags(prefix + "_.io_l5d_fs.web.a_B") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "_.io_l5d_fs.web", "exception": "a_B"},
+    )
