@@ -750,3 +750,29 @@ def test_an_unknown_source_id_keeps_its_first_tokens_before_the_exception() -> N
         "linkerd_sourcedfailures",
         {**web, "source": "_.io_l5d_fs.web", "exception": "a_B"},
     )
+
+
+def test_a_logical_path_after_an_unknown_or_consul_client_id() -> None:
+    name = "linkerd.rt.r.client.a.b.service.svc.x.y.requests"
+    logical = {"router": "r", "scope": "client_service", "client": "a.b", "service": "x.y"}
+    # Unconfigured (or configured for another router): the rightmost `service` marker.
+    for depths in ({}, {"other": 2}, {"r": 2}):
+        assert dict(NameMapper(service_depths=depths).map(name).tags) == logical
+    # A configured depth fixes where the marker must be; none there: all of it is the id.
+    assert dict(NameMapper(service_depths={"r": 1}).map(name).tags) == {
+        "router": "r",
+        "scope": "client",
+        "client": "a.b.service.svc.x.y",
+        "service": "y",
+    }
+    assert _tags("linkerd.rt.r.client.a.service.svc.x.requests")[1]["client"] == "a"
+    assert _tags("linkerd.rt.r.client._.n.a.service.svc.x.requests")[1]["client"] == "_.n.a"
+    assert _tags("linkerd.rt.r.client._.io_l5d_consul.dc1.web.service.svc.web.requests") == (
+        "linkerd_requests",
+        {
+            "router": "r",
+            "scope": "client_service",
+            "client": "_.io_l5d_consul.dc1.web",
+            "service": "web",
+        },
+    )
