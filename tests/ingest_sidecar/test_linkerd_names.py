@@ -776,3 +776,43 @@ def test_a_logical_path_after_an_unknown_or_consul_client_id() -> None:
             "service": "web",
         },
     )
+
+
+def test_the_configured_depth_of_the_router_applies_to_every_scope_grammar() -> None:
+    one = NameMapper(service_depths={"r": 1})
+    assert dict(one.map("linkerd.rt.r.dst.path.svc.a.b.requests").tags)["service"] == "a"
+    assert dict(NameMapper().map("linkerd.rt.r.dst.path.svc.a.b.requests").tags)["service"] == (
+        "a.b"
+    )
+    assert dict(one.map("linkerd.rt.r.dst.id._.n.a.path.svc.a.b.requests").tags)["client"] == (
+        "_.n.a.path.svc.a.b"
+    )
+    assert dict(one.map("linkerd.rt.r.client.c.service.svc.a.b.requests").tags)["client"] == (
+        "c.service.svc.a.b"
+    )
+
+
+def test_short_and_unknown_dst_names_and_foreign_jvm_names() -> None:
+    assert _tags("linkerd.rt.r.dst") == ("linkerd_dst", {"router": "r", "scope": "router"})
+    assert _tags("linkerd.rt.r.dst.foo.x.requests") == (
+        "linkerd_dst_foo_x_requests",
+        {"router": "r", "scope": "router"},
+    )
+    # Without the prefix, a `jvm.` name is not this Linkerd's JVM.
+    assert _tags("jvm.mem") == ("linkerd_jvm_mem", {"scope": "other"})
+    assert _tags("linkerd.rt.r.service.svc.web.status.a.b")[1]["status_class"] == "a.b"
+
+
+def test_depth_and_cache_size_bounds_and_the_cache_returns_the_same_key() -> None:
+    for depth in (1, MAX_SERVICE_DEPTH):
+        assert NameMapper(service_depths={"r": depth}).map("x") == NameMapper().map("x")
+    with pytest.raises(ValueError, match="cache_size must be positive: 0"):
+        NameMapper(cache_size=0)
+    mapper = NameMapper(cache_size=2)
+    first = mapper.map("linkerd.rt.r.service.svc.web.requests")
+    assert mapper.map("linkerd.rt.r.service.svc.web.requests") is first
+    mapper.map("b")
+    assert mapper.cached == 2
+    mapper.map("c")  # full: cleared, then this one kept
+    assert mapper.cached == 1
+    assert NameMapper(cache_size=1).map("x") == NameMapper().map("x")
