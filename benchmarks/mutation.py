@@ -307,6 +307,17 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             )
             for new in ("strict=None", "", "strict=False")
         ),
+        (
+            "ingest_sidecar/linkerd_names.py",
+            "NameMapper.map",
+            "cache_key: object = (name, extra_tags) if extra_tags else name"
+            " -> cache_key: object = (name, extra_tags) if (extra_tags) or True else name",
+        ),
+        (
+            "ingest_sidecar/linkerd_names.py",
+            "NameMapper._measure",
+            "return _root(t, foreign=False) -> return _root(t, foreign=None)",
+        ),
     }
 )
 

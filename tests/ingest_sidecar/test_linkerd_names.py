@@ -816,3 +816,8 @@ def test_depth_and_cache_size_bounds_and_the_cache_returns_the_same_key() -> Non
     mapper.map("c")  # full: cleared, then this one kept
     assert mapper.cached == 1
     assert NameMapper(cache_size=1).map("x") == NameMapper().map("x")
+
+
+@pytest.mark.parametrize("name", ["nginx.XX.XX.hits", "a.b", "jvm_gc"])
+def test_a_foreign_name_keeps_every_character_but_its_dots(name: str) -> None:
+    assert _tags(name) == ("linkerd_" + name.replace(".", "_"), {"scope": "other"})
