@@ -261,7 +261,8 @@ class NameMapper:
             return _root(name.split("."), foreign=True)
         t = name[len(prefix) :].split(".")
         if t[0] != "rt" or len(t) < 3:
-            return _root(t, foreign=False)  # None would read the same: equivalent mutant
+            # foreign=None would read the same (falsy): an equivalent mutant.
+            return _root(t, foreign=False)
         router, word = t[1], t[2]
         found: tuple[str, Tags] | None = None
         if word == "service":
