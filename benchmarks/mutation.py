@@ -90,6 +90,9 @@ def _parse_table(text: str) -> tuple[Module, ...]:
 MODULES = _parse_table(_TABLE)
 
 
+_GUARD = "placeholder count does not match parameters"
+"""meshalert/queries/baseline_text.py's unreachable guard message (see :data:`EQUIVALENT`)."""
+
 # Reviewed equivalent mutants: (file, function, original text -> mutated text), the changed
 # lines with whitespace collapsed. Each has a comment at the code saying why it cannot change
 # behaviour.
@@ -254,6 +257,66 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "meshalert/rules/models.py",
             "RuleBase._threshold",
             "thresholds[field] = cached -> thresholds[field] = None",
+        ),
+        # SQLite keywords and identifiers are case-insensitive: same statement, same rows.
+        (
+            "meshalert/queries/baseline_text.py",
+            "_sql_part",
+            "f\" WHERE {' AND '.join(where)} LIMIT -1) AS g\\n\""
+            " -> f\" WHERE {' and '.join(where)} LIMIT -1) AS g\\n\"",
+        ),
+        (
+            "meshalert/queries/baseline_text.py",
+            "_sql_part",
+            "where = [\"s.measurement = ?\", f\"s.scope IN ({', '.join('?' * len(sel.scopes))})\"]"
+            ' -> where = ["S.MEASUREMENT = ?",'
+            " f\"s.scope IN ({', '.join('?' * len(sel.scopes))})\"]",
+        ),
+        (
+            "meshalert/queries/baseline_text.py",
+            "render_bucket_sql",
+            '"WITH RECURSIVE buckets(i) AS" -> "with recursive buckets(i) as"',
+        ),
+        (
+            "meshalert/queries/baseline_text.py",
+            "render_bucket_sql",
+            '"WITH RECURSIVE buckets(i) AS" -> "WITH RECURSIVE BUCKETS(I) AS"',
+        ),
+        (
+            "meshalert/queries/baseline_text.py",
+            "render_bucket_sql",
+            '" (SELECT 0 UNION ALL SELECT i + 1 FROM buckets WHERE i + 1 < ?)\\n"'
+            ' -> " (SELECT 0 UNION ALL SELECT I + 1 FROM BUCKETS WHERE I + 1 < ?)\\n"',
+        ),
+        # The placeholder guard cannot fire (every value is bound, every identifier is a
+        # store column): its message and zip's `strict` are never exercised.
+        *(
+            (
+                "meshalert/queries/baseline_text.py",
+                "render_bucket_sql_inline",
+                f'raise AssertionError("{_GUARD}") -> raise AssertionError({new})',
+            )
+            for new in (f'"XX{_GUARD}XX"', f'"{_GUARD.upper()}"', "None")
+        ),
+        *(
+            (
+                "meshalert/queries/baseline_text.py",
+                "render_bucket_sql_inline",
+                "for param, piece in zip(params, pieces[1:], strict=True):"
+                f" -> for param, piece in zip(params, pieces[1:], {new}):",
+            )
+            for new in ("strict=None", "", "strict=False")
+        ),
+        (
+            "ingest_sidecar/linkerd_names.py",
+            "NameMapper.map",
+            "cache_key: object = (name, extra_tags) if extra_tags else name"
+            " -> cache_key: object = (name, extra_tags) if (extra_tags) or True else name",
+        ),
+        (
+            "ingest_sidecar/linkerd_names.py",
+            "NameMapper._measure",
+            "return _root(t, foreign=False) -> return _root(t, foreign=None)",
         ),
     }
 )

@@ -233,6 +233,8 @@ class NameMapper:
         return len(self._cache)
 
     def map(self, name: str, extra_tags: tuple[tuple[str, str], ...] = ()) -> SeriesKey:
+        # A bare name saves a tuple per sample; keying every name as (name, ()) would map the
+        # same (an equivalent mutant in the mutation run).
         cache_key: object = (name, extra_tags) if extra_tags else name
         key = self._cache.get(cache_key)
         if key is None:
@@ -259,6 +261,7 @@ class NameMapper:
             return _root(name.split("."), foreign=True)
         t = name[len(prefix) :].split(".")
         if t[0] != "rt" or len(t) < 3:
+            # foreign=None would read the same (falsy): an equivalent mutant.
             return _root(t, foreign=False)
         router, word = t[1], t[2]
         found: tuple[str, Tags] | None = None

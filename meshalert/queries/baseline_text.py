@@ -85,6 +85,8 @@ def render_bucket_sql(query: BucketQuery) -> tuple[str, tuple[SqlParam, ...]]:
     (``g_namespace, g_service, g_router``), ``bucket, value``; ``bucket`` is the bucket's
     index from ``start_ms``), and its params."""
     params: list[SqlParam] = [query.bucket_count]
+    # Keyword and identifier case here and in _sql_part is free (SQLite ignores it): the
+    # mutation run lists such case changes as equivalent mutants.
     head = (
         "WITH RECURSIVE buckets(i) AS"
         " (SELECT 0 UNION ALL SELECT i + 1 FROM buckets WHERE i + 1 < ?)\n"
@@ -97,6 +99,9 @@ def render_bucket_sql_inline(query: BucketQuery) -> str:
     """The statement with its parameters spelled as literals, for evidence and replay."""
     text, params = render_bucket_sql(query)
     pieces = text.split("?")
+    # Cannot fire while every value is bound and every identifier is a store column (no `?`
+    # from data reaches the text): the guard's message and zip's `strict` are equivalent
+    # mutants in the mutation run.
     if len(pieces) != len(params) + 1:
         raise AssertionError("placeholder count does not match parameters")
     out = [pieces[0]]

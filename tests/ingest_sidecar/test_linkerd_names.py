@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_sidecar.linkerd_names import NameMapper, parse_service_depths, parse_service_namespaces
+from ingest_sidecar.linkerd_names import (
+    MAX_SERVICE_DEPTH,
+    NameMapper,
+    parse_service_depths,
+    parse_service_namespaces,
+)
 from ingest_sidecar.model import SeriesKey
 
 DATA = Path(__file__).parent / "data"
@@ -661,3 +666,158 @@ def test_port_transformer_ids_are_part_of_the_client_id() -> None:
     assert key.measurement == "linkerd_service_creation_failures"
     assert dict(key.tags)["client"] == "_.io_l5d_port.4141._.io_l5d_fs.ledger"
     assert (dict(key.tags)["service"], dict(key.tags)["via"]) == ("ledger", "port")
+
+
+def test_config_lists_skip_empty_entries_and_split_at_the_first_equals() -> None:
+    assert parse_service_depths(",a=1,,b=64") == {"a": 1, "b": MAX_SERVICE_DEPTH}
+    with pytest.raises(ValueError, match="'a=b=1'"):
+        parse_service_depths("a=b=1")
+    assert parse_service_namespaces(",a=b=c,,d=e") == {"a": "b=c", "d": "e"}
+
+
+def _tags(name: str) -> tuple[str, dict[str, str]]:
+    mapped = NameMapper().map(name)
+    return mapped.measurement, dict(mapped.tags)
+
+
+def test_a_server_without_its_ip_gets_no_server_tag_and_a_short_one_is_router_scope() -> None:
+    assert _tags("linkerd.rt.r.server..4141.requests") == (
+        "linkerd_requests",
+        {"router": "r", "scope": "server"},
+    )
+    assert _tags("linkerd.rt.r.server.1_2_3_4") == (
+        "linkerd_server_1_2_3_4",
+        {"router": "r", "scope": "router"},
+    )
+
+
+def test_family_heads_alone_and_lookalikes_are_plain_metrics() -> None:
+    web = {"router": "r", "scope": "service", "service": "web"}
+    assert _tags("linkerd.rt.r.service.svc.web.exn.a_B.c_D") == (
+        "linkerd_exn",
+        {**web, "exception": "a_B.c_D"},
+    )
+    # A family head with nothing after it must not crash the mapping.
+    assert _tags("linkerd.rt.r.service.svc.web.sourcedfailures") == ("linkerd_sourcedfailures", web)
+    assert _tags("linkerd.rt.r.service.svc.web.service_creation") == (
+        "linkerd_service_creation",
+        web,
+    )
+    # Only service_creation.failures is the connect-failure family.
+    assert _tags("linkerd.rt.r.bindcache.failures") == (
+        "linkerd_bindcache_failures",
+        {"router": "r", "scope": "router"},
+    )
+
+
+def test_a_request_stream_family_ends_an_unknown_client_id() -> None:
+    assert _tags("linkerd.rt.r.client.foo.bar.request.stream.x") == (
+        "linkerd_request_stream_x",
+        {"client": "foo.bar", "router": "r", "scope": "client", "service": "bar"},
+    )
+    # `response.stream` is the other side; `request.other` is not a stream family.
+    assert _tags("linkerd.rt.r.client.foo.bar.response.stream.x")[1]["client"] == "foo.bar"
+    assert _tags("linkerd.rt.r.client.foo.bar.request.other.x")[1]["client"] != "foo.bar"
+
+
+def test_an_unknown_client_id_keeps_at_least_one_token_and_its_namer_is_never_the_metric() -> None:
+    router = {"router": "r"}
+    assert _tags("linkerd.rt.r.client.foo.bar") == (
+        "linkerd_bar",
+        {**router, "scope": "client", "client": "foo", "service": "foo"},
+    )
+    assert _tags("linkerd.rt.r.client.foo") == ("linkerd_client_foo", {**router, "scope": "router"})
+    # `_.<namer>.<token>`: the two tokens after `_` belong to the id even when they spell a
+    # catalogue metric.
+    assert _tags("linkerd.rt.r.client._.retries.total") == (
+        "linkerd_total",
+        {**router, "scope": "client", "client": "_.retries", "service": "retries"},
+    )
+
+
+def test_an_unknown_source_id_keeps_its_first_tokens_before_the_exception() -> None:
+    web = {"router": "r", "scope": "service", "service": "web"}
+    prefix = "linkerd.rt.r.service.svc.web.sourcedfailures."
+    assert _tags(prefix + "_.my_namer.a_B.c_D") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "_.my_namer.a_B", "exception": "c_D"},
+    )
+    assert _tags(prefix + "foo.a_B") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "foo", "exception": "a_B"},
+    )
+    assert _tags(prefix + "_.io_l5d_fs.web.a_B") == (
+        "linkerd_sourcedfailures",
+        {**web, "source": "_.io_l5d_fs.web", "exception": "a_B"},
+    )
+
+
+def test_a_logical_path_after_an_unknown_or_consul_client_id() -> None:
+    name = "linkerd.rt.r.client.a.b.service.svc.x.y.requests"
+    logical = {"router": "r", "scope": "client_service", "client": "a.b", "service": "x.y"}
+    # Unconfigured (or configured for another router): the rightmost `service` marker.
+    for depths in ({}, {"other": 2}, {"r": 2}):
+        assert dict(NameMapper(service_depths=depths).map(name).tags) == logical
+    # A configured depth fixes where the marker must be; none there: all of it is the id.
+    assert dict(NameMapper(service_depths={"r": 1}).map(name).tags) == {
+        "router": "r",
+        "scope": "client",
+        "client": "a.b.service.svc.x.y",
+        "service": "y",
+    }
+    assert _tags("linkerd.rt.r.client.a.service.svc.x.requests")[1]["client"] == "a"
+    assert _tags("linkerd.rt.r.client._.n.a.service.svc.x.requests")[1]["client"] == "_.n.a"
+    assert _tags("linkerd.rt.r.client._.io_l5d_consul.dc1.web.service.svc.web.requests") == (
+        "linkerd_requests",
+        {
+            "router": "r",
+            "scope": "client_service",
+            "client": "_.io_l5d_consul.dc1.web",
+            "service": "web",
+        },
+    )
+
+
+def test_the_configured_depth_of_the_router_applies_to_every_scope_grammar() -> None:
+    one = NameMapper(service_depths={"r": 1})
+    assert dict(one.map("linkerd.rt.r.dst.path.svc.a.b.requests").tags)["service"] == "a"
+    assert dict(NameMapper().map("linkerd.rt.r.dst.path.svc.a.b.requests").tags)["service"] == (
+        "a.b"
+    )
+    assert dict(one.map("linkerd.rt.r.dst.id._.n.a.path.svc.a.b.requests").tags)["client"] == (
+        "_.n.a.path.svc.a.b"
+    )
+    assert dict(one.map("linkerd.rt.r.client.c.service.svc.a.b.requests").tags)["client"] == (
+        "c.service.svc.a.b"
+    )
+
+
+def test_short_and_unknown_dst_names_and_foreign_jvm_names() -> None:
+    assert _tags("linkerd.rt.r.dst") == ("linkerd_dst", {"router": "r", "scope": "router"})
+    assert _tags("linkerd.rt.r.dst.foo.x.requests") == (
+        "linkerd_dst_foo_x_requests",
+        {"router": "r", "scope": "router"},
+    )
+    # Without the prefix, a `jvm.` name is not this Linkerd's JVM.
+    assert _tags("jvm.mem") == ("linkerd_jvm_mem", {"scope": "other"})
+    assert _tags("linkerd.rt.r.service.svc.web.status.a.b")[1]["status_class"] == "a.b"
+
+
+def test_depth_and_cache_size_bounds_and_the_cache_returns_the_same_key() -> None:
+    for depth in (1, MAX_SERVICE_DEPTH):
+        assert NameMapper(service_depths={"r": depth}).map("x") == NameMapper().map("x")
+    with pytest.raises(ValueError, match="cache_size must be positive: 0"):
+        NameMapper(cache_size=0)
+    mapper = NameMapper(cache_size=2)
+    first = mapper.map("linkerd.rt.r.service.svc.web.requests")
+    assert mapper.map("linkerd.rt.r.service.svc.web.requests") is first
+    mapper.map("b")
+    assert mapper.cached == 2
+    mapper.map("c")  # full: cleared, then this one kept
+    assert mapper.cached == 1
+    assert NameMapper(cache_size=1).map("x") == NameMapper().map("x")
+
+
+@pytest.mark.parametrize("name", ["nginx.XX.XX.hits", "a.b", "jvm_gc"])
+def test_a_foreign_name_keeps_every_character_but_its_dots(name: str) -> None:
+    assert _tags(name) == ("linkerd_" + name.replace(".", "_"), {"scope": "other"})

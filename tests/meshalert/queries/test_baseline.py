@@ -185,3 +185,76 @@ def test_a_select_can_be_looked_up_by_name() -> None:
     assert isinstance(q.select("requests"), SeriesSelect)
     with pytest.raises(KeyError):
         q.select("nope")
+
+
+def test_a_stray_row_does_not_hide_the_rows_after_it() -> None:
+    q = baseline_query(W, END)
+    rows = [
+        BucketRow("requests", "prod", "web", q.stop_ms, 999.0),  # the current window
+        BucketRow("budget_exhausted", "prod", "web", q.start_ms, 999.0),  # not a select
+        BucketRow("requests", "prod", "", q.start_ms, 999.0),  # no service
+        BucketRow("requests", "prod", "web", q.start_ms, 7.0),
+    ]
+    assert assemble_buckets(q, rows, query_text="").services == {
+        "prod/web": {"": (RatioBucket(q.start_ms, 0.0, 7.0),)}
+    }
+
+
+def test_a_bucket_with_retries_but_no_requests_row_has_zero_requests() -> None:
+    # Zero, not one (a made-up ratio) nor None (a crash in the median): the bucket is skipped.
+    q = baseline_query(W, END)
+    result = assemble_buckets(
+        q, [BucketRow("retries_total", "ns", "a", q.start_ms, 2.0)], query_text=""
+    )
+    assert result.services == {"ns/a": {"": (RatioBucket(q.start_ms, 2.0, 0.0),)}}
+    assert result.baselines(min_buckets=0) == {"ns/a": {"": Baseline(None, 0)}}
+
+
+def test_the_result_keeps_its_query_and_how_many_requests_it_took() -> None:
+    q = baseline_query(W, END)
+    result = assemble_buckets(q, [], query_text="t", queries_issued=2)
+    assert result.query is q
+    assert (result.query_text, result.queries_issued, result.services) == ("t", 2, {})
+
+
+def test_one_bucket_is_enough_when_the_minimum_allows_it() -> None:
+    assert baseline_of([RatioBucket(0, 1.0, 4.0)], min_buckets=1) == Baseline(0.25, 1)
+    assert baseline_of([RatioBucket(0, 1.0, 4.0)], min_buckets=2) == Baseline(None, 1)
+
+
+def test_baselines_pass_the_minimum_on() -> None:
+    q = baseline_query(W, END)
+    rows = [
+        BucketRow("retries_total", "ns", "a", q.start_ms, 1.0),
+        BucketRow("requests", "ns", "a", q.start_ms, 10.0),
+    ]
+    result = assemble_buckets(q, rows, query_text="")
+    assert result.baselines() == {"ns/a": {"": Baseline(None, 1)}}
+    assert result.baselines(min_buckets=1) == {"ns/a": {"": Baseline(0.1, 1)}}
+
+
+def test_baseline_query_honours_the_lookback() -> None:
+    q = baseline_query(W, END, lookback_ms=13 * W)
+    assert q.lookback_ms == 13 * W and q.bucket_count == 12
+    assert q.start_ms == END - 13 * W
+
+
+def test_a_lookback_of_two_windows_leaves_exactly_one_bucket() -> None:
+    q = BucketQuery(W, END, lookback_ms=2 * W)
+    assert q.bucket_count == 1 and (q.start_ms, q.stop_ms) == (END - 2 * W, END - W)
+    with pytest.raises(ValueError, match="leaves no bucket of 300000 ms before the current window"):
+        BucketQuery(W, END, lookback_ms=2 * W - 1)
+
+
+def test_a_sum_not_grouped_per_router_is_refused() -> None:
+    # Summing a DaemonSet mesh's two routers would halve the retry ratio.
+    per_service = replace(RETRY_RATIO_SELECTS[0], group_by=("namespace", "service"))
+    assert per_service.aggregate.name == "SUM"
+    with pytest.raises(ValueError, match="must sum per"):
+        BucketQuery(W, END, selects=(per_service,))
+
+
+def test_an_unknown_select_names_itself_in_the_error() -> None:
+    with pytest.raises(KeyError) as info:
+        baseline_query(W, END).select("nope")
+    assert info.value.args == ("nope",)

@@ -208,3 +208,41 @@ def test_hostile_names_render_valid_flux_that_carries_them_verbatim(
     [report] = flux_lsp.strings([text])
     assert report.interpolations == 0 and report.parse_errors == ()
     assert {bucket, value} <= set(report.strings)
+
+
+def test_flux_filters_every_scope_tag_and_absent_tag_of_a_select() -> None:
+    # Two scopes need parentheses, or `and` would bind the tag terms to the last scope only.
+    text = render_bucket_flux(ODD, bucket=BUCKET)
+    assert (
+        '|> filter(fn: (r) => (r.scope == "client" or r.scope == "service")'
+        ' and r.exception == "it\'s \\\\ \\"x\\" \\x24{y}" and not exists r.failure_flag)\n'
+    ) in text
+    one_scope = render_bucket_flux(GOLDEN_QUERIES["retries_5m"], bucket=BUCKET)
+    assert '|> filter(fn: (r) => r.scope == "service")\n' in one_scope
+
+
+def test_sql_answers_both_selects_per_router_from_a_real_store() -> None:
+    q = BucketQuery(60_000, END_MS, lookback_ms=3_600_000)
+    conn = sqlite3.connect(":memory:")
+    for statement in DDL:
+        conn.execute(statement)
+    series = [
+        (1, "linkerd_retries_total", "outgoing"),
+        (2, "linkerd_requests", "outgoing"),
+        (3, "linkerd_requests", "incoming"),
+    ]
+    for sid, measurement, router in series:
+        conn.execute(
+            "INSERT INTO series (id, measurement, tagset, scope, namespace, service, router,"
+            " tags_json) VALUES (?, ?, ?, 'service', 'ns', 'web', ?, '{}')",
+            (sid, measurement, f"t{sid}", router),
+        )
+    for sid, value in ((1, 2.0), (2, 20.0), (3, 22.0)):
+        conn.execute("INSERT INTO points VALUES (?, ?, 'count', ?)", (sid, q.start_ms + 5, value))
+    rows = sorted(conn.execute(*render_bucket_sql(q)).fetchall())
+    assert rows == [
+        ("requests", "ns", "web", "incoming", 0, 22.0),
+        ("requests", "ns", "web", "outgoing", 0, 20.0),
+        ("retries_total", "ns", "web", "outgoing", 0, 2.0),
+    ]
+    assert sorted(conn.execute(render_bucket_sql_inline(q)).fetchall()) == rows
