@@ -24,6 +24,8 @@ from ingest_sidecar.model import MetricKind, SeriesKey
 from ingest_sidecar.statsd import BAD_UTF8, BadLine, parse_line
 
 _SET = MetricKind.SET
+UNMAPPABLE = "unmappable"
+"""Bad-line reason for a name the Linkerd name mapper failed on (a mapper bug)."""
 _SHAPE_CACHE_MAX = 200_000
 
 _Shape = tuple[SeriesKey, MetricKind, float]
@@ -143,7 +145,11 @@ class IngestCore:
         except BadLine as exc:
             self._bad[exc.reason] = self._bad.get(exc.reason, 0) + 1
             return False
-        key = self._mapper.map(sample.name, sample.tags)
+        try:
+            key = self._mapper.map(sample.name, sample.tags)
+        except Exception:  # a mapper bug must cost one line, counted, never the receiver
+            self._bad[UNMAPPABLE] = self._bad.get(UNMAPPABLE, 0) + 1
+            return False
         add(key, sample.kind, sample.value, sample.rate, sample.set_member)
         if sample.kind is not _SET:
             self._remember(rest, name, (key, sample.kind, sample.rate))

@@ -452,6 +452,8 @@ def _unknown_client_split(t: Tokens, start: int) -> int | None:
     """Metric start for a client id the grammar does not know (catalogue fallback, else the
     last token); None when no id token would remain."""
     n = len(t)
+    if start >= n:  # `rt.<router>.client` with nothing after it
+        return None
     lowest = start + (3 if t[start] == "_" else 1)
     found = _find_metric_start(t, lowest)
     if found is not None:

@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest_sidecar.aggregate import IntervalAggregator
-from ingest_sidecar.ingest import IngestCore, IngestCounts
+from ingest_sidecar.ingest import UNMAPPABLE, IngestCore, IngestCounts
 from ingest_sidecar.linkerd_names import NameMapper
+from ingest_sidecar.model import SeriesKey
 from ingest_sidecar.statsd import parse_datagram
 
 NAMES = (
@@ -87,3 +88,22 @@ def test_shape_cache_is_bounded() -> None:
     agg, counts = core.rollover()
     assert counts.parsed == 35
     assert agg.flush(0, "h").series == 35
+
+
+class _BrokenMapper(NameMapper):
+    """A mapper with a bug for one name: the ingest path must survive it."""
+
+    def map(self, name: str, extra_tags: tuple[tuple[str, str], ...] = ()) -> SeriesKey:
+        if "boom" in name:
+            raise IndexError("list index out of range")
+        return super().map(name, extra_tags)
+
+
+def test_a_mapper_failure_costs_one_counted_line_never_the_datagram() -> None:
+    core = IngestCore(_BrokenMapper(), IntervalAggregator)
+    core.feed(b"linkerd.rt.r.boom:1|c\nlinkerd.rt.outgoing.service.svc.web.requests:2|c")
+    counts = core.counts()
+    assert (counts.lines, counts.parsed, counts.bad) == (2, 1, {UNMAPPABLE: 1})
+    aggregator, _ = core.rollover()
+    (point,) = aggregator.flush(0, "h").points
+    assert point.measurement == "linkerd_requests" and dict(point.fields)["count"] == 2.0

@@ -821,3 +821,26 @@ def test_depth_and_cache_size_bounds_and_the_cache_returns_the_same_key() -> Non
 @pytest.mark.parametrize("name", ["nginx.XX.XX.hits", "a.b", "jvm_gc"])
 def test_a_foreign_name_keeps_every_character_but_its_dots(name: str) -> None:
     assert _tags(name) == ("linkerd_" + name.replace(".", "_"), {"scope": "other"})
+
+
+_GRAMMAR_NAMES = (
+    "linkerd.rt.outgoing.client._.io_l5d_k8s.production.http.checkout.service.svc.checkout.requests",
+    "linkerd.rt.outgoing.client.$.inet.127_0_0_1.4141.connect_latency_ms",
+    "linkerd.rt.outgoing.dst.id._.io_l5d_k8s.production.http.checkout.path.svc.checkout.requests",
+    "linkerd.rt.outgoing.dst.path.svc.checkout.failures.com_twitter_Exc",
+    "linkerd.rt.incoming.server.0_0_0_0.4141.requests",
+    "linkerd.rt.outgoing.service.svc.checkout.retries.budget",
+)
+
+
+@pytest.mark.parametrize("full", _GRAMMAR_NAMES)
+def test_every_truncation_of_a_real_name_maps_without_raising(full: str) -> None:
+    """A name cut anywhere (``rt.<router>.client`` with nothing after it once raised
+    IndexError in the ingest path) still maps: the mapper never raises on wire data."""
+    tokens = full.split(".")
+    mapper = NameMapper(service_depths={"incoming": 3})
+    for end in range(1, len(tokens) + 1):
+        name = ".".join(tokens[:end])
+        got = mapper.map(name)
+        assert _MEASUREMENT.fullmatch(got.measurement), name
+        assert dict(got.tags)["scope"] in _SCOPES, name
