@@ -201,7 +201,9 @@ def test_hostile_names_render_valid_flux_that_carries_them_verbatim(
         value.encode()
     except UnicodeEncodeError:
         return  # no UTF-8 form: flux_string refuses it (tested in test_flux_escaping)
-    sel = SeriesSelect("s", "m", "count", ("service",), Aggregate.SUM, tag_equals=(("via", value),))
+    sel = SeriesSelect(
+        "s", "m", "count", ("service",), Aggregate.SUM, ROUTER_GROUP, tag_equals=(("via", value),)
+    )
     text = render_bucket_flux(BucketQuery(60_000, END_MS, selects=(sel,)), bucket=bucket)
     [diagnostics] = flux_lsp.check([text])
     assert errors_of(diagnostics) == []
