@@ -78,9 +78,8 @@ def truncate(text: str, limit: int, marker: str = "...") -> str:
     return text[: max(limit - len(marker), 0)] + marker
 
 
-def to_dict(notification: Notification, *, max_query_chars: int = 65536) -> dict[str, Any]:
-    """The notification as JSON-ready data (the SNS message and the webhook body)."""
-    evidence = notification.evidence
+def _identity(notification: Notification) -> dict[str, Any]:
+    """The fields naming one notification, first in every JSON form of it."""
     return {
         "dedup_key": notification.dedup_key,
         "state": notification.kind.value,
@@ -88,6 +87,14 @@ def to_dict(notification: Notification, *, max_query_chars: int = 65536) -> dict
         "service": notification.service,
         "severity": notification.severity.value,
         "at_ms": notification.at_ms,
+    }
+
+
+def to_dict(notification: Notification, *, max_query_chars: int = 65536) -> dict[str, Any]:
+    """The notification as JSON-ready data (the SNS message and the webhook body)."""
+    evidence = notification.evidence
+    return {
+        **_identity(notification),
         "episode_start_ms": notification.episode_start_ms,
         "reminder_seq": notification.reminder_seq,
         "summary": summary(notification),
@@ -180,12 +187,7 @@ def group_to_dict(group: NotificationGroup, *, max_members: int | None = None) -
 def _member(notification: Notification) -> dict[str, Any]:
     evidence = notification.evidence
     return {
-        "dedup_key": notification.dedup_key,
-        "state": notification.kind.value,
-        "alert_class": notification.alert_class.value,
-        "service": notification.service,
-        "severity": notification.severity.value,
-        "at_ms": notification.at_ms,
+        **_identity(notification),
         "observed": _finite(evidence.observed),
         "threshold": {"name": evidence.threshold.name, "value": _finite(evidence.threshold.value)},
         "summary": summary(notification),
