@@ -224,10 +224,23 @@ def short(service: str) -> str:
     return service.rsplit("/", 1)[-1]
 
 
-def webhook_deliveries(requests: list[RecordedRequest]) -> Counter[Delivery]:
-    out: Counter[Delivery] = Counter()
+def notification_bodies(requests: list[RecordedRequest]) -> list[dict[str, Any]]:
+    """Each notification a webhook received: a grouped message (``MESHALERT_GROUP_THRESHOLD``
+    notifications in one cycle) counts as each of its members."""
+    out: list[dict[str, Any]] = []
     for request in requests:
         body = json.loads(request.text)
+        if body.get("group"):
+            assert body["members_not_listed"] == 0, body["summary"]
+            out.extend(body["members"])
+        else:
+            out.append(body)
+    return out
+
+
+def webhook_deliveries(requests: list[RecordedRequest]) -> Counter[Delivery]:
+    out: Counter[Delivery] = Counter()
+    for body in notification_bodies(requests):
         out[(body["alert_class"], short(body["service"]), body["state"])] += 1
     return out
 

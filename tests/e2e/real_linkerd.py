@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import MeshalertRun, base_env, cli, short, wait_for
+from tests.e2e.harness import MeshalertRun, base_env, cli, short, wait_for, webhook_deliveries
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.fixtures.influxd import free_port
 from tests.fixtures.linkerd import (
@@ -190,11 +190,7 @@ class Outcome:
 
 
 def _deliveries(server: RecordingHttpServer) -> Counter[tuple[str, str, str]]:
-    out: Counter[tuple[str, str, str]] = Counter()
-    for request in list(server.requests):
-        body = json.loads(request.text)
-        out[(body["alert_class"], short(body["service"]), body["state"])] += 1
-    return out
+    return webhook_deliveries(list(server.requests))
 
 
 class RealMesh:

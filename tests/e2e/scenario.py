@@ -15,7 +15,6 @@ notification exactly once, and Slack must get each one after its retry.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from tests.e2e.harness import (
     SteerableSender,
     base_env,
     cli_json,
+    notification_bodies,
     open_ended,
     short,
     slack_deliveries,
@@ -229,8 +229,7 @@ def check_slack(seen: Observed, run: MeshalertRun, sender: SteerableSender) -> N
 def check_timing(requests: list[Any], sender: SteerableSender, storm_end_s: float) -> None:
     """FIRING while the incident is on (after ``for``), RESOLVED only after it ended."""
     align_s = 1.0  # flushed points are stamped with their 1s interval's start
-    for request in requests:
-        body = json.loads(request.text)
+    for body in notification_bodies(requests):
         key = (body["alert_class"], short(body["service"]))
         at_s = body["at_ms"] / 1000
         end_s = sender.wall_s(storm_end_s if key == STORM else INCIDENT_END_S)
