@@ -11,61 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
-from meshalert.durations import DurationError, format_duration_ms, parse_duration_ms
+from meshalert_cli import commands
+from meshalert_cli.arguments import Handler, Parser
 
-Handler = Callable[[argparse.Namespace], int]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cmd | head`
-
-
-def duration_ms(text: str) -> int:
-    try:
-        return parse_duration_ms(text)
-    except DurationError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def show_duration(ms: int | None) -> str:
-    return "-" if ms is None else format_duration_ms(ms)
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples' line breaks and appends ``(default: X)`` to options that have one."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if (
-            "(default" in text
-            or default in (None, False, argparse.SUPPRESS)
-            or action.option_strings == []
-            or default == []
-        ):
-            return text
-        return f"{text} (default: {default})"
-
-
-class Parser(argparse.ArgumentParser):
-    """Every parser and subparser: no abbreviations (``--stat`` is not ``--state``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-
-def add_command(
-    sub: argparse._SubParsersAction[Any], name: str, summary: str, examples: Sequence[str]
-) -> argparse.ArgumentParser:
-    """A subcommand with its one-line description and examples."""
-    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=summary[0].upper() + summary[1:] + ".", epilog=epilog
-    )
-    return parser
 
 
 def package_version() -> str:
@@ -87,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"meshalert {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    from meshalert_cli import commands
-
     for register in commands.REGISTRY:
         register(sub)
     return parser

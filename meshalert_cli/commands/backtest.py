@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
 from meshalert.store_url import SqliteStore, StoreConfig
+from meshalert_cli.arguments import add_command, duration_ms
 from meshalert_cli.views import dumps, iso, table
 
 if TYPE_CHECKING:
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command, duration_ms
-
     p = add_command(
         sub,
         "backtest",

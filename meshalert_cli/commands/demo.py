@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from meshalert.alerts.model import AlertClass, AlertState
 from meshalert.safe_text import printable
 from meshalert.units import format_class_value
+from meshalert_cli.arguments import add_command, duration_ms
 
 if TYPE_CHECKING:  # the engine, sidecar and simulator load when the demo runs, not for --help
     from meshalert.engine import CycleReport
@@ -109,8 +110,6 @@ class Board:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command, duration_ms
-
     p = add_command(
         sub,
         "demo",

@@ -7,13 +7,12 @@ import time
 from typing import Any
 
 from meshalert.alerts.model import AlertClass
+from meshalert_cli.arguments import add_command, duration_ms
 from meshalert_cli.commands.status import add_state_option, open_existing_state, state_url
 from meshalert_cli.views import dumps, history_text, history_view
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command, duration_ms
-
     p = add_command(
         sub,
         "history",

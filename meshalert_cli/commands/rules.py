@@ -11,17 +11,16 @@ from meshalert.alerts.model import AlertClass
 from meshalert.durations import format_duration_ms
 from meshalert.store_url import InfluxDB2Store, parse_store_url
 from meshalert.units import format_value
+from meshalert_cli.arguments import add_command
+from meshalert_cli.views import dumps, table
 
 if TYPE_CHECKING:
     from meshalert.rules import LoadedRules
-from meshalert_cli.views import dumps, table
 
 DEFAULT_BUCKET = "linkerd"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command
-
     p = add_command(
         sub,
         "rules",

@@ -10,11 +10,10 @@ from typing import Any
 
 from meshalert.store_url import DEFAULT_STATE, DEFAULT_STORE
 from meshalert_cli import status_page
+from meshalert_cli.arguments import add_command
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command
-
     p = add_command(
         sub,
         "run",

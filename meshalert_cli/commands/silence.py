@@ -17,6 +17,7 @@ from typing import Any
 from meshalert.alerts.model import AlertClass
 from meshalert.safe_text import printable
 from meshalert.suppression import Silence, SilenceEvent
+from meshalert_cli.arguments import Parser, add_command, duration_ms
 from meshalert_cli.commands.status import add_state_option, open_existing_state, state_url
 from meshalert_cli.views import dumps, iso, table
 
@@ -58,8 +59,6 @@ def _matcher(text: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import Parser, add_command, duration_ms
-
     p = add_command(
         sub,
         "silence",

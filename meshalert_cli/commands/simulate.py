@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from meshalert.durations import format_duration_ms
+from meshalert_cli.arguments import add_command, duration_ms
 
 if TYPE_CHECKING:
     from meshalert.simulator.traffic import LinkerdTraffic
@@ -29,8 +30,6 @@ NO_DATA_NOTE = (
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command, duration_ms
-
     p = add_command(
         sub,
         "simulate",

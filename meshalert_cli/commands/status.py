@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshalert.store_url import DEFAULT_STATE, SqliteStore, StoreUrlError, parse_store_url
+from meshalert_cli.arguments import add_command
 from meshalert_cli.views import dumps, record_view, status_rows, status_text
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ def add_state_option(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from meshalert_cli.main import add_command
-
     p = add_command(
         sub,
         "status",
