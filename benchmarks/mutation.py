@@ -147,11 +147,6 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "items = sorted((le, c) for le, c in counts.items() if c > 0)"
             " -> items = sorted((le, c) for le, c in counts.items() if c >= 0)",
         ),
-        (
-            "meshalert/alerts/state_machine.py",
-            "_evolve",
-            "if not changes.keys() <= _RECORD_FIELDS: -> if not changes.keys() < _RECORD_FIELDS:",
-        ),
         # Codec names are case-insensitive: "UTF-8" is "utf-8".
         (
             "ingest_sidecar/statsd.py",
@@ -219,44 +214,17 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
         (
             "meshalert/rules/models.py",
             "RuleBase._threshold",
-            "private = self.__pydantic_private__ -> private = None",
+            "cached = memo.get(field) -> cached = None",
         ),
         (
             "meshalert/rules/models.py",
             "RuleBase._threshold",
-            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
-            ' -> thresholds = private["_thresholds"] if (private is not None) and False'
-            " else self._thresholds",
+            "cached = memo.get(field) -> cached = memo.get(None)",
         ),
         (
             "meshalert/rules/models.py",
             "RuleBase._threshold",
-            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
-            ' -> thresholds = private["_thresholds"] if (private is not None) or True'
-            " else self._thresholds",
-        ),
-        (
-            "meshalert/rules/models.py",
-            "RuleBase._threshold",
-            'thresholds = private["_thresholds"] if private is not None else self._thresholds'
-            ' -> thresholds = private["_thresholds"] if private is None else self._thresholds',
-        ),
-        (
-            "meshalert/rules/models.py",
-            "RuleBase._threshold",
-            "cached: ThresholdInForce | None = thresholds.get(field)"
-            " -> cached: ThresholdInForce | None = None",
-        ),
-        (
-            "meshalert/rules/models.py",
-            "RuleBase._threshold",
-            "cached: ThresholdInForce | None = thresholds.get(field)"
-            " -> cached: ThresholdInForce | None = thresholds.get(None)",
-        ),
-        (
-            "meshalert/rules/models.py",
-            "RuleBase._threshold",
-            "thresholds[field] = cached -> thresholds[field] = None",
+            "memo[field] = cached -> memo[field] = None",
         ),
         # SQLite keywords and identifiers are case-insensitive: same statement, same rows.
         (

@@ -27,7 +27,8 @@ These are the keys :func:`meshalert.alerts.observe.observe` fills in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Self
+from functools import cached_property
+from typing import Annotated, ClassVar, Self, cast
 
 from pydantic import (
     BaseModel,
@@ -161,7 +162,6 @@ class RuleBase(BaseModel):
     for_: Duration = Field(default="1m", alias="for")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
-    _thresholds: dict[str, ThresholdInForce] = PrivateAttr(default_factory=dict)
 
     @property
     def window_ms(self) -> int:
@@ -186,9 +186,12 @@ class RuleBase(BaseModel):
 
     def with_sources(self, sources: Mapping[str, str]) -> Self:
         """A copy that remembers where each field came from (missing = ``default``)."""
-        copy = self.model_copy()
+        # model_construct, not model_copy: a copy would share the threshold memo, whose
+        # entries carry the old sources. The values were validated when ``self`` was built.
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        # (pydantic's mypy plugin types model_construct as returning the declaring class.)
+        copy = cast(Self, type(self).model_construct(self.model_fields_set, **values))
         copy._sources = dict(sources)
-        copy._thresholds = {}
         return copy
 
     def source_of(self, field: str) -> str:
@@ -198,22 +201,29 @@ class RuleBase(BaseModel):
     def sources(self) -> Mapping[str, str]:
         return {name: self.source_of(name) for name in self.model_fields}
 
+    @cached_property
+    def _threshold_memo(self) -> dict[str, ThresholdInForce]:
+        """The thresholds handed out so far, by field (filled by ``_threshold``).
+
+        Rule objects are shared by every service they apply to and read every cycle. A
+        cached property lives in the instance's own dict, so reading it is a plain attribute
+        lookup; a pydantic private attribute would go through ``BaseModel.__getattr__``
+        (~2 us, once per service and class). Frozen fields never change, and
+        ``with_sources`` builds a new instance, so the memo never goes stale."""
+        return {}
+
     def _threshold(self, field: str) -> ThresholdInForce:
-        # Rule objects are shared by every service they apply to and read every cycle.
-        # ``self._thresholds`` would go through BaseModel.__getattr__ (~2 us, once per
-        # service and class); the private values' own mapping is a plain slot. A memo only:
-        # the mutation run's mutants that skip or spoil it (and ``private`` is never None
-        # on these models) build the same value, so they are reviewed equivalents.
-        private = self.__pydantic_private__
-        thresholds = private["_thresholds"] if private is not None else self._thresholds
-        cached: ThresholdInForce | None = thresholds.get(field)
+        # A memo only: the mutation run's mutants that skip or spoil it build the same
+        # value, so they are reviewed equivalents.
+        memo = self._threshold_memo
+        cached = memo.get(field)
         if cached is None:
             cached = ThresholdInForce(
                 name=f"{self.alert_class.value}.{field}",
                 value=float(getattr(self, field)),
                 source=self.source_of(field),
             )
-            thresholds[field] = cached
+            memo[field] = cached
         return cached
 
     def primary_threshold(self) -> ThresholdInForce:

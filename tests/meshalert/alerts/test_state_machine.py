@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 
 import pytest
@@ -625,13 +625,38 @@ def test_firing_starts_a_clean_episode_whatever_the_stored_record_holds() -> Non
     assert [n.reminder_seq for n in r.notes] == [0, 1]
 
 
-def test_evolve_refuses_a_field_the_record_does_not_have() -> None:
-    from meshalert.alerts.state_machine import _evolve
-
-    record = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.OK, since_ms=T0)
-    with pytest.raises(TypeError, match=r"AlertRecord has no field\(s\) \['bogus'\]"):
-        _evolve(record, state=AlertState.FIRING, bogus=1)
-    assert _evolve(record, since_ms=T0 + 1).since_ms == T0 + 1
+def test_a_quiet_step_carries_every_field_of_the_record() -> None:
+    # step() builds the next record field by field (the hot path skips replace()): a field
+    # added to AlertRecord must be carried too. The record below sets every field away from
+    # its default, so a new field fails here until it is set (and carried) as well.
+    threshold = ThresholdInForce("above_ms", 500.0, "default")
+    prev = AlertRecord(
+        alert_class=AlertClass.LATENCY,
+        service=SERVICE,
+        state=AlertState.FIRING,
+        since_ms=T0,
+        episode_start_ms=T0 - MIN,
+        last_notified_ms=T0 + MIN,
+        last_value=950.0,
+        last_evaluated_ms=T0 + 2 * MIN,
+        threshold=ThresholdInForce("above_ms", 400.0, "file:old.yaml"),
+        flaps=2,
+        reminder_seq=3,
+        recovering_since_ms=T0 + 2 * MIN,
+        last_resolved_ms=T0 - HOUR,
+    )
+    unset = [
+        f.name
+        for f in fields(AlertRecord)
+        if f.default is not MISSING and getattr(prev, f.name) == f.default
+    ]
+    assert unset == []
+    now = T0 + 3 * MIN
+    result = advance(prev, NO_DATA, policy(no_data=NoDataPolicy.KEEP), now)
+    assert result.notifications == ()
+    assert result.record == replace(
+        prev, last_value=None, last_evaluated_ms=now, threshold=threshold
+    )
 
 
 def test_a_one_millisecond_for_waits_for_a_second_breach() -> None:

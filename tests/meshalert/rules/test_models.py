@@ -99,6 +99,18 @@ def test_rules_are_frozen() -> None:
         rule.above_ms = 1  # type: ignore[misc]
 
 
+def test_with_sources_after_use_hands_out_the_new_sources() -> None:
+    # The threshold memo of a rule already read must not leak into its sourced copy.
+    rule = LatencyRule(above_ms=250, **{"for": "3m"})
+    assert rule.primary_threshold().source == "default"
+    sourced = rule.with_sources({"above_ms": "file:rules.yaml"})
+    assert sourced.primary_threshold().source == "file:rules.yaml"
+    assert rule.primary_threshold().source == "default"
+    assert sourced.model_dump() == rule.model_dump()
+    assert sourced.model_fields_set == rule.model_fields_set == {"above_ms", "for_"}
+    assert sourced.for_ms == 180_000
+
+
 def test_recover_equal_to_above_is_allowed() -> None:
     assert LatencyRule(above_ms=300, recover_below_ms=300).recover_ms == 300
 
