@@ -1,4 +1,5 @@
-"""Quoting for each query dialect; the only place values are turned into query text.
+"""Quoting for InfluxQL and SQL; with :mod:`meshalert.queries.flux_escaping` (Flux), the only
+places values are turned into query text.
 
 Tag values come from telemetry and service names from configuration, so every one of them
 is quoted here (InfluxQL) or bound as a parameter (SQL). ``sql_literal`` exists only to show

@@ -13,23 +13,23 @@ from meshalert.rules.loading import (
     load_rules,
 )
 from meshalert.rules.models import (
-    ClassRule,
     EndpointsRule,
     FailuresRule,
     LatencyRule,
     RetriesRule,
+    RuleModel,
     ServiceRules,
 )
 from meshalert.rules.ssm import SsmCache, SsmClient
 
 __all__ = [
     "DEFAULT_RULES_YAML",
-    "ClassRule",
     "EndpointsRule",
     "FailuresRule",
     "LatencyRule",
     "LoadedRules",
     "RetriesRule",
+    "RuleModel",
     "RulesDocument",
     "RulesError",
     "RulesProvider",

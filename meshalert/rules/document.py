@@ -22,7 +22,7 @@ above for one service):
   class-level values of that field from earlier layers (not those the same layer sets);
 - a layer that sets ``latency.above_ms`` without ``recover_below_ms`` resets the recovery
   threshold to its derived default (80% of above_ms); likewise ``failures.rate_above``
-  resets ``recover_below`` (default: equal to rate_above);
+  resets ``recover_below`` to its derived default (80% of rate_above);
 - the endpoint conditions are one choice: a layer that sets ``available_ratio_below`` or
   ``available_below`` without the other turns the other off (set both to use both);
 - ``enabled: false`` for a whole scope disables the service (``for_service`` returns None).
@@ -48,7 +48,6 @@ from meshalert.alerts.model import AlertClass, NoDataPolicy, Severity
 from meshalert.rules.models import (
     DEFAULT_SOURCE,
     RULE_TYPES,
-    ClassRule,
     Duration,
     EndpointsRule,
     FailuresRule,
@@ -56,6 +55,7 @@ from meshalert.rules.models import (
     RetriesRule,
     RouterPolicy,
     RuleBase,
+    RuleModel,
     RunbookUrl,
     ServiceRules,
 )
@@ -395,7 +395,7 @@ def _build_rule(rule_type: type[_R], values: ScopeValues) -> _R:
 
 
 def _resolution_error(
-    exc: ValidationError, rule_type: type[ClassRule], chosen: Mapping[str, Sourced]
+    exc: ValidationError, rule_type: type[RuleModel], chosen: Mapping[str, Sourced]
 ) -> RulesError:
     problems = []
     for error in exc.errors():
@@ -407,7 +407,7 @@ def _resolution_error(
     return RulesError("; ".join(problems))
 
 
-def _field_of(rule_type: type[ClassRule], error: ErrorDetails) -> str:
+def _field_of(rule_type: type[RuleModel], error: ErrorDetails) -> str:
     head = str(error["loc"][0]) if error["loc"] else ""
     for name, info in rule_type.model_fields.items():
         if head in (name, info.alias):

@@ -614,8 +614,9 @@ def _confidence_text(confidence: float | None) -> str:
     return f", {_pct(confidence)} sure"
 
 
-ClassRule = LatencyRule | FailuresRule | EndpointsRule | RetriesRule
-RULE_TYPES: Mapping[AlertClass, type[ClassRule]] = {
+RuleModel = LatencyRule | FailuresRule | EndpointsRule | RetriesRule
+"""Any one class's validated rule (the engine reads one through its ``ClassRule`` protocol)."""
+RULE_TYPES: Mapping[AlertClass, type[RuleModel]] = {
     AlertClass.LATENCY: LatencyRule,
     AlertClass.FAILURES: FailuresRule,
     AlertClass.ENDPOINTS: EndpointsRule,
@@ -636,10 +637,10 @@ class ServiceRules(BaseModel):
     endpoints: EndpointsRule = EndpointsRule()
     retries: RetriesRule = RetriesRule()
 
-    def rule(self, alert_class: AlertClass) -> ClassRule:
-        rule: ClassRule = getattr(self, alert_class.value)
+    def rule(self, alert_class: AlertClass) -> RuleModel:
+        rule: RuleModel = getattr(self, alert_class.value)
         return rule
 
-    def enabled_rules(self) -> tuple[ClassRule, ...]:
+    def enabled_rules(self) -> tuple[RuleModel, ...]:
         rules = (self.rule(c) for c in AlertClass)
         return tuple(r for r in rules if r.enabled)
