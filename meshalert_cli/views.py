@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -84,14 +85,25 @@ def threshold_text_of(entry: HistoryEntry) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    """Aligned columns for a terminal; every cell is escaped (names come from data)."""
-    rows = [[printable(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
+    """Aligned columns for a terminal; every cell is escaped (names come from data).
+
+    Rendered by rich (the demo's live board uses it too), which measures cells in terminal
+    columns, so wide characters still line up. Cells are ``Text``, never markup, and the
+    columns never wrap or truncate: a pipe into grep sees whole values."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=None, pad_edge=False, padding=(0, 1), show_header=True, header_style="")
+    for header in headers:
+        grid.add_column(Text(header), no_wrap=True, overflow="ignore")
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
+        grid.add_row(*(Text(printable(cell)) for cell in row))
+    out = io.StringIO()
+    Console(file=out, width=1_000_000, color_system=None, emoji=False, highlight=False).print(
+        grid, crop=False
+    )
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def status_rows(records: Sequence[AlertRecord], *, show_all: bool) -> list[AlertRecord]:
