@@ -31,6 +31,7 @@ GOLDEN_QUERIES: dict[str, ClassQuery] = {
     "failures": class_query(AlertClass.FAILURES, window_ms=300_000, end_ms=END_MS),
     "endpoints": class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=END_MS),
     "retries": class_query(AlertClass.RETRIES, window_ms=300_000, end_ms=END_MS),
+    "ingest": class_query(AlertClass.INGEST, window_ms=6 * 3_600_000, end_ms=END_MS),
     "failures_services": class_query(
         AlertClass.FAILURES,
         window_ms=120_000,
