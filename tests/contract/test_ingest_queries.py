@@ -25,7 +25,7 @@ def _newest(result: ClassAggregates) -> dict[str, int]:
 
 
 def test_newest_point_per_host_from_the_sidecar_or_requests(backend: Backend) -> None:
-    hostile = 'node b,"x=${y} \'a'  # backslashes never reach a store (lineprotocol.sanitize)
+    hostile = "node b,\"x=${y} 'a"  # backslashes never reach a store (lineprotocol.sanitize)
     backend.write(
         [
             Point.make("meshalert_sidecar", {"host": "a"}, {"received": 5, "parsed": 5}, START),
