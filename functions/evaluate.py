@@ -79,8 +79,6 @@ def _evaluate(
         container.router,
         settle_ms=container.settings.window_settle_ms,
         lookback_ms=container.settings.endpoints_lookback_ms,
-        # The heartbeat's firing pipeline alerts inhibit the no-data noise they explain.
-        inhibitors=lambda: container.health_records.load().values(),
         history_sink=container.history_sink,
     )
     report = evaluate_class(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
 
 CYCLE_FROM_EVENT = "event.time"
 CYCLE_FROM_CLOCK = "clock"
@@ -52,13 +52,13 @@ def alert_class_of(event: object) -> AlertClass:
     raw: Any = event.get("alert_class")
     if raw is None and isinstance(event.get("detail"), Mapping):
         raw = event["detail"].get("alert_class")
-    choices = ", ".join(c.value for c in AlertClass)
+    choices = ", ".join(c.value for c in SERVICE_CLASSES)
     if raw is None:
         raise EventError(
             "event.alert_class: missing; the schedule's input must carry "
             f'{{"alert_class": ...}} with one of {choices}'
         )
-    if not isinstance(raw, str) or raw.strip().lower() not in {c.value for c in AlertClass}:
+    if not isinstance(raw, str) or raw.strip().lower() not in {c.value for c in SERVICE_CLASSES}:
         raise EventError(f"event.alert_class: {raw!r} is not one of {choices}")
     return AlertClass(raw.strip().lower())
 

@@ -4,7 +4,7 @@ A Lambda container runs one invocation at a time and is reused while warm, so se
 AWS clients, the store reader, the state store, the router and the rules provider (with its
 SSM cache) are built on the first invocation and kept in a module-level :class:`Container`.
 Parts only one handler needs (the window reader pulls in a store client) are built on first
-use, so the heartbeat never imports the InfluxDB 2 client and vice versa.
+use.
 
 Secrets: ``MESHALERT_INFLUXDB_TOKEN``, ``MESHALERT_INFLUXDB_PASSWORD``,
 ``MESHALERT_SLACK_WEBHOOK_URL`` and ``MESHALERT_WEBHOOK_URL`` come from the environment or,
@@ -31,8 +31,6 @@ from meshalert.settings import DynamoDBState, Settings, unknown_variables
 from meshalert.wiring import build_router, open_state, secrets_of
 
 if TYPE_CHECKING:
-    from meshalert.health_monitor import HealthRecordStore
-    from meshalert.health_readers import FreshnessReader
     from meshalert.history_sink import HistorySink
     from meshalert.notify.router import Router
     from meshalert.queries.model import WindowReader
@@ -123,20 +121,6 @@ class Container:
         from meshalert.wiring import open_history_sink
 
         return open_history_sink(self.settings, self.env)
-
-    @cached_property
-    def freshness(self) -> FreshnessReader:
-        from meshalert.health_readers import open_freshness_reader
-
-        return open_freshness_reader(self.settings.store)
-
-    @cached_property
-    def health_records(self) -> HealthRecordStore:
-        from meshalert.health_monitor import open_health_records
-
-        config = self.settings.state_config
-        client = self.clients.dynamodb_client() if isinstance(config, DynamoDBState) else None
-        return open_health_records(config, dynamodb_client=client)
 
 
 def read_ssm_secrets(ssm: Any, prefix: str) -> dict[str, str]:

@@ -12,7 +12,13 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import AlertClass, AlertState, Notification, NotificationKind
+from meshalert.alerts.model import (
+    SERVICE_CLASSES,
+    AlertClass,
+    AlertState,
+    Notification,
+    NotificationKind,
+)
 from meshalert.delivery import OneChannel
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
@@ -127,7 +133,7 @@ def backtest(
     since_ms: int,
     until_ms: int,
     interval_ms: int,
-    classes: Sequence[AlertClass] = tuple(AlertClass),
+    classes: Sequence[AlertClass] = SERVICE_CLASSES,
     services: Iterable[str] = (),
     settle_ms: int = 0,
     lookback_ms: int = DEFAULT_LOOKBACK_MS,

@@ -1,7 +1,9 @@
 """One evaluation cycle of one alert class: query, judge, step, claim, notify, persist.
 
 The same code runs in Lambda (one class per scheduled function), in ``meshalert run`` and in
-``meshalert backtest``. Everything it touches is injected: the window reader (store), the
+``meshalert backtest``; the pipeline-health classes (``ingest``, ``evaluation``: the
+heartbeat) go through :meth:`Engine.evaluate_pipeline` and the same state, claims and
+delivery. Everything it touches is injected: the window reader (store), the
 state store, the dispatcher (notification channels) and the rules in force.
 
 Cycle time: callers pass ``cycle_ms``, the scheduled time of the cycle aligned to the
@@ -29,6 +31,7 @@ import structlog
 
 from meshalert.alerts.baseline import Baselines, BaselineSource, shared_cache, with_baseline
 from meshalert.alerts.model import (
+    SERVICE_CLASSES,
     AlertClass,
     AlertRecord,
     AlertState,
@@ -42,6 +45,14 @@ from meshalert.alerts.model import (
     Verdict,
 )
 from meshalert.alerts.observe import ROUTER_AUTO, observe_service
+from meshalert.alerts.pipeline import (
+    Check,
+    HeartbeatPolicy,
+    evaluation_checks,
+    forgotten_host,
+    ingest_checks,
+    skipped_checks,
+)
 from meshalert.alerts.state_machine import EvidenceSource, StepPolicy, StepResult, step
 from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
@@ -50,6 +61,7 @@ from meshalert.queries.baseline import BucketReader
 from meshalert.queries.model import (
     DEFAULT_LOOKBACK_MS,
     ClassAggregates,
+    IngestAggregate,
     WindowReader,
     class_query,
 )
@@ -197,8 +209,6 @@ class Engine:
     """Windows end this long before the cycle time (see the module docstring)."""
     lookback_ms: int = DEFAULT_LOOKBACK_MS
     """How far back the endpoints class learns each balancer's largest size."""
-    inhibitors: Callable[[], Iterable[AlertRecord]] | None = None
-    """Alert records kept outside the class records that may inhibit (the heartbeat's)."""
     history_sink: HistorySink | None = None
     """Also writes each transition to the metrics store (``meshalert_alert``); best-effort."""
 
@@ -326,6 +336,132 @@ class Engine:
             self.deliver([report], deadline)
         return report
 
+    def evaluate_pipeline(
+        self,
+        alert_class: AlertClass,
+        policy: HeartbeatPolicy,
+        cycle_ms: int,
+        *,
+        query_end_ms: int,
+        deadline_s: float | None = None,
+        deliver: bool = True,
+    ) -> CycleReport:
+        """One cycle of a pipeline-health class, ``ingest`` or ``evaluation`` (the checks of
+        :mod:`meshalert.alerts.pipeline`), kept, claimed and sent like any class's alerts.
+
+        Points up to ``query_end_ms`` count as fresh (the heartbeat runs after its cycle
+        time). Pipeline alerts are not held back: silences, maintenance windows and
+        inhibition apply to the service classes (route these with ``service:
+        "meshalert/*"``), and a firing ``ingest`` alert inhibits their no-data noise.
+        ``deliver=False`` as for :meth:`evaluate`.
+        """
+        report = CycleReport(alert_class, cycle_ms)
+        deadline = deadline_s if deadline_s is not None else self.clock() + 30.0
+        previous = self.state.load(alert_class)
+        checks = self._pipeline_checks(
+            alert_class, policy, cycle_ms, query_end_ms, previous, report
+        )
+        records: list[AlertRecord] = []
+        forget: list[str] = []
+        history: list[HistoryEntry] = []
+        outbox: list[Notification] = []
+        for check in checks:
+            obs = check.observation
+            evidence = Evidence(
+                alert_class=obs.alert_class,
+                service=obs.service,
+                observed=obs.value,
+                threshold=check.threshold,
+                window=check.window,
+                query=check.query,
+                samples=obs.samples,
+                detail=dict(obs.detail),
+                previous_state=AlertState.OK,
+                replay="",
+            )
+            step_policy = _policy_of(0, policy.renotify_ms, check.no_data, policy.severity)
+            result = step(
+                previous.get(obs.service), obs, check.verdict, evidence, step_policy, cycle_ms
+            )
+            record = result.record
+            report.observations[obs.service] = obs
+            report.services_evaluated += 1
+            report.states[obs.service] = record.state
+            if forgotten_host(record.service, obs.value, record.state is AlertState.OK):
+                forget.append(record.service)
+            else:
+                records.append(record)
+            if result.transition is not None and (entry := history_entry_from_step(result)):
+                report.transitions.append(
+                    (record.service, entry.from_state.value, entry.to_state.value)
+                )
+                history.append(entry)
+            outbox.extend(result.notifications)
+        self.state.save(records)
+        if forget:
+            self.state.forget(alert_class, forget)
+        if history:
+            self.state.append_history(history)
+        report.outbox = outbox
+        report.unsunk = history
+        if deliver:
+            self.deliver([report], deadline)
+        return report
+
+    def _pipeline_checks(  # noqa: PLR0917 -- one cycle's inputs, passed through
+        self,
+        alert_class: AlertClass,
+        policy: HeartbeatPolicy,
+        cycle_ms: int,
+        query_end_ms: int,
+        previous: Mapping[str, AlertRecord],
+        report: CycleReport,
+    ) -> list[Check]:
+        if alert_class is AlertClass.INGEST:
+            lookback_start = cycle_ms - policy.lookback_ms
+            aggregates = self.reader.fetch(
+                class_query(
+                    AlertClass.INGEST, window_ms=query_end_ms - lookback_start, end_ms=query_end_ms
+                )
+            )
+            report.queries_issued += aggregates.queries_issued
+            newest = {
+                host: agg.newest_ms
+                for host, routed in aggregates.services.items()
+                for agg in routed.values()
+                if isinstance(agg, IngestAggregate)
+            }
+            return ingest_checks(
+                newest,
+                known_keys=previous,
+                cycle_ms=cycle_ms,
+                policy=policy,
+                query_text=aggregates.query_text,
+                window=format_duration_ms(policy.lookback_ms),
+            )
+        if alert_class is AlertClass.EVALUATION:
+            last_evaluated = {
+                c: max(
+                    (
+                        r.last_evaluated_ms
+                        for r in self.state.load(c).values()
+                        if r.last_evaluated_ms is not None
+                    ),
+                    default=None,
+                )
+                for c in SERVICE_CLASSES
+            }
+            checks = evaluation_checks(
+                last_evaluated,
+                cycle_ms=cycle_ms,
+                policy=policy,
+                query_text="state store: newest last_evaluated_ms of the class's alert records",
+                window=format_duration_ms(policy.evaluation_stale_ms),
+            )
+            latest = {c: self.state.last_skipped(c) for c in SERVICE_CLASSES}
+            return checks + skipped_checks(latest, cycle_ms=cycle_ms, policy=policy)
+        raise ValueError(f"{alert_class.value} is not a pipeline class")
+
     def deliver(self, reports: Sequence[CycleReport], deadline_s: float) -> None:
         """Send the outboxes of ``reports`` (one cycle, one report per class) together:
         every channel in its own thread, one grouping over the whole cycle, plus those
@@ -360,7 +496,7 @@ class Engine:
     ) -> Suppressor:
         """Silences (state store), windows and inhibition in force at ``cycle_ms``; the
         source alerts are this cycle's records of the class, the saved records of other
-        source classes and the heartbeat's records, read only when a rule needs them."""
+        source classes (pipeline classes included), read only when a rule needs them."""
         base = Suppressor.build(cycle_ms, self.state.silences(now_ms=cycle_ms), rules)
         relevant = [
             r for r in base.inhibit if not r.target_classes or alert_class in r.target_classes
@@ -368,7 +504,7 @@ class Engine:
         if not relevant or records is None:
             return base
         sources: list[AlertRecord] = []
-        classes = {r.source_class for r in relevant if not _heartbeat_glob(r.source_service)}
+        classes = {r.source_class for r in relevant}
         for source_class in sorted(c for c in classes if c is not None):
             if source_class is alert_class:
                 sources.extend(records)
@@ -379,8 +515,6 @@ class Engine:
                 r for c in AlertClass if c is not alert_class for r in self.state.load(c).values()
             )
             sources.extend(records)
-        if self.inhibitors is not None and any(_heartbeat_glob(r.source_service) for r in relevant):
-            sources.extend(self.inhibitors())
         return base.with_sources(sources)
 
     def _catch_up(  # noqa: PLR0917 -- the cycle's results, passed through
@@ -597,11 +731,6 @@ def _sink_history(sink: HistorySink, history: list[HistoryEntry], report: CycleR
             transitions=len(history),
             error=printable(f"{type(exc).__name__}: {exc}")[:300],
         )
-
-
-def _heartbeat_glob(pattern: str) -> bool:
-    """Source services under the heartbeat's reserved prefix live in its own records."""
-    return pattern.startswith("meshalert/")
 
 
 def _mark_suppressed(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
 from meshalert.engine import CycleReport, Engine, align_cycle
 from meshalert.evaluation import RulesView, evaluate_class
 from meshalert.queries.model import WindowQueryError
@@ -121,7 +121,7 @@ class EvaluationLoop:
         if self.warmup_from_ms is None:
             return {}
         warming = {}
-        for alert_class in AlertClass:
+        for alert_class in SERVICE_CLASSES:
             default, extra = RulesView(rules).windows(alert_class)
             ready_ms = self.warmup_from_ms + max({default, *extra})
             if cycle_ms < ready_ms:

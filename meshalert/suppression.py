@@ -28,6 +28,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from meshalert.alerts.model import (
+    SERVICE_CLASSES,
     AlertClass,
     AlertRecord,
     AlertState,
@@ -228,15 +229,15 @@ class InhibitRule:
 
 
 PIPELINE_KEY_GLOB = "meshalert/ingest*"
-"""The heartbeat's ingest alerts (``meshalert/ingest`` and ``meshalert/ingest:<host>``),
-carried as ``failures`` (see :mod:`meshalert.health`)."""
+"""The heartbeat's ingest alerts (``meshalert/ingest`` and ``meshalert/ingest:<host>``, class
+``ingest``; see :mod:`meshalert.alerts.pipeline`)."""
 
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
     InhibitRule(
         name="pipeline-no-data",
-        source_class=AlertClass.FAILURES,
+        source_class=AlertClass.INGEST,
         source_service=PIPELINE_KEY_GLOB,
-        target_classes=frozenset(AlertClass),
+        target_classes=frozenset(SERVICE_CLASSES),
         no_data_only=True,
     ),
     InhibitRule(

@@ -60,6 +60,8 @@ PRIMARY_THRESHOLD = {
     AlertClass.FAILURES: "failures.rate_above",
     AlertClass.ENDPOINTS: "endpoints.available_ratio_below",
     AlertClass.RETRIES: "retries.ratio_above",
+    AlertClass.INGEST: "ingest.stale_after_ms",
+    AlertClass.EVALUATION: "evaluation.stale_after_ms",
 }
 """The unit of a class's value when no threshold was recorded with it."""
 

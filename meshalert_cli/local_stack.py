@@ -10,7 +10,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -18,7 +18,6 @@ import structlog
 
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
-from meshalert.alerts.model import AlertRecord
 from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
@@ -121,7 +120,6 @@ class LocalStack:
             router,
             settle_ms=self.settings.window_settle_ms,
             lookback_ms=self.settings.endpoints_lookback_ms,
-            inhibitors=_heartbeat_records(self.settings),
             history_sink=open_history_sink(self.settings, self.env),
         )
         store = self.settings.store
@@ -182,18 +180,6 @@ class LocalStack:
             self.state.close()
         if self._started:  # a start that failed says why, not that it stopped
             log.info("meshalert.stopped")
-
-
-def _heartbeat_records(settings: Settings) -> Callable[[], Iterable[AlertRecord]] | None:
-    """The heartbeat's records (a firing pipeline alert inhibits no-data noise), where the
-    state store can hold them."""
-    from meshalert.health_monitor import open_health_records
-
-    try:
-        records = open_health_records(settings.state_config)
-    except (TypeError, ValueError):
-        return None
-    return lambda: records.load().values()
 
 
 def build_stack(

@@ -12,7 +12,11 @@ and the ``scope`` tag, then
   over the window (``lookbackStart`` instead of ``windowStart`` for lookback selects);
 * LAST: ``last()`` per series, then ``group(columns: <group_by>) |> sort(_time) |> last()``
   -- the latest gauge value per group (``group()`` does not keep rows in time order, so the
-  sort makes the final ``last()`` mean "latest").
+  sort makes the final ``last()`` mean "latest");
+* NEWEST: the same pipeline as LAST; the reader takes the row's ``_time`` (a series'
+  values may be of any type, its time is what the ingest class judges).
+
+A select without scopes has no ``scope`` filter (the sidecar's own measurement has none).
 
 An absent tag is ``not exists r.tag``; a group whose ``group_by`` tag is absent comes back
 without that column, which the reader maps to ``""`` like the model asks.
@@ -87,8 +91,9 @@ def _pipeline(sel: SeriesSelect, query: ClassQuery, bucket: str) -> str:
         f"from(bucket: {flux_string(bucket)})",
         f"range(start: {start}, stop: windowStop)",
         f"filter(fn: (r) => {_series_predicate(sel)})",
-        f"filter(fn: (r) => {_tag_predicate(sel)})",
     ]
+    if tags := _tag_predicate(sel):
+        steps.append(f"filter(fn: (r) => {tags})")
     if query.services:
         steps.append(f"filter(fn: (r) => {_services_predicate(query.services)})")
     columns = _string_list(sel.group_by)
@@ -97,7 +102,7 @@ def _pipeline(sel: SeriesSelect, query: ClassQuery, bucket: str) -> str:
     elif sel.aggregate in (Aggregate.MIN, Aggregate.MAX):
         # min()/max() keep the whole row; the group's extreme is the extreme of its series.
         steps += [f"group(columns: {columns})", f"{sel.aggregate.value}()"]
-    else:
+    else:  # LAST, NEWEST: the reader takes the value, or for NEWEST the row's _time
         steps += ["last()", f"group(columns: {columns})", 'sort(columns: ["_time"])', "last()"]
     steps.append(f"yield(name: {flux_string(sel.name)})")
     return steps[0] + "\n" + "\n".join(_INDENT + step for step in steps[1:])
@@ -109,8 +114,7 @@ def _series_predicate(sel: SeriesSelect) -> str:
 
 
 def _tag_predicate(sel: SeriesSelect) -> str:
-    scope = record_member("scope")
-    terms = [_any_of(scope, sel.scopes)]
+    terms = [_any_of(record_member("scope"), sel.scopes)] if sel.scopes else []
     terms += [f"{record_member(tag)} == {flux_string(value)}" for tag, value in sel.tag_equals]
     terms += [f"not exists {record_member(tag)}" for tag in sel.tags_absent]
     return " and ".join(terms)

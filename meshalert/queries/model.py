@@ -31,6 +31,9 @@ Which scope each class reads, and why (README, "The four alert classes"):
   balancers for one service (the outgoing daemonset client counts nodes, the incoming
   localnode client counts this node's pods), so a balancer's ``available`` is only ever
   compared with its own ``size``.
+* ingest (pipeline health) -- the time of the newest ``meshalert_sidecar`` (field
+  ``received``, written by every sidecar flush) or ``linkerd_requests`` point per ``host``,
+  any scope (:attr:`Aggregate.NEWEST`); the answer is keyed by host, not by service.
 * retries -- ``linkerd_retries_total`` and ``linkerd_requests`` at ``scope=service``
   (``retries.total`` only exists in the service scope: Linkerd's RetryFilter), counts and
   lines; ``linkerd_retries_budget_exhausted`` (sampled counter) and the smallest
@@ -65,6 +68,8 @@ SERVICE_GROUP: tuple[str, ...] = ("namespace", "service")
 """Tags that identify a service; every select groups by at least these."""
 ROUTER_GROUP: tuple[str, ...] = (*SERVICE_GROUP, "router")
 BALANCER_GROUP: tuple[str, ...] = (*ROUTER_GROUP, "host", "client")
+HOST_GROUP: tuple[str, ...] = ("host",)
+"""The ingest class's only group: one sidecar (node) per ``host`` tag."""
 
 
 class Aggregate(StrEnum):
@@ -76,6 +81,9 @@ class Aggregate(StrEnum):
     """The smallest value of any matching point in the window (a gauge's low point)."""
     MAX = "max"
     """The largest value of any matching point in the window (a gauge's high point)."""
+    NEWEST = "newest"
+    """The time (epoch ms) of the latest matching point in the window, per group: how fresh
+    a series is, whatever its values (the ingest class)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,10 @@ class SeriesSelect:
 
     ``name`` identifies the part inside its :class:`ClassQuery` (e.g. ``"requests"``).
     A point matches when its measurement is ``measurement``, its field is ``field``, its
-    ``scope`` tag is one of ``scopes``, every ``tag_equals`` pair matches exactly and none
-    of the ``tags_absent`` tags is present. Groups are keyed by the ``group_by`` tags (an
-    absent tag groups as ``""``). ``lookback`` selects read the query's lookback instead of
-    its window (both end at ``end_ms``).
+    ``scope`` tag is one of ``scopes`` (any scope, or none, when ``scopes`` is empty), every
+    ``tag_equals`` pair matches exactly and none of the ``tags_absent`` tags is present.
+    Groups are keyed by the ``group_by`` tags (an absent tag groups as ``""``). ``lookback``
+    selects read the query's lookback instead of its window (both end at ``end_ms``).
     """
 
     name: str
@@ -101,6 +109,10 @@ class SeriesSelect:
     lookback: bool = False
 
     def __post_init__(self) -> None:
+        if self.aggregate is Aggregate.NEWEST:
+            if self.group_by != HOST_GROUP:
+                raise ValueError(f"select {self.name!r}: a newest select groups by host only")
+            return
         if not self.scopes:
             raise ValueError(f"select {self.name!r} has no scope")
         if self.group_by[:2] != SERVICE_GROUP:
@@ -261,8 +273,15 @@ CLASS_SELECTS: Mapping[AlertClass, tuple[SeriesSelect, ...]] = {
             group_by=ROUTER_GROUP,
         ),
     ),
+    AlertClass.INGEST: (
+        # The sidecar writes its own point every flush even without traffic; requests show
+        # that Linkerd itself is still sending. Any scope: freshness, not a reading.
+        SeriesSelect("sidecar", "meshalert_sidecar", "received", (), Aggregate.NEWEST, HOST_GROUP),
+        SeriesSelect("requests", "linkerd_requests", "count", (), Aggregate.NEWEST, HOST_GROUP),
+    ),
 }
-"""The series each class reads (see the module docstring for the choice of scopes)."""
+"""The series each class reads (see the module docstring for the choice of scopes). The
+evaluation class reads the state store, not the metrics store, so it has no query."""
 
 
 def class_query(
@@ -364,7 +383,16 @@ class RetriesAggregate:
     """The retry budget gauge's lowest balance in the window (None: no gauge)."""
 
 
-ServiceAggregate = LatencyAggregate | FailuresAggregate | EndpointsAggregate | RetriesAggregate
+@dataclass(frozen=True)
+class IngestAggregate:
+    """One host's newest point time (epoch ms) among the ingest selects."""
+
+    newest_ms: int
+
+
+ServiceAggregate = (
+    LatencyAggregate | FailuresAggregate | EndpointsAggregate | RetriesAggregate | IngestAggregate
+)
 
 
 RoutedAggregates = Mapping[str, ServiceAggregate]
@@ -399,7 +427,11 @@ class WindowReader(Protocol):
 def assemble(
     query: ClassQuery, rows: Iterable[SelectRow], *, query_text: str, queries_issued: int = 1
 ) -> ClassAggregates:
-    """Turn a store's grouped rows into typed per-service aggregates (pure)."""
+    """Turn a store's grouped rows into typed per-service aggregates (pure).
+
+    The ingest class is keyed by host (a series without a host tag as ``""``) instead."""
+    if query.alert_class is AlertClass.INGEST:
+        return ClassAggregates(query, _hosts(rows), query_text, queries_issued)
     by_service: dict[str, list[SelectRow]] = {}
     for key, row in _attributed(query, rows):
         by_service.setdefault(key, []).append(row)
@@ -449,6 +481,15 @@ def _attributed(query: ClassQuery, rows: Iterable[SelectRow]) -> list[tuple[str,
         elif len(candidates := by_name.get(service, set())) == 1:
             out.append((next(iter(candidates)), row))
     return out
+
+
+def _hosts(rows: Iterable[SelectRow]) -> dict[str, RoutedAggregates]:
+    newest: dict[str, int] = {}
+    for row in rows:
+        if math.isfinite(row.value):
+            host = row.tags.get("host", "")
+            newest[host] = max(newest.get(host, 0), int(row.value))
+    return {host: {"": IngestAggregate(ms)} for host, ms in sorted(newest.items())}
 
 
 def _sums(rows: list[SelectRow]) -> dict[str, float]:

@@ -13,7 +13,7 @@ than 10 s points.
 
 Result columns, in order: ``sel`` (the select's name), one ``g_<tag>`` column per tag that
 any select groups by (``''`` where absent or not grouped), ``value``, ``last_ts`` (the
-timestamp behind a ``last`` value, NULL for sums).
+timestamp behind a ``last`` or ``newest`` value, NULL for sums).
 """
 
 from __future__ import annotations
@@ -104,6 +104,15 @@ def _per_series(
         )
         # SQLite fills a bare column from the row that holds MAX(): the latest point's value.
         return columns, "g.v AS value, MAX(g.t) AS last_ts", "g.v IS NOT NULL"
+    if sel.aggregate is Aggregate.NEWEST:
+        # The newest point's time: one backward seek of the points primary key per series.
+        params += [sel.field, query.start_of(sel), query.end_ms]
+        return (
+            "(SELECT MAX(p.ts) FROM points AS p WHERE p.series_id = s.id"
+            " AND p.field = ? AND p.ts >= ? AND p.ts < ?) AS v",
+            "MAX(g.v) AS value, MAX(g.v) AS last_ts",
+            "g.v IS NOT NULL",
+        )
     if sel.aggregate in (Aggregate.MIN, Aggregate.MAX):
         # Gauge extremes: rollups keep sums and last values only, so these read raw points
         # (one primary-key range per series).
@@ -149,9 +158,11 @@ def _select_sql(
     per_series, value, has_points = _per_series(sel, query, rollup_ms, params)
     cols.append(value)
     group_cols = ", ".join(f"{_column(t)} AS {sql_identifier(t)}" for t in sel.group_by)
-    where = ["s.measurement = ?", f"s.scope IN ({_placeholders(len(sel.scopes))})"]
+    where = ["s.measurement = ?"]
     params.append(sel.measurement)
-    params.extend(sel.scopes)
+    if sel.scopes:  # none: any scope, or no scope tag at all
+        where.append(f"s.scope IN ({_placeholders(len(sel.scopes))})")
+        params.extend(sel.scopes)
     for tag, tag_value in sel.tag_equals:
         where.append(f"{_column(tag)} = ?")
         params.append(tag_value)

@@ -44,7 +44,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from meshalert.alerts.model import AlertClass, NoDataPolicy, Severity
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, NoDataPolicy, Severity
 from meshalert.rules.models import (
     DEFAULT_SOURCE,
     RULE_TYPES,
@@ -218,7 +218,7 @@ def apply_layer(base: ScopeValues, batch: ScopeValues) -> dict[Leaf, Sourced]:
     for (section, name), value in batch.items():
         if not section:
             merged[("", name)] = value
-            for cls in AlertClass:
+            for cls in SERVICE_CLASSES:
                 if (cls.value, name) not in batch:
                     merged.pop((cls.value, name), None)
     merged.update({leaf: value for leaf, value in batch.items() if leaf[0]})

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.rules.document import (
     DocumentSpec,
     LeafEntry,
@@ -178,8 +178,8 @@ def env_override_entries(env: Mapping[str, str]) -> list[LeafEntry]:
 def _override_entries(name: str, text: str) -> list[LeafEntry]:
     source = f"env:{name}"
     parts = name[len(ENV_RULE_PREFIX) :].lower().split("__")
-    classes = ", ".join(c.value.upper() for c in AlertClass)
-    if len(parts) != 2 or parts[0] not in {c.value for c in AlertClass}:
+    classes = ", ".join(c.value.upper() for c in SERVICE_CLASSES)
+    if len(parts) != 2 or parts[0] not in {c.value for c in SERVICE_CLASSES}:
         raise RulesError(
             f"{source}: write MESHALERT_RULE__<CLASS>__<FIELD> with CLASS one of {classes}"
         )

@@ -42,6 +42,7 @@ from pydantic import (
 
 from meshalert.alerts.confidence import ratio_lower_bound
 from meshalert.alerts.model import (
+    SERVICE_CLASSES,
     AlertClass,
     NoDataPolicy,
     Severity,
@@ -642,5 +643,5 @@ class ServiceRules(BaseModel):
         return rule
 
     def enabled_rules(self) -> tuple[RuleModel, ...]:
-        rules = (self.rule(c) for c in AlertClass)
+        rules = (self.rule(c) for c in SERVICE_CLASSES)
         return tuple(r for r in rules if r.enabled)

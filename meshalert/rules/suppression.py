@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import PIPELINE_CLASSES, SERVICE_CLASSES, AlertClass
 from meshalert.durations import parse_duration_ms
 from meshalert.rules.models import PositiveDuration
 from meshalert.suppression import (
@@ -110,12 +110,27 @@ class WeeklySpec(BaseModel):
         return self
 
 
+def _service_classes(classes: list[AlertClass]) -> list[AlertClass]:
+    """Pipeline alerts (ingest, evaluation) are never held back: naming one here would be a
+    rule that silently does nothing."""
+    held = [c.value for c in classes if c in PIPELINE_CLASSES]
+    if held:
+        raise ValueError(
+            f"{', '.join(held)}: the heartbeat's own alerts are never held back; "
+            f"classes here are any of {', '.join(c.value for c in SERVICE_CLASSES)}"
+        )
+    return classes
+
+
+ServiceClasses = Annotated[list[AlertClass], AfterValidator(_service_classes)]
+
+
 class MaintenanceSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Name
     service: Matcher
-    classes: list[AlertClass] = []
+    classes: ServiceClasses = []
     timezone: TimeZone | None = None
     weekly: WeeklySpec | None = None
     start: Aware | None = None
@@ -170,7 +185,7 @@ class InhibitSourceSpec(BaseModel):
 class InhibitTargetSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    classes: list[AlertClass] = []
+    classes: ServiceClasses = []
     service: Matcher = "*"
     no_data_only: bool = False
 

@@ -206,6 +206,18 @@ class DynamoDBStateStore:
         }
         self._batch_put(items)
 
+    def forget(self, alert_class: AlertClass, services: Sequence[str]) -> None:
+        requests = [
+            {
+                "DeleteRequest": {
+                    "Key": {"pk": {"S": f"alert#{alert_class.value}"}, "sk": {"S": f"svc#{s}"}}
+                }
+            }
+            for s in dict.fromkeys(services)  # a batch may not name one key twice
+        ]
+        for start in range(0, len(requests), _BATCH):
+            self._write_batch(requests[start : start + _BATCH])
+
     # history
 
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:

@@ -42,6 +42,10 @@ class MemoryStateStore:
         for record in records:
             self.records[(record.alert_class, record.service)] = record
 
+    def forget(self, alert_class: AlertClass, services: Sequence[str]) -> None:
+        for service in services:
+            self.records.pop((alert_class, service), None)
+
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:
         for e in entries:
             key = (e.at_ms, e.alert_class, e.service, e.from_state.value, e.to_state.value)

@@ -95,6 +95,11 @@ class StateStore(Protocol):
         """Upsert records by (class, service)."""
         ...
 
+    def forget(self, alert_class: AlertClass, services: Sequence[str]) -> None:
+        """Delete these records of one class (unknown ones are ignored): the ingest class
+        drops a removed host's resolved alert so records do not grow with node churn."""
+        ...
+
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:
         """Idempotent: the same (at, class, service, from, to) written twice is kept once."""
         ...

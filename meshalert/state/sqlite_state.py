@@ -226,6 +226,16 @@ class SqliteStateStore:
                 continue
             cached[1].update((r.service, r) for r in records if r.alert_class is alert_class)
 
+    def forget(self, alert_class: AlertClass, services: Sequence[str]) -> None:
+        if not services:
+            return
+        with self._connect() as conn, _write(conn, self._path, self._timeout_s):
+            conn.executemany(
+                "DELETE FROM alert_state WHERE alert_class = ? AND service = ?",
+                [(alert_class.value, s) for s in services],
+            )
+        self._records.pop(alert_class, None)
+
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:
         rows = [
             (

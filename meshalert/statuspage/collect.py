@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, AlertRecord, AlertState
 from meshalert.alerts.observe import observe
 from meshalert.charts import Point
 from meshalert.evaluation import RulesView
@@ -72,7 +72,7 @@ class SignalSampler:
         fresh = set(ends[-self.refetch_steps :])
         view = RulesView(rules)
         out: dict[tuple[AlertClass, str], tuple[Point, ...]] = {}
-        for alert_class in AlertClass:
+        for alert_class in SERVICE_CLASSES:
             default_window, _ = view.windows(alert_class)
             by_window: dict[int, list[str]] = {}
             for service in services:
@@ -162,7 +162,8 @@ def build_snapshot(
     firing, pending, resolved, ok_counts = classify(
         records, history, resolved_since_ms=now_ms - span_ms
     )
-    groups = chart_groups(records)
+    # Pipeline alerts (ingest, evaluation) are listed with the others but have no chart.
+    groups = chart_groups([r for r in records if r.alert_class in SERVICE_CLASSES])
     charted = groups[:max_services]
     keys = sorted({key for group in charted for key in group.keys.values()})
     problems: list[str] = []
@@ -181,7 +182,7 @@ def build_snapshot(
     signals: dict[str, dict[AlertClass, SignalSeries]] = {}
     for group in charted:
         per_class: dict[AlertClass, SignalSeries] = {}
-        for alert_class in AlertClass:
+        for alert_class in SERVICE_CLASSES:
             service = group.keys[alert_class]
             threshold, name = _threshold(view, alert_class, service)
             entries = [e for e in recent if e.alert_class is alert_class and e.service == service]

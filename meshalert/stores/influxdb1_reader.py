@@ -18,6 +18,7 @@ from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, ass
 from meshalert.queries.baseline_text import render_bucket_influxql
 from meshalert.queries.influxql import VALUE_COLUMN, render_influxql
 from meshalert.queries.model import (
+    Aggregate,
     ClassAggregates,
     ClassQuery,
     SelectRow,
@@ -107,7 +108,8 @@ def parse_results(query: ClassQuery, body: str) -> Iterator[SelectRow]:
             for series in result.get("series", []):
                 tags = series.get("tags") or {}
                 group = {tag: str(tags.get(tag, "")) for tag in sel.group_by}
-                column = series["columns"].index(VALUE_COLUMN)
+                newest = sel.aggregate is Aggregate.NEWEST  # the selected point's own time
+                column = series["columns"].index("time" if newest else VALUE_COLUMN)
                 for values in series.get("values", []):
                     if values[column] is not None:
                         yield SelectRow(sel.name, group, float(values[column]))

@@ -26,6 +26,7 @@ from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, ass
 from meshalert.queries.baseline_text import render_bucket_flux
 from meshalert.queries.flux import FluxParams, render_flux
 from meshalert.queries.model import (
+    Aggregate,
     ClassAggregates,
     ClassQuery,
     SelectRow,
@@ -124,6 +125,13 @@ def rows_from_records(query: ClassQuery, records: Iterable[Any]) -> Iterator[Sel
                 f"Flux result {result!r} names no select of the {query.alert_class.value} "
                 f"query (expected one of {sorted(selects)})"
             )
+        tags = {tag: _tag_text(values.get(tag)) for tag in sel.group_by}
+        if sel.aggregate is Aggregate.NEWEST:  # the row's time is the answer
+            moment = values.get("_time")
+            if not isinstance(moment, datetime):
+                raise WindowQueryError(f"select {sel.name!r} returned a row without _time")
+            yield SelectRow(sel.name, tags, float((moment - _EPOCH) // _ONE_MS))
+            continue
         value = values.get("_value")
         if value is None:
             continue  # an aggregate of nothing
@@ -132,7 +140,6 @@ def rows_from_records(query: ClassQuery, records: Iterable[Any]) -> Iterator[Sel
                 f"select {sel.name!r} ({sel.measurement}.{sel.field}) returned a "
                 f"non-numeric value {value!r}"
             )
-        tags = {tag: _tag_text(values.get(tag)) for tag in sel.group_by}
         yield SelectRow(sel.name, tags, float(value))
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
 from meshalert.store_url import SqliteStore, StoreConfig
 from meshalert_cli.arguments import add_command, duration_ms
 from meshalert_cli.views import dumps, iso, table
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--class",
         dest="alert_class",
-        choices=[c.value for c in AlertClass],
+        choices=[c.value for c in SERVICE_CLASSES],
         help="only this alert class (default: all four)",
     )
     p.add_argument(
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         since_ms=until - args.since,
         until_ms=until,
         interval_ms=interval,
-        classes=[AlertClass(args.alert_class)] if args.alert_class else tuple(AlertClass),
+        classes=[AlertClass(args.alert_class)] if args.alert_class else SERVICE_CLASSES,
         services=args.service,
         settle_ms=settings.window_settle_ms if args.settle is None else args.settle,
         lookback_ms=settings.endpoints_lookback_ms,

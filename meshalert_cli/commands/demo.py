@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, AlertState
 from meshalert.safe_text import printable
 from meshalert.units import format_class_value
 from meshalert_cli.arguments import add_command, duration_ms
@@ -97,13 +97,13 @@ class Board:
                 namespaced = sorted(k for k in keys if "/" in k)
                 if len(namespaced) > 1:
                     rows += [
-                        (k, [self.cells.get((k, c)) for c in AlertClass]) for k in sorted(keys)
+                        (k, [self.cells.get((k, c)) for c in SERVICE_CLASSES]) for k in sorted(keys)
                     ]
                     continue
                 label = namespaced[0] if namespaced else name
                 cells = [
                     next((self.cells[(k, c)] for k in sorted(keys) if (k, c) in self.cells), None)
-                    for c in AlertClass
+                    for c in SERVICE_CLASSES
                 ]
                 rows.append((label, cells))
             return rows
@@ -265,7 +265,7 @@ def render(board: Board, feed: NotificationFeed, elapsed: float, duration_s: flo
 
     table = Table(title=f"alert states  t={elapsed:4.0f}s / {duration_s:.0f}s", expand=False)
     table.add_column("service")
-    for cls in AlertClass:
+    for cls in SERVICE_CLASSES:
         table.add_column(cls.value, justify="center")
     for service, cells in board.rows():
         row: list[Any] = [Text(printable(service))]  # a plain str would be read as markup

@@ -7,7 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.durations import format_duration_ms
 from meshalert.store_url import InfluxDB2Store, parse_store_url
 from meshalert.units import format_value
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if resolved is None:
         print(f"{args.service}: disabled by the rules")
         return 0
-    thresholds = [t for c in AlertClass for t in resolved.rule(c).thresholds()]
+    thresholds = [t for c in SERVICE_CLASSES for t in resolved.rule(c).thresholds()]
     if args.json:
         print(
             dumps(
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"sources (lowest precedence first): {', '.join(rules.sources)}")
     print(f"service: {args.service or '* (defaults)'}\n")
-    for cls in AlertClass:
+    for cls in SERVICE_CLASSES:
         rule = resolved.rule(cls)
         state = "" if rule.enabled else " [disabled]"
         print(f"{cls.value}{state}: {rule.describe()}")
@@ -112,7 +112,7 @@ def queries_text(rules: LoadedRules, dialect: str, *, bucket: str) -> str:
     end_ms = int(time.time() * 1000)
     end_ms -= end_ms % 60_000
     blocks: list[str] = []
-    for cls in AlertClass:
+    for cls in SERVICE_CLASSES:
         default, extra = view.windows(cls)
         for window in sorted({default, *extra}):
             query = class_query(cls, window_ms=window, end_ms=end_ms)

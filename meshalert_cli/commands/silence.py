@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
 from meshalert.safe_text import printable
 from meshalert.suppression import Silence, SilenceEvent
 from meshalert_cli.arguments import Parser, add_command, duration_ms
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add.add_argument(
         "--class",
         dest="alert_class",
-        choices=[c.value for c in AlertClass],
+        choices=[c.value for c in SERVICE_CLASSES],
         help="only this alert class (default: every class)",
     )
     add.add_argument("--for", dest="for_ms", type=duration_ms, metavar="DURATION", help="length")

@@ -14,6 +14,7 @@ from meshalert.alerts.observe import observe
 from meshalert.histogram import BOUNDS, LE_LABELS, parse_le, percentile_from_buckets
 from meshalert.lineprotocol import Point, decode, encode, sanitize
 from meshalert.queries.model import (
+    CLASS_SELECTS,
     EndpointHost,
     EndpointsAggregate,
     FailuresAggregate,
@@ -237,7 +238,7 @@ def test_awkward_tag_values_group_and_filter_exactly(backend: Backend) -> None:
 
 def test_empty_window_gives_no_observation(backend: Backend) -> None:
     backend.write([counter("linkerd_requests", START - STEP, 10, **svc("a"))])
-    for cls in AlertClass:
+    for cls in CLASS_SELECTS:
         result = backend.reader.fetch(class_query(cls, window_ms=WINDOW, end_ms=END))
         assert result.services == {}
         assert observe(result) == {}

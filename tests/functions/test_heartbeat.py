@@ -1,6 +1,7 @@
-"""functions/heartbeat.py end to end on the packaged stack in moto: ingest freshness from a
-real SQLite store (and a real influxd), evaluation staleness from the stack's DynamoDB
-table, notifications through SNS (read back from SQS) and Slack, once per transition."""
+"""functions/heartbeat.py end to end on the packaged stack in moto: the ``ingest`` class from a
+real SQLite store (and a real influxd), the ``evaluation`` class from the stack's DynamoDB
+table, both through the shared engine; notifications through SNS (read back from SQS) and
+Slack, once per transition."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import boto3
 import pytest
 
 from functions import evaluate, heartbeat
-from meshalert.health import DEFAULT_SOURCES, FreshnessQuery
-from meshalert.health_readers import InfluxDB1FreshnessReader
+from meshalert.alerts.model import AlertClass
 from meshalert.lineprotocol import Point, encode
+from meshalert.queries.model import IngestAggregate, class_query
 from meshalert.store_url import parse_store_url
+from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
 from meshalert.stores.influxdb1_writer import InfluxDB1Writer
 from meshalert.stores.sqlite_store import SqliteWriter
 from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
@@ -66,13 +68,13 @@ def test_ingest_stop_fires_per_host_and_resume_resolves(
     for minute in range(1, 9):  # node-b's last point: minute 4:50
         beat(minute)
         beat(minute, "dup")  # a duplicated delivery of the same schedule
-    assert subjects(deployment) == ["[FIRING] failures meshalert/ingest:node-b"]
+    assert subjects(deployment) == ["[FIRING] ingest meshalert/ingest:node-b"]
 
     store.write(sidecar_lines("node-b", range(9, 12)))
     for minute in range(9, 12):
         beat(minute)
     messages = deployment.sns_messages()
-    assert [m["Subject"] for m in messages] == ["[RESOLVED] failures meshalert/ingest:node-b"]
+    assert [m["Subject"] for m in messages] == ["[RESOLVED] ingest meshalert/ingest:node-b"]
     resolved = json.loads(messages[0]["Message"])
     assert resolved["evidence"]["threshold"]["name"] == "stale_after_ms"
     assert resolved["evidence"]["threshold"]["value"] == 3 * MINUTE
@@ -80,8 +82,8 @@ def test_ingest_stop_fires_per_host_and_resume_resolves(
     assert resolved["evidence"]["detail"]["host"] == "node-b"
     posts = deployment.slack_posts()
     assert [p["text"].split(": ")[0] for p in posts] == [
-        "[critical] FIRING failures meshalert/ingest:node-b",
-        "[critical] RESOLVED failures meshalert/ingest:node-b",
+        "[critical] FIRING ingest meshalert/ingest:node-b",
+        "[critical] RESOLVED ingest meshalert/ingest:node-b",
     ]
 
 
@@ -92,14 +94,14 @@ def test_whole_store_silent_fires_once_then_resolves(
     for minute in range(1, 8):
         beat(minute)
     assert sorted(subjects(deployment)) == [
-        "[FIRING] failures meshalert/ingest",
-        "[FIRING] failures meshalert/ingest:node-a",
+        "[FIRING] ingest meshalert/ingest",
+        "[FIRING] ingest meshalert/ingest:node-a",
     ]
     store.write(sidecar_lines("node-a", range(8, 9)))
     beat(8)
     assert sorted(subjects(deployment)) == [
-        "[RESOLVED] failures meshalert/ingest",
-        "[RESOLVED] failures meshalert/ingest:node-a",
+        "[RESOLVED] ingest meshalert/ingest",
+        "[RESOLVED] ingest meshalert/ingest:node-a",
     ]
 
 
@@ -126,37 +128,41 @@ def test_evaluation_staleness_fires_and_resolves(
         evaluate.handler({**latency, "time": at(T0_MS + minute * MINUTE)}, FakeContext("ev"))
     for minute in range(4, 10):
         beat(minute)
-    assert subjects(deployment) == ["[FIRING] failures meshalert/evaluation:latency"]
+    assert subjects(deployment) == ["[FIRING] evaluation meshalert/evaluation:latency"]
     evaluate.handler({**latency, "time": at(T0_MS + 10 * MINUTE)}, FakeContext("ev"))
     beat(10)
-    assert subjects(deployment) == ["[RESOLVED] failures meshalert/evaluation:latency"]
+    assert subjects(deployment) == ["[RESOLVED] evaluation meshalert/evaluation:latency"]
 
-    # Heartbeat records stay out of the class partitions the evaluators load.
+    # Heartbeat records are the pipeline classes' own records in the same state table,
+    # apart from the service classes' partitions the evaluators load.
     ddb = boto3.client("dynamodb", region_name=REGION)
-    items = ddb.query(
-        TableName=deployment.table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "alert#failures"}},
-    )["Items"]
-    assert items == []
-    health = ddb.query(
-        TableName=deployment.table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "health#heartbeat"}},
-    )["Items"]
-    assert "svc#meshalert/evaluation:latency" in {i["sk"]["S"] for i in health}
+
+    def partition(pk: str) -> set[str]:
+        items = ddb.query(
+            TableName=deployment.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+        )["Items"]
+        return {i["sk"]["S"] for i in items}
+
+    assert partition("alert#failures") == set()
+    assert "svc#meshalert/evaluation:latency" in partition("alert#evaluation")
+    assert "svc#meshalert/ingest:node-a" in partition("alert#ingest")
+    assert partition("health#heartbeat") == set()
 
 
-def test_influxdb1_freshness_query_on_a_real_influxd(influxd: Any, influx_db: str) -> None:
+def test_influxdb1_ingest_query_on_a_real_influxd(influxd: Any, influx_db: str) -> None:
     url = influxd.store_url(influx_db)
     writer = InfluxDB1Writer(parse_store_url(url))  # type: ignore[arg-type]
     writer.write(sidecar_lines("node-a", range(0, 3)) + sidecar_lines('node b,"x', range(0, 1)))
     writer.close()
-    reader = InfluxDB1FreshnessReader(parse_store_url(url), timeout_s=10)  # type: ignore[arg-type]
-    got = reader.newest_by_host(FreshnessQuery(DEFAULT_SOURCES, T0_MS, T0_MS + 10 * MINUTE))
-    assert got.newest_by_host == {
-        "node-a": T0_MS + 2 * MINUTE + 50_000,
-        'node b,"x': T0_MS + 50_000,
+    reader = InfluxDB1WindowReader(parse_store_url(url), timeout_s=10)  # type: ignore[arg-type]
+    got = reader.fetch(
+        class_query(AlertClass.INGEST, window_ms=10 * MINUTE, end_ms=T0_MS + 10 * MINUTE)
+    )
+    assert got.services == {
+        "node-a": {"": IngestAggregate(T0_MS + 2 * MINUTE + 50_000)},
+        'node b,"x': {"": IngestAggregate(T0_MS + 50_000)},
     }
     assert 'GROUP BY "host"' in got.query_text
 
@@ -188,7 +194,7 @@ def test_services_an_evaluation_skipped_show_in_the_heartbeat(
     report = beat(1)
     assert report["services_skipped"] == {"latency": 1}
     messages = deployment.sns_messages()
-    assert [m["Subject"] for m in messages] == ["[FIRING] failures meshalert/skipped:latency"]
+    assert [m["Subject"] for m in messages] == ["[FIRING] evaluation meshalert/skipped:latency"]
     detail = json.loads(messages[0]["Message"])["evidence"]["detail"]
     assert detail["services"] == "x\\x1b[2Jbad"
 
@@ -196,4 +202,4 @@ def test_services_an_evaluation_skipped_show_in_the_heartbeat(
     evaluate.handler({**latency, "time": at(T0_MS + 8 * MINUTE)}, FakeContext("ev"))
     report = beat(8)
     assert report["services_skipped"] == {}
-    assert subjects(deployment) == ["[RESOLVED] failures meshalert/skipped:latency"]
+    assert subjects(deployment) == ["[RESOLVED] evaluation meshalert/skipped:latency"]

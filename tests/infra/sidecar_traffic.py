@@ -21,7 +21,7 @@ from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.pipeline import Flusher
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.history_sink import StoreHistorySink
@@ -129,7 +129,7 @@ def record_alert_history(reader: WindowReader, writer: LineWriter, fed: Fed) -> 
     rules = load_rules({"MESHALERT_RULES": HISTORY_RULES}, now_s=0)
     first = fed.start_ms - fed.start_ms % 60_000 + 60_000
     for cycle_ms in range(first, fed.end_ms + 1, 60_000):
-        for alert_class in AlertClass:
+        for alert_class in SERVICE_CLASSES:
             report = evaluate_class(engine, rules, alert_class, cycle_ms)
             if report.history_sink_failures:
                 raise RuntimeError(f"history sink failed at {cycle_ms} ({alert_class})")

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState, Notification, NotificationKind
+from meshalert.alerts.model import (
+    SERVICE_CLASSES,
+    AlertState,
+    Notification,
+    NotificationKind,
+)
 from meshalert.delivery import OneChannel
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
@@ -82,7 +87,7 @@ def _run(store: Path, state_path: Path, *, repeat: int = 1) -> tuple[Recorder, S
     state = SqliteStateStore(state_path)
     engine = Engine(SqliteWindowReader(open_database(str(store), readonly=True)), state, recorder)
     for minute in range(1, DURATION_S // 60 + 1):
-        for cls in AlertClass:
+        for cls in SERVICE_CLASSES:
             for _ in range(repeat):
                 evaluate_class(engine, rules, cls, T0_MS + minute * 60_000)
     return recorder, state

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -192,11 +192,12 @@ def test_inhibition_by_endpoints_and_by_a_dead_pipeline(
     tmp_path: Path, webhook: RecordingHttpServer
 ) -> None:
     setup = _setup(tmp_path, webhook, incident_end_s=25 * 60)
+    # The heartbeat's ingest alert, kept in the same state store as every class's records.
     ingest_alert = AlertRecord(
-        AlertClass.FAILURES, "meshalert/ingest:node-b", AlertState.FIRING, T0_MS
+        AlertClass.INGEST, "meshalert/ingest:node-b", AlertState.FIRING, T0_MS
     )
-    pipeline = [ingest_alert]
-    engine, state = setup.engine(inhibitors=lambda: list(pipeline))
+    engine, state = setup.engine()
+    state.save([ingest_alert])
     endpoints = AlertRecord(AlertClass.ENDPOINTS, KEY, AlertState.FIRING, T0_MS)
     # A service that sends nothing any more, judged with no_data: alert.
     gone = AlertRecord(AlertClass.LATENCY, "gone", AlertState.OK, T0_MS)
@@ -213,11 +214,11 @@ def test_inhibition_by_endpoints_and_by_a_dead_pipeline(
     assert webhook.requests == []
     assert sorted(set(reasons.values())) == [
         "inhibited by endpoints/checkout",
-        "inhibited by failures/meshalert/ingest:node-b",
+        "inhibited by ingest/meshalert/ingest:node-b",
     ]
     # The endpoints alert and the pipeline alert resolve: each held page goes out once.
     state.save([AlertRecord(AlertClass.ENDPOINTS, KEY, AlertState.OK, T0_MS + 12 * MIN)])
-    pipeline.clear()
+    state.save([replace(ingest_alert, state=AlertState.OK, since_ms=T0_MS + 12 * MIN)])
     for minute in range(12, 16):
         setup.cycle(engine, minute)
     assert setup.sent() == Counter({("checkout", "firing"): 1, ("gone", "firing"): 1})

@@ -271,15 +271,15 @@ def test_a_pending_or_ok_source_inhibits_nothing() -> None:
 
 def test_pipeline_alert_inhibits_only_no_data_notifications_of_every_service() -> None:
     for key in ("meshalert/ingest", "meshalert/ingest:node-1"):
-        sup = Suppressor.build(T0, [], NoRules(), [_firing(key, AlertClass.FAILURES)])
+        sup = Suppressor.build(T0, [], NoRules(), [_firing(key, AlertClass.INGEST)])
         no_data = [_note(observed=None), _note("staging/x", AlertClass.ENDPOINTS, observed=None)]
         with_data = _note()
         decision = decide([*no_data, with_data], sup)
         assert decision.send == (with_data,)
-        assert {h.reason for h in decision.suppressed} == {f"inhibited by failures/{key}"}
+        assert {h.reason for h in decision.suppressed} == {f"inhibited by ingest/{key}"}
     # The evaluation-staleness alert is not a no-data source.
     sup = Suppressor.build(
-        T0, [], NoRules(), [_firing("meshalert/evaluation:latency", AlertClass.FAILURES)]
+        T0, [], NoRules(), [_firing("meshalert/evaluation:latency", AlertClass.EVALUATION)]
     )
     assert decide([_note(observed=None)], sup).suppressed == ()
 

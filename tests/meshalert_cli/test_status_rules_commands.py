@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.alerts.model import (
+    SERVICE_CLASSES,
+    AlertClass,
+    AlertRecord,
+    AlertState,
+    ThresholdInForce,
+)
 from meshalert.state.protocols import HistoryEntry
 from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert_cli.main import main
@@ -72,7 +78,7 @@ def test_status_says_how_many_are_ok_when_none_is_pending_or_firing(
     store.save(
         [
             AlertRecord(cls, service, AlertState.OK, NOW_MS - 600_000, last_evaluated_ms=NOW_MS)
-            for cls in AlertClass
+            for cls in SERVICE_CLASSES
             for service in ("production/checkout", "production/cart", "payments/ledger")
         ]
     )

@@ -46,3 +46,14 @@ def test_gauge_extremes_and_the_lookback() -> None:
     assert size_max.endswith('GROUP BY "namespace", "service", "router", "host", "client"')
     retries = render_influxql(class_query(AlertClass.RETRIES, window_ms=1, end_ms=2))
     assert 'SELECT min("value") AS "value" FROM "linkerd_retries_budget"' in retries
+
+
+def test_ingest_newest_is_a_last_selector_per_host_in_any_scope() -> None:
+    query = class_query(AlertClass.INGEST, window_ms=60_000, end_ms=60_000)
+    statements = render_influxql(query, retention_policy='r"p').split(";\n")
+    assert statements == [
+        'SELECT last("received") AS "value" FROM "r\\"p"."meshalert_sidecar"'
+        ' WHERE time >= 0ms AND time < 60000ms GROUP BY "host"',
+        'SELECT last("count") AS "value" FROM "r\\"p"."linkerd_requests"'
+        ' WHERE time >= 0ms AND time < 60000ms GROUP BY "host"',
+    ]

@@ -13,6 +13,7 @@ from meshalert.queries.model import (
     EndpointHost,
     EndpointsAggregate,
     FailuresAggregate,
+    IngestAggregate,
     RetriesAggregate,
     SelectRow,
     SeriesSelect,
@@ -197,3 +198,27 @@ def test_lookback_selects_start_earlier_and_never_later_than_the_window() -> Non
     assert q.start_of(q.select("size_max")) == 9_400_000
     short = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10**7, lookback_ms=1000)
     assert short.start_of(short.select("size_max")) == short.start_ms
+
+
+def test_ingest_query_reads_newest_per_host_and_assembles_by_host() -> None:
+    query = class_query(AlertClass.INGEST, window_ms=60_000, end_ms=120_000)
+    assert {s.aggregate for s in query.selects} == {Aggregate.NEWEST}
+    assert {s.group_by for s in query.selects} == {("host",)}
+    rows = [
+        SelectRow("sidecar", {"host": "a"}, 70_000.0),
+        SelectRow("requests", {"host": "a"}, 90_000.0),
+        SelectRow("requests", {"host": ""}, 65_000.0),
+        SelectRow("sidecar", {"host": "b"}, math.nan),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services == {
+        "": {"": IngestAggregate(65_000)},
+        "a": {"": IngestAggregate(90_000)},
+    }
+
+
+def test_a_newest_select_groups_by_host_only() -> None:
+    with pytest.raises(ValueError, match="groups by host only"):
+        SeriesSelect("x", "m", "f", (), Aggregate.NEWEST, ("namespace", "service"))
+    with pytest.raises(ValueError, match="has no scope"):
+        SeriesSelect("x", "m", "f", (), Aggregate.SUM)

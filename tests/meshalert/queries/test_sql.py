@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
-from meshalert.queries.model import ServiceRef, class_query
+from meshalert.queries.model import CLASS_SELECTS, ServiceRef, class_query
 from meshalert.queries.sql import WindowPart, render_sql, render_sql_inline, window_parts
 from meshalert.stores.sqlite_schema import DDL, ROLLUP_MS
 
@@ -27,7 +27,7 @@ def test_every_value_is_bound_not_written_into_the_text() -> None:
 
 
 def test_all_selects_are_one_statement() -> None:
-    for cls in AlertClass:
+    for cls in CLASS_SELECTS:
         text, _ = render_sql(class_query(cls, window_ms=1, end_ms=2))
         assert text.count("UNION ALL") == len(class_query(cls, window_ms=1, end_ms=2).selects) - 1
         assert ";" not in text
@@ -81,19 +81,20 @@ def test_each_series_window_is_scanned_once_per_part_and_select(
     # A flattened per-series subquery re-runs its correlated scan for every reference to
     # its value (the WHERE filter and the aggregate): twice the points read per cycle.
     conn = _store()
-    for cls in AlertClass:
+    for cls in CLASS_SELECTS:
         query = class_query(cls, window_ms=window_ms, end_ms=end_ms)
         plan = _plan(conn, *render_sql(query))
         scans = sum(1 for step in plan if step.startswith("CORRELATED SCALAR SUBQUERY"))
         per_series = sum(
-            {"last": 2, "min": 1, "max": 1}.get(s.aggregate.value, sum_parts) for s in query.selects
+            {"last": 2, "min": 1, "max": 1, "newest": 1}.get(s.aggregate.value, sum_parts)
+            for s in query.selects
         )
         assert scans == per_series, plan
 
 
 def test_plans_seek_primary_keys_and_the_covering_series_index() -> None:
     conn = _store()
-    for cls in AlertClass:
+    for cls in CLASS_SELECTS:
         query = class_query(cls, window_ms=150_000, end_ms=200_000)
         plan = _plan(conn, *render_sql(query))
         assert not [s for s in plan if s.startswith("SCAN") and s != "SCAN g"], plan

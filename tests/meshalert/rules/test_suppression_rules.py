@@ -98,6 +98,15 @@ maintenance:
         ("maintenance: [{name: a, service: x}]", "set either weekly or start and end"),
         ("inhibit: [{source: {class: nope}}]", "inhibit.0.source.class"),
         ("inhibit: [{source: {}, target: {classes: [latency]}, same: true}]", "inhibit.0.same"),
+        (
+            "inhibit: [{source: {class: endpoints}, target: {classes: [latency, ingest]}}]",
+            "inhibit.0.target.classes: ingest: the heartbeat's own alerts are never held back",
+        ),
+        (
+            "maintenance: [{name: a, service: x, classes: [evaluation], start: "
+            "'2026-12-01T22:00:00Z', end: '2026-12-02T22:00:00Z'}]",
+            "maintenance.0.classes: evaluation: the heartbeat's own alerts",
+        ),
     ],
 )
 def test_errors_name_the_field(document: str, message: str) -> None:
@@ -135,3 +144,14 @@ def test_inhibit_rules_replace_the_defaults_and_an_empty_list_turns_them_off(
     )
     assert both.suppression.inhibit == ()
     assert [w.name for w in both.suppression.maintenance] == ["m"]
+
+
+def test_an_inhibit_rule_may_take_a_pipeline_alert_as_its_source() -> None:
+    (rule,) = _load(
+        "inhibit: [{source: {class: ingest, service: 'meshalert/ingest:node-*'}, "
+        "target: {no_data_only: true}}]"
+    ).suppression.inhibit
+    assert (rule.source_class, rule.source_service) == (
+        AlertClass.INGEST,
+        "meshalert/ingest:node-*",
+    )

@@ -214,8 +214,8 @@ def test_a_state_file_left_world_readable_is_tightened(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("no_umask")
 def test_the_heartbeat_records_in_the_state_file_are_owner_only(tmp_path: Path) -> None:
-    from meshalert.health_monitor import SqliteHealthRecords
-
     path = tmp_path / "state.db"
-    SqliteHealthRecords(str(path)).save([record(service="meshalert/ingest")])
+    store = SqliteStateStore(path)
+    store.save([record(service="meshalert/ingest", alert_class=AlertClass.INGEST)])
+    store.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -228,3 +228,16 @@ def test_the_latest_skipped_services_summary_per_class(store: StateStore) -> Non
     store.note_skipped(later)
     assert store.last_skipped(AlertClass.LATENCY) == later
     assert store.last_skipped(AlertClass.FAILURES) == SkippedServices(AlertClass.FAILURES, T0, 0)
+
+
+def test_forget_deletes_only_the_named_records_of_one_class(store: StateStore) -> None:
+    host = record("meshalert/ingest:node-b", alert_class=AlertClass.INGEST)
+    whole = record("meshalert/ingest", alert_class=AlertClass.INGEST)
+    same_key = record("meshalert/ingest:node-b", alert_class=AlertClass.LATENCY)
+    store.save([host, whole, same_key])
+    assert store.load(AlertClass.INGEST) == {host.service: host, whole.service: whole}
+    store.forget(AlertClass.INGEST, [host.service, host.service, "never-saved"])
+    assert store.load(AlertClass.INGEST) == {whole.service: whole}
+    assert store.load(AlertClass.LATENCY) == {same_key.service: same_key}
+    store.forget(AlertClass.INGEST, [])
+    assert sorted(store.load_all(), key=repr) == sorted([whole, same_key], key=repr)

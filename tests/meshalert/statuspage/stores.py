@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import LoadedRules, load_rules
@@ -58,7 +58,7 @@ def build(directory: Path) -> PageStores:
     conn = open_database(str(store), readonly=True)
     engine = Engine(SqliteWindowReader(conn), state, None)
     for cycle_ms in range(T0_MS + 60_000, END_MS + 1, 60_000):
-        for alert_class in AlertClass:
+        for alert_class in SERVICE_CLASSES:
             evaluate_class(engine, rules, alert_class, cycle_ms)
     state.close()
     conn.close()

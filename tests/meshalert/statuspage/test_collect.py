@@ -88,3 +88,28 @@ def test_active_and_scheduled_silences_are_listed_on_every_state_store(store: St
     store.add_silence(active)
     snapshot = build_snapshot(store, None, RULES, NOW)
     assert snapshot.silences == (active, later)
+
+
+def test_pipeline_alerts_are_listed_under_their_own_class_without_a_chart(
+    store: StateStore,
+) -> None:
+    from meshalert.statuspage.render import render_page
+
+    stale = ThresholdInForce("stale_after_ms", 180_000.0, "default")
+    store.save(
+        [
+            AlertRecord(AlertClass.INGEST, "meshalert/ingest:node-b", FIRING, NOW - 5 * MIN),
+            AlertRecord(AlertClass.INGEST, "meshalert/ingest", OK, NOW - DAY, threshold=stale),
+            AlertRecord(AlertClass.EVALUATION, "meshalert/evaluation:latency", OK, NOW - DAY),
+            AlertRecord(LAT, "checkout", OK, NOW - DAY),
+        ]
+    )
+    snapshot = build_snapshot(store, None, RULES, NOW)
+    assert [(v.record.alert_class, v.record.service) for v in snapshot.firing] == [
+        (AlertClass.INGEST, "meshalert/ingest:node-b")
+    ]
+    assert snapshot.ok_counts[AlertClass.INGEST] == 1
+    assert snapshot.ok_counts[AlertClass.EVALUATION] == 1
+    assert list(snapshot.signals) == ["checkout"]  # pipeline keys get no service chart
+    page = render_page(snapshot)
+    assert 'data-class="ingest"' in page and "meshalert/ingest:node-b" in page

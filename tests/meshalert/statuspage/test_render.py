@@ -6,7 +6,13 @@ from html.parser import HTMLParser
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.alerts.model import (
+    SERVICE_CLASSES,
+    AlertClass,
+    AlertRecord,
+    AlertState,
+    ThresholdInForce,
+)
 from meshalert.state.protocols import HistoryEntry
 from meshalert.statuspage.model import AlertView, SignalSeries, StatusSnapshot
 from meshalert.statuspage.render import render_page, threshold_unit
@@ -90,7 +96,7 @@ def _snapshot(names: list[str]) -> StatusSnapshot:
     signals = {
         name: {
             cls: SignalSeries(cls, name, points, 500.0, "x", ((T0 + 40 * MIN, None),))
-            for cls in AlertClass
+            for cls in SERVICE_CLASSES
         }
         for name in names
     }
