@@ -41,6 +41,7 @@ from meshalert.alerts.model import (
     NotificationKind,
     Observation,
     Severity,
+    SkippedServices,
     ThresholdInForce,
     Verdict,
 )
@@ -66,7 +67,7 @@ from meshalert.queries.model import (
     class_query,
 )
 from meshalert.safe_text import printable
-from meshalert.state.protocols import HistoryEntry, SkippedServices, StateStore
+from meshalert.state.protocols import HistoryEntry, StateStore
 from meshalert.state.serialization import history_entry_from_step
 from meshalert.suppression import (
     NoRules,

@@ -164,3 +164,14 @@ class Verdict:
 
     breached: bool | None
     recovered: bool
+
+
+@dataclass(frozen=True)
+class SkippedServices:
+    """What the latest evaluation of a class left out (see ``CycleReport.skipped``), kept
+    for the heartbeat: how many services, and the first few names, already escaped."""
+
+    alert_class: AlertClass
+    cycle_ms: int
+    count: int
+    services: tuple[str, ...] = ()

@@ -35,11 +35,11 @@ from meshalert.alerts.model import (
     NoDataPolicy,
     Observation,
     Severity,
+    SkippedServices,
     ThresholdInForce,
     Verdict,
 )
 from meshalert.durations import format_duration_ms
-from meshalert.state.protocols import SkippedServices
 
 INGEST_KEY = "meshalert/ingest"
 EVALUATION_KEY = "meshalert/evaluation"

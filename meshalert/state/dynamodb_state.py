@@ -38,13 +38,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
     SilenceEndedError,
-    SkippedServices,
     UnknownClaimError,
     UnknownSilenceError,
 )

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
     SilenceEndedError,
-    SkippedServices,
     UnknownClaimError,
     UnknownSilenceError,
 )

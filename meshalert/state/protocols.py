@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Notification
+from meshalert.alerts.model import (
+    AlertClass,
+    AlertRecord,
+    AlertState,
+    Notification,
+    SkippedServices,
+)
 from meshalert.suppression import Silence, SilenceEvent, Suppressed
 
 
@@ -54,17 +60,6 @@ class ClaimInfo:
     sent_ms: int | None
     """When the claim became final (every routed channel delivered); None while open."""
     deliveries: tuple[Delivery, ...]
-
-
-@dataclass(frozen=True)
-class SkippedServices:
-    """What the latest evaluation of a class left out (see ``CycleReport.skipped``), kept
-    for the heartbeat: how many services, and the first few names, already escaped."""
-
-    alert_class: AlertClass
-    cycle_ms: int
-    count: int
-    services: tuple[str, ...] = ()
 
 
 class StateUnavailableError(RuntimeError):

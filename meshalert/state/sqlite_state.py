@@ -20,14 +20,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification
+from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
 from meshalert.state.files import make_private_file
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
     HistoryEntry,
     SilenceEndedError,
-    SkippedServices,
     StateUnavailableError,
     UnknownClaimError,
     UnknownSilenceError,

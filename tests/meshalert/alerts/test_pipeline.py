@@ -3,7 +3,7 @@ classes (pure)."""
 
 from __future__ import annotations
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, NoDataPolicy
+from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, NoDataPolicy, SkippedServices
 from meshalert.alerts.pipeline import (
     INGEST_KEY,
     HeartbeatPolicy,
@@ -13,7 +13,6 @@ from meshalert.alerts.pipeline import (
     ingest_key,
     skipped_checks,
 )
-from meshalert.state.protocols import SkippedServices
 
 POLICY = HeartbeatPolicy.for_interval(60_000, 4 * 3_600_000)
 NOW = 1_000_000

@@ -7,13 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState, NotificationKind
-from meshalert.state.protocols import (
-    HistoryEntry,
-    SkippedServices,
-    StateStore,
-    UnknownClaimError,
-)
+from meshalert.alerts.model import AlertClass, AlertState, NotificationKind, SkippedServices
+from meshalert.state.protocols import HistoryEntry, StateStore, UnknownClaimError
 from meshalert.state.serialization import evidence_to_dict
 
 from ._build import evidence, notification, record
