@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import structlog
 
 from meshalert.logs import configure_logging
-from meshalert.settings import DynamoDBState, Settings, unknown_variables
-from meshalert.wiring import build_router, open_state, secrets_of
+from meshalert.settings import Settings, unknown_variables
+from meshalert.wiring import build_router, needs_dynamodb, open_state, secrets_of
 
 if TYPE_CHECKING:
     from meshalert.health_monitor import HealthRecordStore
@@ -135,7 +135,7 @@ class Container:
         from meshalert.health_monitor import open_health_records
 
         config = self.settings.state_config
-        client = self.clients.dynamodb_client() if isinstance(config, DynamoDBState) else None
+        client = self.clients.dynamodb_client() if needs_dynamodb(config) else None
         return open_health_records(config, dynamodb_client=client)
 
 
@@ -173,7 +173,7 @@ def build_container(
             "settings.unknown_variable", detail=warning
         )
     state_config = settings.state_config
-    dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
+    dynamodb = aws.dynamodb_client() if needs_dynamodb(state_config) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None
     from meshalert.rules import RulesProvider
 
@@ -182,7 +182,7 @@ def build_container(
         settings=settings,
         env=merged,
         clients=aws,
-        state=open_state(settings, dynamodb_client=dynamodb),
+        state=open_state(state_config, dynamodb_client=dynamodb),
         router=build_router(settings, merged, sns_client=sns),
         rules=RulesProvider(env, ssm_client=aws.ssm_client() if needs_ssm else None),
         built_ms=(time.perf_counter() - started) * 1000,

@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, Evidence, Notification
 from meshalert.alerts.state_machine import StepPolicy, step
+from meshalert.backends.dynamodb.url import DynamoDBState
+from meshalert.backends.sqlite.url import SqliteState
+from meshalert.backends.urls import StateConfig
 from meshalert.delivery import Dispatcher, deliver_all
 from meshalert.durations import format_duration_ms
 from meshalert.health import (
@@ -31,7 +34,6 @@ from meshalert.health import (
     skipped_checks,
 )
 from meshalert.health_readers import FreshnessReader
-from meshalert.settings import DynamoDBState, SqliteState, StateConfig
 from meshalert.state.protocols import HistoryEntry, StateStore
 from meshalert.state.serialization import (
     history_entry_from_step,
@@ -74,7 +76,7 @@ class DynamoDBHealthRecords:
         return f"DynamoDBHealthRecords({self._table!r})"
 
     def load(self) -> dict[str, AlertRecord]:
-        from meshalert.state.dynamodb_state import from_attribute
+        from meshalert.backends.dynamodb.state import from_attribute
 
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -93,7 +95,7 @@ class DynamoDBHealthRecords:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def save(self, records: Sequence[AlertRecord]) -> None:
-        from meshalert.state.dynamodb_state import to_attribute
+        from meshalert.backends.dynamodb.state import to_attribute
 
         self._write(
             {"PutRequest": {"Item": {**self._key(r.service), "record": to_attribute(d)}}}

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.sqlite.url import SqliteStore
+from meshalert.backends.urls import StoreConfig
 from meshalert.health import (
     UNKNOWN_HOST,
     FreshnessQuery,
@@ -30,7 +34,6 @@ from meshalert.health import (
     freshness_sql_inline,
 )
 from meshalert.queries.model import WindowQueryError
-from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore, StoreConfig
 
 _ERROR_TEXT_LIMIT = 500
 
@@ -47,7 +50,7 @@ class FreshnessReader(Protocol):
 
 def open_freshness_reader(store: StoreConfig, *, timeout_s: float = 10.0) -> FreshnessReader:
     if isinstance(store, SqliteStore):
-        from meshalert.stores.sqlite_store import open_database
+        from meshalert.backends.sqlite.writer import open_database
 
         return SqliteFreshnessReader(open_database(store.path))
     if isinstance(store, InfluxDB1Store):

@@ -19,13 +19,13 @@ import structlog
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
 from meshalert.alerts.model import AlertRecord
+from meshalert.backends.sqlite.url import SqliteStore
 from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
 from meshalert.settings import Settings
 from meshalert.state.protocols import StateStore
-from meshalert.store_url import SqliteStore
 from meshalert.wiring import build_router, open_history_sink, open_reader, open_state
 from meshalert_cli import preflight
 
@@ -60,7 +60,7 @@ class Pruner:
     def __call__(self, cycle_ms: int) -> None:
         if cycle_ms - self.last_ms < PRUNE_EVERY_MS:
             return
-        from meshalert.stores.sqlite_store import open_database, prune
+        from meshalert.backends.sqlite.writer import open_database, prune
 
         self.last_ms = cycle_ms
         conn = open_database(self.path)
@@ -106,7 +106,7 @@ class LocalStack:
         # Routes and state are checked before the sidecar binds: a typo in MESHALERT_ROUTES
         # is one error line, not a started-then-stopped sidecar.
         router = build_router(self.settings, self.env, console=self.console)
-        self.state = open_state(self.settings)
+        self.state = open_state(self.settings.state_config)
         self.sidecar = Sidecar(self.sidecar_settings)
         try:
             self.sidecar.start()

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.sqlite.url import SqliteStore
 from meshalert.queries.model import WindowQueryError, WindowReader, class_query
 from meshalert.settings import Settings
-from meshalert.store_url import SqliteStore
 
 CONNECT_TIMEOUT_S = 3.0
 

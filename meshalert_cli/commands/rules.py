@@ -8,8 +8,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.urls import parse_store_url
 from meshalert.durations import format_duration_ms
-from meshalert.store_url import InfluxDB2Store, parse_store_url
 from meshalert.units import format_value
 
 if TYPE_CHECKING:

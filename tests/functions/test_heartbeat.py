@@ -13,12 +13,12 @@ import boto3
 import pytest
 
 from functions import evaluate, heartbeat
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.writer import SqliteWriter
+from meshalert.backends.urls import parse_store_url
 from meshalert.health import DEFAULT_SOURCES, FreshnessQuery
 from meshalert.health_readers import InfluxDB1FreshnessReader
 from meshalert.lineprotocol import Point, encode
-from meshalert.store_url import parse_store_url
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_store import SqliteWriter
 from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
 from tests.meshalert.scenario import T0_MS
 

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.health import (
     DEFAULT_SOURCES,
     INGEST_KEY,
@@ -18,7 +19,6 @@ from meshalert.health import (
 )
 from meshalert.health_readers import SqliteFreshnessReader, flux_csv_newest, rfc3339_ms
 from meshalert.lineprotocol import Point, encode
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 
 POLICY = HeartbeatPolicy.for_interval(60_000, 4 * 3_600_000)
 Q = FreshnessQuery(DEFAULT_SOURCES, 0, 3_600_000)

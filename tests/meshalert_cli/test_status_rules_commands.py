@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import HistoryEntry
-from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert_cli.main import main
 
 NOW_MS = 1_800_000_000_000
