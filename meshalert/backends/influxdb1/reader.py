@@ -6,14 +6,12 @@ One POST per class query carries all of its InfluxQL statements; results come ba
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from meshalert.backends.influxdb1.http import InfluxDB1Http, TransportError
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, assemble_buckets
 from meshalert.queries.baseline_text import render_bucket_influxql
@@ -31,8 +29,8 @@ _CHUNK_SIZE = 10_000
 
 class InfluxDB1WindowReader:
     def __init__(self, config: InfluxDB1Store, *, timeout_s: float = 30.0) -> None:
+        self._http = InfluxDB1Http(config, timeout_s=timeout_s)
         self._config = config
-        self._timeout_s = timeout_s
 
     def __repr__(self) -> str:  # credentials stay out of logs
         return f"InfluxDB1WindowReader({self._config!r})"
@@ -58,25 +56,19 @@ class InfluxDB1WindowReader:
             "chunk_size": str(_CHUNK_SIZE),
         }
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self._config.username is not None:
-            pair = f"{self._config.username}:{self._config.password or ''}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        request = urllib.request.Request(
-            self._config.base_url + "/query",
-            data=urllib.parse.urlencode(form).encode(),
-            headers=headers,
-            method="POST",
-        )
+        body = urllib.parse.urlencode(form).encode()
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as resp:
-                return str(resp.read().decode("utf-8"))
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")[:500]
-            raise WindowQueryError(
-                f"{self._config.base_url}/query answered {exc.code}: {detail}"
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
+            answer = self._http.request("POST", "/query", body=body, headers=headers)
+        except TransportError as exc:
             raise WindowQueryError(f"{self._config.base_url}/query failed: {exc}") from None
+        if not 200 <= answer.status < 300:
+            raise WindowQueryError(
+                f"{self._config.base_url}/query answered {answer.status}: {answer.text[:500]}"
+            )
+        return answer.text
+
+    def close(self) -> None:
+        self._http.close()
 
 
 def _documents(body: str) -> Iterator[Mapping[str, Any]]:

@@ -1,20 +1,17 @@
 """Writes line protocol to InfluxDB 1.x's ``/write`` (also InfluxDB 3 and 2's v1 API).
 
-influxdb-client needs InfluxDB 1.8+ for its compatibility endpoints, so this is a small
-stdlib HTTP adapter instead. It never retries by itself except once on a kept-alive
-connection the server had already closed; the caller (the sidecar's spool) owns retries.
+Through the backend's one HTTP client (:mod:`.http`); the caller (the sidecar's spool) owns
+retries.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
-import http.client
 import json
-import threading
 from collections.abc import Sequence
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from meshalert.backends.influxdb1.http import Answer, InfluxDB1Http, TransportError
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.stores.partial_write import rejected_indices
 from meshalert.stores.protocols import LineWriter, StoreWriteError
@@ -28,23 +25,12 @@ class InfluxDB1Writer(LineWriter):
     """POSTs each batch, gzipped, to ``{base}/write?db=..&rp=..&precision=ms``."""
 
     def __init__(self, config: InfluxDB1Store, timeout_s: float = 10) -> None:
-        parts = urlsplit(config.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"InfluxDB 1.x base URL must be http(s)://host:port: {config.base_url!r}"
-            )
+        self._http = InfluxDB1Http(config, timeout_s=timeout_s)
         self._config = config
-        self._tls = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._tls else 80)
-        self._timeout_s = timeout_s
         query = {"db": config.database, "precision": "ms"}
         if config.retention_policy:
             query["rp"] = config.retention_policy
         self._write_path = "/write?" + urlencode(query)
-        self._auth = _basic_auth(config.username, config.password)
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"InfluxDB1Writer({self._config!r})"
@@ -54,78 +40,33 @@ class InfluxDB1Writer(LineWriter):
         if not payload.strip():
             return
         body = gzip.compress(payload, compresslevel=_GZIP_LEVEL)
-        headers = {
-            "Content-Type": "text/plain; charset=utf-8",
-            "Content-Encoding": "gzip",
-            **self._auth,
-        }
-        status, text, _ = self._request("POST", self._write_path, body, headers)
-        if 200 <= status < 300:
+        headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}
+        answer = self._request("POST", self._write_path, body, headers)
+        if 200 <= answer.status < 300:
             return
-        raise self._error_for(status, text, lines)
+        raise self._error_for(answer.status, answer.text, lines)
 
     def ping(self) -> str:
         """The server's version (``X-Influxdb-Version``); raises StoreWriteError if unreachable."""
-        status, _, version = self._request("GET", "/ping", None, dict(self._auth))
-        if status != 204:
-            raise self._error_for(status, "")
-        return version or "unknown"
+        answer = self._request("GET", "/ping", None, {})
+        if answer.status != 204:
+            raise self._error_for(answer.status, "")
+        return answer.version or "unknown"
 
     def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
+        self._http.close()
 
     def _request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, str, str | None]:
-        with self._lock:
-            reused = self._conn is not None
-            try:
-                return self._send(method, path, body, headers)
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as err:
-                self._drop_connection()
-                if not reused:
-                    raise self._transport_error(err) from err
-            except (OSError, http.client.HTTPException) as err:
-                self._drop_connection()
-                raise self._transport_error(err) from err
-            # The kept-alive socket had gone stale; one fresh attempt is not a retry policy.
-            try:
-                return self._send(method, path, body, headers)
-            except (OSError, http.client.HTTPException) as err:
-                self._drop_connection()
-                raise self._transport_error(err) from err
-
-    def _send(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, str, str | None]:
-        conn = self._connection()
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        text = resp.read().decode("utf-8", errors="replace")
-        if resp.will_close:
-            self._drop_connection()
-        return resp.status, text, resp.getheader("X-Influxdb-Version")
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._tls else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout_s)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    ) -> Answer:
+        try:
+            return self._http.request(method, path, body=body, headers=headers)
+        except TransportError as err:
+            kind = "timed out" if err.timed_out else "unreachable"
+            raise StoreWriteError(f"{self._where()} {kind}: {err}", retryable=True) from err
 
     def _where(self) -> str:
         return f"InfluxDB at {self._config.base_url} database {self._config.database!r}"
-
-    def _transport_error(self, err: BaseException) -> StoreWriteError:
-        kind = "timed out" if isinstance(err, TimeoutError) else "unreachable"
-        return StoreWriteError(
-            f"{self._where()} {kind}: {type(err).__name__}: {err}", retryable=True
-        )
 
     def _error_for(self, status: int, text: str, lines: Sequence[str] = ()) -> StoreWriteError:
         detail = _influx_error_text(text)
@@ -170,13 +111,6 @@ def shorten_error_text(text: str) -> str:
     if len(message) > _MAX_ERROR_TEXT:
         message = message[:_MAX_ERROR_TEXT] + "..."
     return message or "(no error text)"
-
-
-def _basic_auth(username: str | None, password: str | None) -> dict[str, str]:
-    if not username and not password:
-        return {}
-    token = base64.b64encode(f"{username or ''}:{password or ''}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
 
 
 def _influx_error_text(text: str) -> str:

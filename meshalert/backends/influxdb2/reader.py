@@ -19,9 +19,9 @@ from typing import Any
 import urllib3
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.flux_csv_parser import FluxCsvParserException, FluxQueryException
-from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 
+from meshalert.backends.influxdb2.client import is_timeout, open_client
 from meshalert.backends.influxdb2.url import InfluxDB2Store
 from meshalert.queries.baseline import BucketQuery, BucketResult, BucketRow, assemble_buckets
 from meshalert.queries.baseline_text import render_bucket_flux
@@ -41,21 +41,8 @@ class InfluxDB2WindowReader:
     """A :class:`meshalert.queries.model.WindowReader` for an ``influxdb2://`` store."""
 
     def __init__(self, config: InfluxDB2Store, *, timeout_s: float = 30.0) -> None:
-        if not config.token:
-            raise ValueError(
-                "InfluxDB 2 needs a token: set MESHALERT_INFLUXDB_TOKEN "
-                f"(store {config.base_url}, org {config.org!r}, bucket {config.bucket!r})"
-            )
+        self._client = open_client(config, timeout_s=timeout_s)
         self._config = config
-        # retries=False: a failed evaluation is reported at once; the next scheduled cycle
-        # is the retry, and a hung store must not stretch one cycle into several.
-        self._client = InfluxDBClient(
-            url=config.base_url,
-            token=config.token,
-            org=config.org,
-            timeout=max(1, int(timeout_s * 1000)),
-            retries=False,
-        )
         self._query_api = self._client.query_api()
         self._lock = threading.Lock()
 
@@ -91,7 +78,7 @@ class InfluxDB2WindowReader:
         except InfluxDBError as err:
             raise WindowQueryError(f"{self._where()} failed: {err.message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            kind = "timed out" if _is_timeout(err) else "unreachable"
+            kind = "timed out" if is_timeout(err) else "unreachable"
             raise WindowQueryError(f"{self._where()} {kind}: {type(err).__name__}: {err}") from None
 
     def _records(self, text: str, params: FluxParams) -> Iterator[Any]:
@@ -166,16 +153,6 @@ def bucket_rows_from_records(query: BucketQuery, records: Iterable[Any]) -> Iter
             float(value),
             _tag_text(values.get("router")),
         )
-
-
-def _is_timeout(err: BaseException) -> bool:
-    # urllib3 derives NewConnectionError (refused, no route) from ConnectTimeoutError.
-    reason = getattr(err, "reason", None)
-    return any(
-        isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError)
-        and not isinstance(e, urllib3.exceptions.NewConnectionError)
-        for e in (err, reason)
-    )
 
 
 def _tag_text(value: object) -> str:

@@ -1,9 +1,8 @@
 """Writes line protocol to InfluxDB 2.x (and Cloud) through influxdb-client's ``/api/v2/write``.
 
 Lines are handed over as pre-built strings: ``influxdb_client.Point`` costs about 7 us a
-point. The client is built with ``retries=False``: in SYNCHRONOUS mode its only retry
-mechanism is urllib3's, and we want one attempt per call, because the caller (the sidecar's
-spool) owns retries and must see failures at once.
+point. The client comes from :func:`.client.open_client` (one attempt per call: the
+sidecar's spool owns retries and must see failures at once).
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ from typing import cast
 
 import urllib3
 from influxdb_client.client.exceptions import InfluxDBError
-from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 
 from meshalert.backends.influxdb1.writer import retryable_status, shorten_error_text
+from meshalert.backends.influxdb2.client import is_timeout, open_client
 from meshalert.backends.influxdb2.url import InfluxDB2Store
 from meshalert.stores.partial_write import rejected_indices
 from meshalert.stores.protocols import LineWriter, StoreWriteError
@@ -31,20 +30,8 @@ class InfluxDB2Writer(LineWriter):
     """One ``POST /api/v2/write?org=..&bucket=..&precision=ms`` per batch, gzipped."""
 
     def __init__(self, config: InfluxDB2Store, timeout_s: float = 10) -> None:
-        if not config.token:
-            raise ValueError(
-                "InfluxDB 2 needs a token: set MESHALERT_INFLUXDB_TOKEN "
-                f"(store {config.base_url}, org {config.org!r}, bucket {config.bucket!r})"
-            )
+        self._client = open_client(config, timeout_s=timeout_s, gzip=True)
         self._config = config
-        self._client = InfluxDBClient(
-            url=config.base_url,
-            token=config.token,
-            org=config.org,
-            enable_gzip=True,
-            timeout=max(1, int(timeout_s * 1000)),
-            retries=False,
-        )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._lock = threading.Lock()
 
@@ -71,7 +58,7 @@ class InfluxDB2Writer(LineWriter):
                 error.rejected = tuple(kept[i] for i in named)
             raise error from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            kind = "timed out" if _is_timeout(err) else "unreachable"
+            kind = "timed out" if is_timeout(err) else "unreachable"
             raise StoreWriteError(
                 f"{self._where()} {kind}: {type(err).__name__}: {err}",
                 retryable=True,
@@ -126,7 +113,3 @@ def _body_text(err: InfluxDBError) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", errors="replace")
     return str(body or "")
-
-
-def _is_timeout(err: BaseException) -> bool:
-    return isinstance(err, TimeoutError | urllib3.exceptions.TimeoutError)

@@ -167,9 +167,10 @@ def test_refused_connection_is_retryable() -> None:
 def test_stale_keepalive_connection_is_reopened_once(http_server: RecordingHttpServer) -> None:
     writer = _writer_for(http_server.url)
     writer.write(["m v=1 1"])
-    # Close the server side of the kept-alive socket behind the writer's back.
-    assert writer._conn is not None and writer._conn.sock is not None
-    writer._conn.sock.shutdown(socket.SHUT_RDWR)
+    # Close the kept-alive socket behind the writer's back (urllib3's pool holds it).
+    (conn,) = [c for c in writer._http._pool.pool.queue if c is not None]  # type: ignore[union-attr]
+    assert conn.sock is not None
+    conn.sock.shutdown(socket.SHUT_RDWR)
     writer.write(["m v=2 2"])
     assert [r.body for r in http_server.requests] == [b"m v=1 1", b"m v=2 2"]
 
