@@ -143,6 +143,25 @@ def open_state(config: StateConfig, *, dynamodb_client: Any = None) -> StateStor
     return _STATES[type(config)](config, dynamodb_client)
 
 
+def _sqlite_retention(store: SqliteStore, retention_ms: int) -> Callable[[int], None]:
+    from meshalert.backends.sqlite.retention import Pruner
+
+    return Pruner(store.path, retention_ms)
+
+
+_RETENTION: Mapping[type, Callable[[Any, int], Callable[[int], None]]] = {
+    SqliteStore: _sqlite_retention,
+}
+"""Stores whose retention this process enforces (InfluxDB servers have their own)."""
+
+
+def open_retention(store: StoreConfig, retention_ms: int) -> Callable[[int], None] | None:
+    """The per-cycle job that deletes points older than ``retention_ms``, if the store
+    needs one from us."""
+    opener = _RETENTION.get(type(store))
+    return opener(store, retention_ms) if opener is not None else None
+
+
 def needs_dynamodb(config: StateConfig) -> bool:
     """Whether opening ``config`` takes a DynamoDB client (the Lambda handlers share one)."""
     return type(config) is DynamoDBState
