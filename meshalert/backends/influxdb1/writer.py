@@ -13,12 +13,10 @@ from urllib.parse import urlencode
 
 from meshalert.backends.influxdb1.http import Answer, InfluxDB1Http, TransportError
 from meshalert.backends.influxdb1.url import InfluxDB1Store
-from meshalert.stores.partial_write import rejected_indices
+from meshalert.stores.partial_write import rejected_indices, retryable_status, shorten_error_text
 from meshalert.stores.protocols import LineWriter, StoreWriteError
 
 _GZIP_LEVEL = 1  # line protocol compresses well even at the cheapest level
-_MAX_ERROR_TEXT = 1000
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 class InfluxDB1Writer(LineWriter):
@@ -96,21 +94,6 @@ class InfluxDB1Writer(LineWriter):
         return StoreWriteError(
             f"{where} answered {status}: {detail}", retryable=retryable_status(status)
         )
-
-
-def retryable_status(status: int) -> bool:
-    """Whether sending the same batch again may succeed (timeouts, throttling, server faults).
-
-    404 is handled by each writer: a missing database or bucket can be created meanwhile.
-    """
-    return status in _RETRYABLE_STATUSES or status >= 500
-
-
-def shorten_error_text(text: str) -> str:
-    message = text.strip()
-    if len(message) > _MAX_ERROR_TEXT:
-        message = message[:_MAX_ERROR_TEXT] + "..."
-    return message or "(no error text)"
 
 
 def _influx_error_text(text: str) -> str:

@@ -16,10 +16,9 @@ from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 
-from meshalert.backends.influxdb1.writer import retryable_status, shorten_error_text
 from meshalert.backends.influxdb2.client import is_timeout, open_client
 from meshalert.backends.influxdb2.url import InfluxDB2Store
-from meshalert.stores.partial_write import rejected_indices
+from meshalert.stores.partial_write import rejected_indices, retryable_status, shorten_error_text
 from meshalert.stores.protocols import LineWriter, StoreWriteError
 
 # The library declares the constant as ``str`` while its signature asks for WritePrecision.

@@ -186,6 +186,6 @@ DDL: tuple[str, ...] = (
     f"PRAGMA user_version={SCHEMA_VERSION}",
 )
 """Statements that create the schema of a new, empty store; idempotent. An existing file is
-opened with ``sqlite_store.open_database``, which also migrates it (a version 1 file needs
+opened with ``writer.open_database``, which also migrates it (a version 1 file needs
 its rollups built from its points). ``tagset`` is the canonical line-protocol tag section
 (sorted ``k=v`` pairs joined by ``,``, escaped as in line protocol)."""
