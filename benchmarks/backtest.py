@@ -38,11 +38,11 @@ from pathlib import Path
 
 from benchmarks.backtest_history import START_MS, bulk_load, verify_bulk_load
 from meshalert.alerts.model import NotificationKind
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.backtest import backtest
 from meshalert.durations import parse_duration_ms
 from meshalert.rules import load_rules
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import open_database
 
 
 def build(path: str, services: int, hours: float, workdir: str) -> None:

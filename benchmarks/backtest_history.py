@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.sqlite.schema import ROLLUP_DDL, ROLLUP_REBUILD_RANGE
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database, tagset_of
 from meshalert.histogram import LE_LABELS
-from meshalert.stores.sqlite_schema import ROLLUP_DDL, ROLLUP_MS, ROLLUP_REBUILD_RANGE, TAG_COLUMNS
-from meshalert.stores.sqlite_store import SqliteWriter, open_database, tagset_of
+from meshalert.queries.sql_schema import ROLLUP_MS, TAG_COLUMNS
 
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000
 FLUSH_MS = 10_000

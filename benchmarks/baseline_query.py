@@ -26,6 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.queries.baseline import (
     BucketQuery,
     BucketReader,
@@ -34,12 +40,7 @@ from meshalert.queries.baseline import (
     baseline_query,
 )
 from meshalert.queries.baseline_text import render_bucket_flux
-from meshalert.store_url import InfluxDB1Store, InfluxDB2Store
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_schema import TAG_COLUMNS
-from meshalert.stores.sqlite_store import open_database
+from meshalert.queries.sql_schema import TAG_COLUMNS
 
 END_MS = 1_700_000_460_000
 STEP_MS = 10_000
@@ -185,7 +186,7 @@ class FluxTextReader:
         )
 
     def fetch_buckets(self, query: BucketQuery) -> BucketResult:
-        from meshalert.stores.influxdb2_reader import bucket_rows_from_records
+        from meshalert.backends.influxdb2.reader import bucket_rows_from_records
 
         text = self._render(query, bucket=self._config.bucket)
         records = self._client.query_api().query_stream(text, org=self._config.org)
@@ -197,7 +198,7 @@ class FluxTextReader:
 
 
 def fill_influxdb2(config: InfluxDB2Store, services: int) -> int:
-    from meshalert.stores.influxdb2_writer import InfluxDB2Writer
+    from meshalert.backends.influxdb2.writer import InfluxDB2Writer
 
     writer = InfluxDB2Writer(config, timeout_s=300)
     rows = 0

@@ -127,7 +127,7 @@ def send_burst(address: tuple[str, int], start: int, count: int, seconds: float)
 
 
 def direct(series: int) -> int:
-    from meshalert.stores.sqlite_store import SqliteWriter
+    from meshalert.backends.sqlite.writer import SqliteWriter
 
     root = Path(tempfile.mkdtemp(prefix="meshalert-cardinality-"))
     writer = SqliteWriter.open(str(root / "store.db"))

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from benchmarks.query_cycle import END_MS, fill_sqlite
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.memory.state import MemoryStateStore
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 from meshalert.state.protocols import StateStore
-from meshalert.state.sqlite_state import SqliteStateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import open_database
 
 CYCLE_MS = 60_000
 

@@ -29,14 +29,14 @@ from pathlib import Path
 
 from meshalert.alerts.model import AlertClass
 from meshalert.alerts.observe import observe
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.histogram import LE_LABELS
 from meshalert.queries.model import WindowReader, class_query
-from meshalert.store_url import InfluxDB1Store
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_schema import TAG_COLUMNS
-from meshalert.stores.sqlite_store import open_database
+from meshalert.queries.sql_schema import TAG_COLUMNS
 from tests.fixtures.influxd import INFLUXD, InfluxdServer
 
 END_MS = 1_700_000_400_000

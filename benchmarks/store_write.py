@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from ingest_sidecar.spool import Spool
-from meshalert.store_url import InfluxDB1Store
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_store import SqliteWriter
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.writer import SqliteWriter
 
 T0 = 1_699_999_980_000  # on a minute: batches fill whole minutes as a sidecar's flushes do
 

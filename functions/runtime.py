@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import structlog
 
 from meshalert.logs import configure_logging
-from meshalert.settings import DynamoDBState, Settings, unknown_variables
-from meshalert.wiring import build_router, open_state, secrets_of
+from meshalert.settings import Settings, unknown_variables
+from meshalert.wiring import build_router, needs_dynamodb, open_state, secrets_of
 
 if TYPE_CHECKING:
     from meshalert.history_sink import HistorySink
@@ -157,7 +157,7 @@ def build_container(
             "settings.unknown_variable", detail=warning
         )
     state_config = settings.state_config
-    dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
+    dynamodb = aws.dynamodb_client() if needs_dynamodb(state_config) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None
     from meshalert.rules import RulesProvider
 
@@ -166,7 +166,7 @@ def build_container(
         settings=settings,
         env=merged,
         clients=aws,
-        state=open_state(settings, dynamodb_client=dynamodb),
+        state=open_state(state_config, dynamodb_client=dynamodb),
         router=build_router(settings, merged, sns_client=sns),
         rules=RulesProvider(env, ssm_client=aws.ssm_client() if needs_ssm else None),
         built_ms=(time.perf_counter() - started) * 1000,

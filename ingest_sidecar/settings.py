@@ -16,8 +16,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 
 from ingest_sidecar.admin_poller import metrics_url
 from ingest_sidecar.linkerd_names import parse_service_depths, parse_service_namespaces
+from meshalert.backends.url_parts import StoreUrlError
+from meshalert.backends.urls import DEFAULT_STORE, StoreConfig, parse_store_url
 from meshalert.durations import DurationError, parse_duration_ms
-from meshalert.store_url import DEFAULT_STORE, StoreConfig, StoreUrlError, parse_store_url
 
 ENV_NAMES: Mapping[str, str] = {
     "statsd_listen": "MESHALERT_STATSD_LISTEN",
@@ -251,17 +252,7 @@ def _settings_error(exc: ValidationError) -> SettingsError:
 
 def store_identity(store: StoreConfig) -> str:
     """What names a store, without its secrets: the same store always gives the same text."""
-    import os
-
-    from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore
-
-    if isinstance(store, SqliteStore):
-        return f"sqlite:{os.path.abspath(store.path)}"
-    if isinstance(store, InfluxDB1Store):
-        return f"influxdb1:{store.base_url}/{store.database}?rp={store.retention_policy or ''}"
-    if isinstance(store, InfluxDB2Store):
-        return f"influxdb2:{store.base_url}?org={store.org}&bucket={store.bucket}"
-    raise TypeError(f"unknown store {store!r}")
+    return store.identity()
 
 
 def spool_subdirectory(store: StoreConfig) -> str:

@@ -27,7 +27,7 @@ from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.spool import Spool, ensure_private_dir
 from ingest_sidecar.store_writer import DEAD_LETTER_FILE, SpoolingWriter
 from meshalert.stores.protocols import LineWriter
-from meshalert.stores.writer_factory import open_writer
+from meshalert.wiring import open_writer
 
 LOCK_FILE = ".lock"
 

@@ -19,12 +19,13 @@ from meshalert.alerts.model import (
     Notification,
     NotificationKind,
 )
+from meshalert.backends.memory.url import MemoryState
 from meshalert.delivery import OneChannel
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.queries.model import DEFAULT_LOOKBACK_MS, WindowReader
 from meshalert.rules import LoadedRules
-from meshalert.state.memory_state import MemoryStateStore
+from meshalert.wiring import open_state
 
 _STATES: tuple[AlertState, ...] = tuple(AlertState)
 _STATE_CODES: dict[AlertState, int] = {state: i for i, state in enumerate(_STATES)}
@@ -143,7 +144,7 @@ def backtest(
     wanted = set(services)
     recorder = _Recorder()
     engine = Engine(
-        reader, MemoryStateStore(), recorder, settle_ms=settle_ms, lookback_ms=lookback_ms
+        reader, open_state(MemoryState()), recorder, settle_ms=settle_ms, lookback_ms=lookback_ms
     )
     result = BacktestResult(since_ms, until_ms, interval_ms)
     for cycle_ms in cycle_times(since_ms, until_ms, interval_ms):

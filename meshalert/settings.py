@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -22,18 +21,18 @@ from pydantic import (
     ValidationError,
 )
 
-from meshalert.durations import parse_duration_ms
-from meshalert.rules.models import Duration, PositiveDuration
-from meshalert.store_url import (
+from meshalert.backends.url_parts import StoreUrlError
+from meshalert.backends.urls import (
     DEFAULT_STATE,
     DEFAULT_STORE,
-    SqliteStore,
+    StateConfig,
     StoreConfig,
-    StoreUrlError,
+    parse_state_url,
     parse_store_url,
 )
+from meshalert.durations import parse_duration_ms
+from meshalert.rules.models import Duration, PositiveDuration
 
-_DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _SNS_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
 
 ENV_NAMES: Mapping[str, str] = {
@@ -60,38 +59,6 @@ ENV_NAMES: Mapping[str, str] = {
 
 class SettingsError(ValueError):
     """A bad setting; the message names the variable (or flag) and never echoes a secret."""
-
-
-@dataclass(frozen=True)
-class SqliteState:
-    path: str
-
-
-@dataclass(frozen=True)
-class DynamoDBState:
-    table: str
-
-
-StateConfig = SqliteState | DynamoDBState
-
-
-def parse_state_url(url: str) -> StateConfig:
-    """``sqlite:///path`` or ``dynamodb://TABLE``."""
-    text = url.strip()
-    if text.startswith("dynamodb://"):
-        table = text.removeprefix("dynamodb://").rstrip("/")
-        if not _DYNAMODB_TABLE.fullmatch(table):
-            raise ValueError("write dynamodb://TABLE (3-255 letters, digits, _ . -)")
-        return DynamoDBState(table=table)
-    if text.startswith("sqlite:"):
-        try:
-            store = parse_store_url(text)
-        except StoreUrlError as exc:
-            raise ValueError(str(exc)) from None
-        if not isinstance(store, SqliteStore):
-            raise ValueError("write sqlite:///path/to/state.db or dynamodb://TABLE")
-        return SqliteState(path=store.path)
-    raise ValueError("write sqlite:///path/to/state.db or dynamodb://TABLE")
 
 
 def _check_store(url: SecretStr) -> SecretStr:

@@ -18,14 +18,18 @@ import structlog
 
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
-from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
 from meshalert.settings import Settings
 from meshalert.state.protocols import StateStore
-from meshalert.store_url import SqliteStore
-from meshalert.wiring import build_router, open_history_sink, open_reader, open_state
+from meshalert.wiring import (
+    build_router,
+    open_history_sink,
+    open_reader,
+    open_retention,
+    open_state,
+)
 from meshalert_cli import preflight
 
 log = structlog.get_logger("meshalert.run")
@@ -43,35 +47,6 @@ class ListenError(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
-
-
-PRUNE_EVERY_MS = 3_600_000
-
-
-@dataclass
-class Pruner:
-    """Deletes embedded-store points older than the retention, at most once an hour."""
-
-    path: str
-    retention_ms: int
-    last_ms: int = field(default=0, init=False)
-
-    def __call__(self, cycle_ms: int) -> None:
-        if cycle_ms - self.last_ms < PRUNE_EVERY_MS:
-            return
-        from meshalert.stores.sqlite_store import open_database, prune
-
-        self.last_ms = cycle_ms
-        conn = open_database(self.path)
-        try:
-            deleted = prune(conn, cycle_ms - self.retention_ms)
-        finally:
-            conn.close()
-        log.info(
-            "retention.pruned",
-            points_deleted=deleted,
-            retention=format_duration_ms(self.retention_ms),
-        )
 
 
 @dataclass
@@ -105,7 +80,7 @@ class LocalStack:
         # Routes and state are checked before the sidecar binds: a typo in MESHALERT_ROUTES
         # is one error line, not a started-then-stopped sidecar.
         router = build_router(self.settings, self.env, console=self.console)
-        self.state = open_state(self.settings)
+        self.state = open_state(self.settings.state_config)
         self.sidecar = Sidecar(self.sidecar_settings)
         try:
             self.sidecar.start()
@@ -122,12 +97,7 @@ class LocalStack:
             lookback_ms=self.settings.endpoints_lookback_ms,
             history_sink=open_history_sink(self.settings, self.env),
         )
-        store = self.settings.store
-        pruner = (
-            Pruner(store.path, self.settings.retention_ms)
-            if isinstance(store, SqliteStore)
-            else None
-        )
+        pruner = open_retention(self.settings.store, self.settings.retention_ms)
         self.loop = EvaluationLoop(
             engine,
             provider,

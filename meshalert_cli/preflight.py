@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 from meshalert.alerts.model import AlertClass
 from meshalert.queries.model import WindowQueryError, WindowReader, class_query
 from meshalert.settings import Settings
-from meshalert.store_url import SqliteStore
+from meshalert.wiring import is_embedded
 
 CONNECT_TIMEOUT_S = 3.0
 
 
 def store_problem(settings: Settings, reader: WindowReader) -> str | None:
     """None when the store answers a one-minute window query, else why not."""
-    if isinstance(settings.store, SqliteStore):
+    if is_embedded(settings.store):
         return None  # embedded: the sidecar has just opened (or created) it
     end_ms = int(time.time() * 1000)
     try:

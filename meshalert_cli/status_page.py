@@ -15,11 +15,11 @@ import structlog
 
 # The page's modules load only when the page starts: `meshalert --help` stays quick.
 if TYPE_CHECKING:
+    from meshalert.backends.urls import StoreConfig
     from meshalert.queries.model import WindowReader
     from meshalert.rules import LoadedRules
     from meshalert.statuspage.collect import StoreSnapshotSource
     from meshalert.statuspage.server import StatusPage
-    from meshalert.store_url import StoreConfig
     from meshalert_cli.local_stack import LocalStack
 
 log = structlog.get_logger("meshalert.status_page")
@@ -60,18 +60,11 @@ def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[st
 def _reader_opener(
     store: StoreConfig,
 ) -> Callable[[], tuple[WindowReader, list[Callable[[], None]]]]:
-    from meshalert.store_url import SqliteStore
     from meshalert.wiring import open_reader
 
     def open_() -> tuple[WindowReader, list[Callable[[], None]]]:
-        if isinstance(store, SqliteStore):
-            # Read-only: the page can never write to (or migrate) the store.
-            from meshalert.stores.sqlite_reader import SqliteWindowReader
-            from meshalert.stores.sqlite_store import open_database
-
-            conn = open_database(store.path, readonly=True)
-            return SqliteWindowReader(conn), [conn.close]
-        reader = open_reader(store)
+        # Read-only: the page can never write to (or migrate) the store.
+        reader = open_reader(store, readonly=True)
         close = getattr(reader, "close", None)
         return reader, [close] if callable(close) else []
 
@@ -80,10 +73,9 @@ def _reader_opener(
 
 def start(stack: LocalStack, args: argparse.Namespace, env: Mapping[str, str]) -> StatusPage | None:
     """Start the page for a started ``stack``; None when turned off or the port is taken."""
-    from meshalert.state.factory import open_state_store
     from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
     from meshalert.statuspage.server import LOOPBACK, StatusPage
-    from meshalert.wiring import secrets_of
+    from meshalert.wiring import open_state, secrets_of
 
     address = listen_address(args, env)
     if address is None or stack.loop is None:
@@ -98,7 +90,7 @@ def start(stack: LocalStack, args: argparse.Namespace, env: Mapping[str, str]) -
 
     def open_source() -> StoreSnapshotSource:
         reader, closers = open_reader_()
-        state = open_state_store(settings.state)
+        state = open_state(settings.state_config)
         sampler = SignalSampler(
             reader,
             step_ms=max(settings.eval_interval_ms, 60_000),

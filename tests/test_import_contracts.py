@@ -41,8 +41,8 @@ def test_the_pure_core_may_not_import_io_adapters_or_their_libraries() -> None:
     } <= set(core["source_modules"])
     assert {
         "meshalert.stores",
-        "meshalert.state.sqlite_state",
-        "meshalert.state.dynamodb_state",
+        "meshalert.backends",
+        "meshalert.wiring",
         "meshalert.notify.slack",
         "meshalert.notify.sns",
         "meshalert.notify.webhook",

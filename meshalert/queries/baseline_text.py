@@ -32,7 +32,7 @@ from meshalert.queries.flux import flux_time, record_member
 from meshalert.queries.flux_escaping import flux_string
 from meshalert.queries.model import SeriesSelect
 from meshalert.queries.sql import RESULT_PREFIX, SqlParam
-from meshalert.stores.sqlite_schema import TAG_COLUMNS
+from meshalert.queries.sql_schema import TAG_COLUMNS
 
 BUCKET_COLUMN = "bucket"
 VALUE_COLUMN = "value"

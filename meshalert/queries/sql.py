@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from meshalert.queries.escaping import sql_identifier, sql_literal
 from meshalert.queries.model import Aggregate, ClassQuery, SeriesSelect
-from meshalert.stores.sqlite_schema import ROLLUP_MS, TAG_COLUMNS
+from meshalert.queries.sql_schema import ROLLUP_MS, TAG_COLUMNS
 
 SqlParam = str | int | float
 RESULT_PREFIX = "g_"

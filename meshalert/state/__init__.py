@@ -1,6 +1,9 @@
-"""Durable alert state: records, transition history and exactly-once notification claims."""
+"""Durable alert state: records, transition history and exactly-once notification claims.
 
-from meshalert.state.factory import StateUrlError, open_state_store
+The ports live here; the stores live with their backends (``meshalert/backends/*/state.py``)
+and are opened by :func:`meshalert.wiring.open_state`.
+"""
+
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,
@@ -14,7 +17,5 @@ __all__ = [
     "Delivery",
     "HistoryEntry",
     "StateStore",
-    "StateUrlError",
     "UnknownClaimError",
-    "open_state_store",
 ]

@@ -115,3 +115,22 @@ def _type_conflicts(lines: Sequence[str], message: str) -> Iterable[int]:
             value = point.field_dict().get(field)
             if value is not None and _TYPE_NAMES.get(type(value)) == wanted:
                 yield index
+
+
+_MAX_ERROR_TEXT = 1000
+_RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether sending the same batch again may succeed (timeouts, throttling, server faults).
+
+    404 is handled by each writer: a missing database or bucket can be created meanwhile.
+    """
+    return status in _RETRYABLE_STATUSES or status >= 500
+
+
+def shorten_error_text(text: str) -> str:
+    message = text.strip()
+    if len(message) > _MAX_ERROR_TEXT:
+        message = message[:_MAX_ERROR_TEXT] + "..."
+    return message or "(no error text)"

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
-from meshalert.store_url import SqliteStore, StoreConfig
+from meshalert.backends.sqlite.url import SqliteStore
+from meshalert.backends.urls import StoreConfig
 from meshalert_cli.arguments import add_command, duration_ms
 from meshalert_cli.views import dumps, iso, table
 

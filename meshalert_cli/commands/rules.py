@@ -8,8 +8,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.urls import parse_store_url
 from meshalert.durations import format_duration_ms
-from meshalert.store_url import InfluxDB2Store, parse_store_url
 from meshalert.units import format_value
 from meshalert_cli.arguments import add_command
 from meshalert_cli.views import dumps, table

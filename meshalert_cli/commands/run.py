@@ -8,7 +8,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from meshalert.store_url import DEFAULT_STATE, DEFAULT_STORE
+from meshalert.backends.urls import DEFAULT_STATE, DEFAULT_STORE
 from meshalert_cli import status_page
 from meshalert_cli.arguments import add_command
 

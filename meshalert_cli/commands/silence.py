@@ -114,7 +114,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from meshalert.state.factory import open_state_store
+    from meshalert.backends.urls import parse_state_url
+    from meshalert.wiring import open_state
 
     now = int(time.time() * 1000)
     start = args.start if args.start is not None else now
@@ -138,7 +139,7 @@ def run_add(args: argparse.Namespace) -> int:
         author=args.author or default_author(),
         created_ms=now,
     )
-    store = open_state_store(state_url(args))  # adding may create the state
+    store = open_state(parse_state_url(state_url(args)))  # adding may create the state
     try:
         store.add_silence(silence)
     finally:

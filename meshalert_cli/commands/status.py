@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshalert.store_url import DEFAULT_STATE, SqliteStore, StoreUrlError, parse_store_url
+from meshalert.backends.sqlite.url import SqliteState
+from meshalert.backends.url_parts import StoreUrlError
+from meshalert.backends.urls import DEFAULT_STATE, parse_state_url
 from meshalert_cli.arguments import add_command
 from meshalert_cli.views import dumps, record_view, status_rows, status_text
 
@@ -21,19 +23,18 @@ def state_url(args: argparse.Namespace) -> str:
 
 def open_existing_state(url: str) -> StateStore:
     """Read-only commands open a state store that exists; they never create one."""
-    if url.strip().lower().startswith("sqlite:"):
-        try:
-            store = parse_store_url(url)
-        except StoreUrlError as err:
-            raise ValueError(f"--state/MESHALERT_STATE: {err}") from None
-        if isinstance(store, SqliteStore) and not Path(store.path).is_file():
-            raise FileNotFoundError(
-                f"no state database at {store.path}: nothing has run with this state yet "
-                "(start `meshalert run`, or point --state or MESHALERT_STATE at its state)"
-            )
-    from meshalert.state.factory import open_state_store
+    from meshalert.wiring import open_state
 
-    return open_state_store(url)
+    try:
+        config = parse_state_url(url)
+    except StoreUrlError as err:
+        raise ValueError(f"--state/MESHALERT_STATE: {err}") from None
+    if isinstance(config, SqliteState) and not Path(config.path).is_file():
+        raise FileNotFoundError(
+            f"no state database at {config.path}: nothing has run with this state yet "
+            "(start `meshalert run`, or point --state or MESHALERT_STATE at its state)"
+        )
+    return open_state(config)
 
 
 def add_state_option(p: argparse.ArgumentParser) -> None:

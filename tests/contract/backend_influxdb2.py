@@ -7,8 +7,8 @@ InfluxDB 2 (a newer release, Cloud), set ``MESHALERT_TEST_INFLUXDB2_URL``
 ``MESHALERT_TEST_INFLUXDB2_TOKEN``, ``MESHALERT_TEST_INFLUXDB2_ORG`` and
 ``MESHALERT_TEST_INFLUXDB2_BUCKET`` (the last two may come from a store URL instead).
 That bucket must be a throwaway one: every test empties it first (``/api/v2/delete``).
-Points go in through :class:`meshalert.stores.influxdb2_writer.InfluxDB2Writer` and come
-back through :class:`meshalert.stores.influxdb2_reader.InfluxDB2WindowReader`.
+Points go in through :class:`meshalert.backends.influxdb2.writer.InfluxDB2Writer` and come
+back through :class:`meshalert.backends.influxdb2.reader.InfluxDB2WindowReader`.
 
 Registered in :data:`tests.contract.backends.BACKENDS` as ``"influxdb2"``.
 """
@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
-from meshalert.store_url import InfluxDB2Store, parse_store_url
-from meshalert.stores.influxdb2_reader import InfluxDB2WindowReader
-from meshalert.stores.influxdb2_writer import InfluxDB2Writer
+from meshalert.backends.influxdb2.reader import InfluxDB2WindowReader
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.influxdb2.writer import InfluxDB2Writer
+from meshalert.backends.urls import parse_store_url
 
 if TYPE_CHECKING:
     from tests.contract.backends import Backend

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
+from meshalert.backends.urls import parse_store_url
 from meshalert.lineprotocol import Point, encode
 from meshalert.queries.model import WindowReader
-from meshalert.store_url import InfluxDB1Store, parse_store_url
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
 from meshalert.stores.protocols import LineWriter
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 
 
 @dataclass

@@ -20,12 +20,12 @@ from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.statsd import parse_datagram
 from meshalert.alerts.model import AlertClass, Observation
 from meshalert.alerts.observe import observe
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backtest import backtest
 from meshalert.engine import ClassRule, Engine
 from meshalert.lineprotocol import Point
 from meshalert.queries.model import EndpointBalancer, class_query
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 from tests.contract.backends import Backend
 
 END = 1_700_000_400_000

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.rules import load_rules
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
 from meshalert.statuspage.collect import SignalSampler
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from tests.contract.backends import Backend
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 

@@ -17,9 +17,9 @@ import pytest
 from functions import evaluate, runtime
 from functions.events import EventError
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.dynamodb.state import DynamoDBStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.dynamodb_state import DynamoDBStateStore
-from meshalert.stores.sqlite_store import SqliteWriter
 from tests.functions.conftest import (
     HOOK_PATH,
     INFLUX_TOKEN,

@@ -14,9 +14,9 @@ import pytest
 
 from functions import evaluate
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.dynamodb.state import DynamoDBStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.dynamodb_state import DynamoDBStateStore
-from meshalert.stores.sqlite_store import SqliteWriter
 from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 

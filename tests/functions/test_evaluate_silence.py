@@ -13,9 +13,9 @@ import pytest
 
 from functions import evaluate
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.dynamodb.state import DynamoDBStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.dynamodb_state import DynamoDBStateStore
-from meshalert.stores.sqlite_store import SqliteWriter
 from meshalert.suppression import Silence
 from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
 from tests.meshalert.scenario import T0_MS, Scenario, ingest

@@ -15,12 +15,12 @@ import pytest
 
 from functions import evaluate, heartbeat
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.writer import SqliteWriter
+from meshalert.backends.urls import parse_store_url
 from meshalert.lineprotocol import Point, encode
 from meshalert.queries.model import IngestAggregate, class_query
-from meshalert.store_url import parse_store_url
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_store import SqliteWriter
 from tests.functions.conftest import REGION, Deployment, FakeContext, at, event, put_rules
 from tests.meshalert.scenario import T0_MS
 

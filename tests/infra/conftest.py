@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from meshalert.store_url import InfluxDB1Store
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.influxdb2_reader import InfluxDB2WindowReader
-from meshalert.stores.influxdb2_writer import InfluxDB2Writer
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.influxdb2.reader import InfluxDB2WindowReader
+from meshalert.backends.influxdb2.writer import InfluxDB2Writer
 from tests.fixtures.influxd import InfluxdServer
 from tests.fixtures.influxd2 import Influxd2Server
 from tests.infra.sidecar_traffic import Fed, Transition, feed_sidecars, record_alert_history

@@ -22,6 +22,7 @@ from ingest_sidecar.pipeline import Flusher
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
 from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.history_sink import StoreHistorySink
@@ -35,7 +36,6 @@ from meshalert.simulator.traffic import (
     TrafficConfig,
     pack_datagrams,
 )
-from meshalert.state.memory_state import MemoryStateStore
 from meshalert.stores.protocols import LineWriter
 
 NAMESPACE = "production"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
-from meshalert.store_url import parse_store_url
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.influxdb2_writer import InfluxDB2Writer
-from meshalert.stores.sqlite_store import SqliteWriter
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.influxdb2.writer import InfluxDB2Writer
+from meshalert.backends.sqlite.writer import SqliteWriter
+from meshalert.backends.urls import parse_store_url
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.fixtures.influxd import InfluxdServer
 

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 
 from ingest_sidecar.settings import SidecarSettings, spool_subdirectory
 from ingest_sidecar.sidecar import Sidecar
-from meshalert.store_url import parse_store_url
+from meshalert.backends.urls import parse_store_url
 
 
 def test_the_spool_name_follows_the_store_not_its_credentials(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.notify.console import ConsoleNotifier
@@ -23,7 +24,6 @@ from meshalert.notify.slack import SlackWebhookNotifier
 from meshalert.notify.webhook import WebhookNotifier
 from meshalert.queries.model import ClassAggregates, ClassQuery, FailuresAggregate
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 from meshalert.state.protocols import StateStore
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.meshalert.state.conftest import aws_env, dynamodb_client, store  # noqa: F401

@@ -298,7 +298,7 @@ def test_a_channel_that_failed_the_group_gets_it_next_cycle_and_no_other_channel
 def test_a_few_alerts_still_go_one_message_each(
     slack: RecordingHttpServer, webhook: RecordingHttpServer, sns: Sns
 ) -> None:
-    from meshalert.state.memory_state import MemoryStateStore
+    from meshalert.backends.memory.state import MemoryStateStore
 
     five = {name: BROKEN for name in CRITICAL[:5]}
     engine = Engine(_Reader(five), MemoryStateStore(), _router(slack, webhook, sns, io.StringIO()))

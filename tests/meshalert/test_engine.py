@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from meshalert.alerts.model import AlertClass
 from meshalert.alerts.observe import observe
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import ClassRule, Engine
 from meshalert.queries.model import ClassAggregates, ClassQuery, LatencyAggregate
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 
 SLOW = LatencyAggregate({10.0: 50.0, 100.0: 40.0, 1000.0: 9.0, math.inf: 1.0})
 FAST = LatencyAggregate({10.0: 99.0, math.inf: 1.0})

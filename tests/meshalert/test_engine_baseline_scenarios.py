@@ -20,13 +20,13 @@ import pytest
 
 from meshalert.alerts.baseline import BaselineCache
 from meshalert.alerts.model import AlertClass, NotificationKind
+from meshalert.backends.memory.state import MemoryStateStore
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import load_rules
 from meshalert.simulator.traffic import ServiceSpec
-from meshalert.state.memory_state import MemoryStateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 from tests.meshalert.test_engine_scenarios import Recorder
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb1.writer import InfluxDB1Writer
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.engine import ClassRule, Engine
 from meshalert.history_sink import StoreHistorySink
 from meshalert.queries.model import ClassAggregates, ClassQuery, LatencyAggregate
 from meshalert.rules import load_rules
-from meshalert.state.sqlite_state import SqliteStateStore
-from meshalert.store_url import InfluxDB1Store
-from meshalert.stores.influxdb1_writer import InfluxDB1Writer
-from meshalert.stores.sqlite_store import SqliteWriter
 
 SLOW = LatencyAggregate({10.0: 50.0, 100.0: 40.0, 1000.0: 9.0, math.inf: 1.0})
 FAST = LatencyAggregate({10.0: 99.0, math.inf: 1.0})

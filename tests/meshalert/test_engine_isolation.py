@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import ClassRule, CycleReport, Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.queries.model import ClassAggregates, ClassQuery, FailuresAggregate
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 from tests.meshalert.state.conftest import aws_env, dynamodb_client  # noqa: F401
 
 GOOD = "production/checkout"
@@ -113,7 +113,7 @@ def test_an_overlong_service_key_is_skipped_and_the_rest_saved_in_dynamodb(
 ) -> None:
     from typing import Any, cast
 
-    from meshalert.state.dynamodb_state import DynamoDBStateStore
+    from meshalert.backends.dynamodb.state import DynamoDBStateStore
     from tests.meshalert.state.conftest import TABLE
 
     # DynamoDB sort keys hold 1 KiB: such a name from a datagram used to fail the batch

@@ -13,13 +13,13 @@ import pytest
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, SkippedServices
 from meshalert.alerts.pipeline import HeartbeatPolicy
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.engine import CycleReport, Engine
 from meshalert.lineprotocol import Point, encode
 from meshalert.notify.console import ConsoleNotifier
 from meshalert.notify.router import Router
 from meshalert.state.protocols import StateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from meshalert.suppression import Silence
 from tests.meshalert.state.conftest import aws_env, dynamodb_client, store  # noqa: F401
 

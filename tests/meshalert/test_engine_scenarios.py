@@ -18,14 +18,14 @@ from meshalert.alerts.model import (
     Notification,
     NotificationKind,
 )
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.delivery import OneChannel
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import load_rules
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.sqlite_state import SqliteStateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 
 RULES = """

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.engine import CycleReport, Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.notify.retry import RetryPolicy
@@ -23,9 +26,6 @@ from meshalert.notify.router import Router
 from meshalert.notify.webhook import WebhookNotifier
 from meshalert.rules import LoadedRules, load_rules
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.sqlite_state import SqliteStateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from meshalert.suppression import Silence, Suppressed
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.meshalert.scenario import T0_MS, Scenario, ingest

@@ -8,6 +8,7 @@ import pytest
 
 from meshalert.alerts.baseline import BaselineCache
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import RulesView, evaluate_class
 from meshalert.queries.baseline import BucketQuery, BucketResult, RatioBucket
@@ -18,7 +19,6 @@ from meshalert.queries.model import (
     WindowQueryError,
 )
 from meshalert.rules import load_rules
-from meshalert.state.memory_state import MemoryStateStore
 
 MINUTE = 60_000
 CYCLE = 1_700_000_040_000

@@ -6,11 +6,11 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.queries.model import ClassAggregates, ClassQuery
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
-from meshalert.state.memory_state import MemoryStateStore
 
 
 @dataclass

@@ -2,15 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from meshalert.settings import (
-    ENV_NAMES,
-    DynamoDBState,
-    Settings,
-    SettingsError,
-    SqliteState,
-    flag_name,
-)
-from meshalert.store_url import InfluxDB1Store, InfluxDB2Store, SqliteStore
+from meshalert.backends.dynamodb.url import DynamoDBState
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.influxdb2.url import InfluxDB2Store
+from meshalert.backends.sqlite.url import SqliteState, SqliteStore
+from meshalert.settings import ENV_NAMES, Settings, SettingsError, flag_name
 
 
 def test_defaults() -> None:

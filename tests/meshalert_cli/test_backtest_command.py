@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.stores.sqlite_store import SqliteWriter
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert_cli.main import main
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 from tests.meshalert.test_engine_scenarios import INCIDENTS, SERVICES

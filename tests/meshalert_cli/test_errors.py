@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import HistoryEntry
-from meshalert.state.sqlite_state import SqliteStateStore
 from tests.fixtures.influxd import free_port
 from tests.meshalert_cli.cli import clean_env, command, meshalert
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.stores.sqlite_store import SqliteWriter
 from meshalert_cli.local_stack import build_stack
 from tests.fixtures.http_server import RecordingHttpServer
 from tests.meshalert.scenario import T0_MS, Scenario, ingest

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from meshalert.alerts.model import AlertClass
-from meshalert.state.sqlite_state import SqliteStateStore
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert_cli.main import main
 from tests.meshalert.state.conftest import TABLE, aws_env, dynamodb_client
 from tests.meshalert_cli.cli import clean_env, meshalert

@@ -12,8 +12,8 @@ from meshalert.alerts.model import (
     AlertState,
     ThresholdInForce,
 )
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import HistoryEntry
-from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert_cli.main import main
 
 NOW_MS = 1_800_000_000_000

@@ -26,7 +26,7 @@ from meshalert.alerts.model import (
     Verdict,
 )
 from meshalert.alerts.state_machine import StepPolicy, StepResult, step
-from meshalert.state.sqlite_state import SqliteStateStore
+from meshalert.backends.sqlite.state import SqliteStateStore
 
 SERVICE = "production/checkout"
 MIN = 60_000

@@ -9,9 +9,9 @@ buckets; only the new one may show the pushed-down read in the query plan.
 from __future__ import annotations
 
 from benchmarks.baseline_query import FluxTextReader, group_first_flux
+from meshalert.backends.influxdb2.reader import InfluxDB2WindowReader
 from meshalert.queries.baseline import BucketResult, RatioBucket, baseline_query
 from meshalert.queries.baseline_text import render_bucket_flux
-from meshalert.stores.influxdb2_reader import InfluxDB2WindowReader
 from tests.fixtures.influxd2 import Influxd2Server
 
 W = 300_000

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshalert.backends.sqlite.schema import DDL
 from meshalert.queries.baseline import BucketQuery, baseline_query
 from meshalert.queries.baseline_text import (
     render_bucket_flux,
@@ -19,7 +20,6 @@ from meshalert.queries.baseline_text import (
     render_bucket_sql_inline,
 )
 from meshalert.queries.model import ROUTER_GROUP, Aggregate, SeriesSelect
-from meshalert.stores.sqlite_schema import DDL
 from tests.meshalert.queries.fluxlsp import FluxLsp, errors_of, flux_lsp
 
 __all__ = ["flux_lsp"]

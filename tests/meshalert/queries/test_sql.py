@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
+from meshalert.backends.sqlite.schema import DDL
 from meshalert.queries.model import CLASS_SELECTS, ServiceRef, class_query
 from meshalert.queries.sql import WindowPart, render_sql, render_sql_inline, window_parts
-from meshalert.stores.sqlite_schema import DDL, ROLLUP_MS
+from meshalert.queries.sql_schema import ROLLUP_MS
 
 MARKER = "zz'\"marker"
 

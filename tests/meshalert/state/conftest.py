@@ -9,10 +9,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from meshalert.state.dynamodb_state import DynamoDBStateStore, create_table
-from meshalert.state.memory_state import MemoryStateStore
+from meshalert.backends.dynamodb.state import DynamoDBStateStore, create_table
+from meshalert.backends.memory.state import MemoryStateStore
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import StateStore
-from meshalert.state.sqlite_state import SqliteStateStore
 
 TABLE = "meshalert-state-test"
 

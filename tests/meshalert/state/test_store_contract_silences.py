@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from meshalert.alerts.model import AlertClass, NotificationKind
-from meshalert.state.dynamodb_state import RETENTION_DAYS, TTL_ATTRIBUTE, DynamoDBStateStore
+from meshalert.backends.dynamodb.state import RETENTION_DAYS, TTL_ATTRIBUTE, DynamoDBStateStore
+from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import SilenceEndedError, StateStore, UnknownSilenceError
-from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert.suppression import Silence, Suppressed
 
 from ._build import notification

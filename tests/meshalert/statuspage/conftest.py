@@ -5,12 +5,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.state.protocols import HistoryEntry
-from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource
 from meshalert.statuspage.server import StatusPage
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import open_database
 from tests.meshalert.statuspage.stores import PageStores, build
 
 HOSTILE_SERVICE = '<img src=x onerror="alert(1)">&<script>x</script>'

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class
 from meshalert.rules import LoadedRules, load_rules
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
-from meshalert.state.sqlite_state import SqliteStateStore
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import SqliteWriter, open_database
 from tests.meshalert.scenario import T0_MS, Scenario, ingest
 
 RULES = """

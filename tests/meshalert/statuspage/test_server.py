@@ -13,14 +13,14 @@ from http.client import HTTPResponse
 import pytest
 
 from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
+from meshalert.backends.influxdb1.url import InfluxDB1Store
+from meshalert.backends.sqlite.reader import SqliteWindowReader
+from meshalert.backends.sqlite.state import SqliteStateStore
+from meshalert.backends.sqlite.writer import open_database
 from meshalert.charts import MILLISECONDS
-from meshalert.state.sqlite_state import SqliteStateStore
 from meshalert.statuspage.collect import SignalSampler, StoreSnapshotSource, build_snapshot
 from meshalert.statuspage.server import StatusPage
-from meshalert.store_url import InfluxDB1Store
-from meshalert.stores.influxdb1_reader import InfluxDB1WindowReader
-from meshalert.stores.sqlite_reader import SqliteWindowReader
-from meshalert.stores.sqlite_store import open_database
 from tests.meshalert.statuspage.conftest import HOSTILE_SERVICE, source_opener
 from tests.meshalert.statuspage.stores import HOLE, PageStores
 
