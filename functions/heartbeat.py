@@ -9,7 +9,6 @@ Runs on its own schedule with the full EventBridge scheduled event; the cycle is
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +16,8 @@ import structlog
 
 from functions import runtime
 from functions.events import cycle_of
-from meshalert.durations import parse_duration_ms
 from meshalert.health import HeartbeatPolicy
-from meshalert.settings import Settings
+from meshalert.settings import LambdaSettings
 
 ENV_INGEST_STALE = "MESHALERT_HEARTBEAT_INGEST_STALE"
 ENV_EVALUATION_STALE = "MESHALERT_HEARTBEAT_EVALUATION_STALE"
@@ -33,27 +31,17 @@ def handler(event: Any, context: runtime.LambdaContext) -> dict[str, Any]:
     return invoke(container, event, context, cold_start=cold, started_s=started)
 
 
-def heartbeat_policy(settings: Settings, env: Mapping[str, str]) -> HeartbeatPolicy:
+def heartbeat_policy(settings: LambdaSettings) -> HeartbeatPolicy:
     """The policy for the evaluation interval, with the environment's overrides."""
     policy = HeartbeatPolicy.for_interval(settings.eval_interval_ms, settings.renotify_ms)
     sources = []
-    if (ingest := _duration(env, ENV_INGEST_STALE)) is not None:
+    if (ingest := settings.heartbeat_ingest_stale_ms) is not None:
         policy = replace(policy, ingest_stale_ms=ingest)
         sources.append(f"env:{ENV_INGEST_STALE}")
-    if (evaluation := _duration(env, ENV_EVALUATION_STALE)) is not None:
+    if (evaluation := settings.heartbeat_evaluation_stale_ms) is not None:
         policy = replace(policy, evaluation_stale_ms=evaluation)
         sources.append(f"env:{ENV_EVALUATION_STALE}")
     return replace(policy, source=",".join(sources)) if sources else policy
-
-
-def _duration(env: Mapping[str, str], variable: str) -> int | None:
-    text = env.get(variable, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_duration_ms(text)
-    except ValueError as exc:
-        raise ValueError(f"{variable}: {exc}") from None
 
 
 def invoke(
@@ -78,7 +66,7 @@ def invoke(
         )
         report = monitor.run(
             cycle.cycle_ms,
-            heartbeat_policy(container.settings, container.env),
+            heartbeat_policy(container.settings),
             query_end_ms=cycle.cycle_ms + interval,
             deadline_s=runtime.deadline_s(context, now_s=time.monotonic()),
         )

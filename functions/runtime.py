@@ -16,7 +16,6 @@ decryption at cold start; a missing parameter means "not configured").
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -24,11 +23,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-import structlog
-
 from meshalert.logs import configure_logging
-from meshalert.settings import DynamoDBState, Settings, unknown_variables
-from meshalert.wiring import build_router, open_state, secrets_of
+from meshalert.settings import (
+    SECRET_PARAMETERS,
+    DynamoDBState,
+    LambdaSettings,
+    warn_unknown_variables,
+)
+from meshalert.wiring import build_router, open_state
 
 if TYPE_CHECKING:
     from meshalert.health_monitor import HealthRecordStore
@@ -39,14 +41,7 @@ if TYPE_CHECKING:
     from meshalert.rules import RulesProvider
     from meshalert.state.protocols import StateStore
 
-ENV_SSM_PREFIX = "MESHALERT_SSM_PREFIX"
-SECRET_PARAMETERS: Mapping[str, str] = {
-    "influxdb-token": "MESHALERT_INFLUXDB_TOKEN",
-    "influxdb-password": "MESHALERT_INFLUXDB_PASSWORD",
-    "slack-webhook-url": "MESHALERT_SLACK_WEBHOOK_URL",
-    "webhook-url": "MESHALERT_WEBHOOK_URL",
-}
-"""SSM parameter name (after the prefix) -> the variable it stands in for."""
+__all__ = ["SECRET_PARAMETERS"]
 
 SAFETY_MARGIN_MS = 3_000
 """Kept back from the invocation's remaining time: saving state and logging the canonical
@@ -60,10 +55,6 @@ class LambdaContext(Protocol):
     def aws_request_id(self) -> str: ...
 
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-class ConfigurationError(RuntimeError):
-    """The container cannot be built; the message names the setting or parameter."""
 
 
 @dataclass
@@ -101,9 +92,8 @@ def _boto3_client(service: str, region: str | None, **kwargs: Any) -> Any:
 
 @dataclass
 class Container:
-    settings: Settings
-    env: Mapping[str, str]
-    """The environment with SSM secrets filled in (never logged)."""
+    settings: LambdaSettings
+    """From the environment, with SSM secrets filled in (never logged)."""
     clients: AwsClients
     state: StateStore
     router: Router
@@ -122,7 +112,7 @@ class Container:
     def history_sink(self) -> HistorySink | None:
         from meshalert.wiring import open_history_sink
 
-        return open_history_sink(self.settings, self.env)
+        return open_history_sink(self.settings)
 
     @cached_property
     def freshness(self) -> FreshnessReader:
@@ -139,52 +129,40 @@ class Container:
         return open_health_records(config, dynamodb_client=client)
 
 
-def read_ssm_secrets(ssm: Any, prefix: str) -> dict[str, str]:
-    """Variables for the secret parameters that exist under ``prefix`` (decrypted)."""
-    names = {prefix + name: variable for name, variable in SECRET_PARAMETERS.items()}
-    try:
-        answer = ssm.get_parameters(Names=list(names), WithDecryption=True)
-    except Exception as exc:  # botocore raises several unrelated types
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise ConfigurationError(
-            f"{ENV_SSM_PREFIX}={prefix}: cannot read the secret parameters ({code})"
-        ) from None
-    return {names[p["Name"]]: str(p["Value"]) for p in answer.get("Parameters", [])}
-
-
 def build_container(
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
     *,
     clients: AwsClients | None = None,
     log_stream: TextIO | None = None,
 ) -> Container:
-    """Everything an invocation needs, from the environment (and SSM)."""
+    """Everything an invocation needs, from the environment (default: this process's) and
+    SSM (:class:`meshalert.settings.LambdaSettings`)."""
     started = time.perf_counter()
-    aws = clients or AwsClients(region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
-    merged = dict(env)
-    if prefix := env.get(ENV_SSM_PREFIX, "").strip():
-        for variable, value in read_ssm_secrets(aws.ssm_client(), prefix).items():
-            if not merged.get(variable, "").strip():
-                merged[variable] = value
-    settings = Settings.from_env(merged)
-    configure_logging(secrets=secrets_of(settings), json=True, stream=log_stream)
-    for warning in unknown_variables(env):  # a typo in serverless.yml is not silently ignored
-        structlog.get_logger("functions.runtime").warning(
-            "settings.unknown_variable", detail=warning
-        )
+    aws = clients or AwsClients()
+
+    def ssm_client(region: str | None) -> Any:
+        if aws.region is None:
+            aws.region = region
+        return aws.ssm_client()
+
+    # A bad value raises SettingsError naming the variable (or the SSM prefix).
+    settings = LambdaSettings.load(env, ssm_client=ssm_client)
+    if aws.region is None:
+        aws.region = settings.aws_region
+    configure_logging(secrets=settings.secrets(), json=True, stream=log_stream)
+    warn_unknown_variables(env)  # a typo in serverless.yml is not silently ignored
     state_config = settings.state_config
     dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None
     from meshalert.rules import RulesProvider
 
-    needs_ssm = bool(env.get("MESHALERT_RULES_SSM_PARAMETER", "").strip())
+    needs_ssm = settings.rules_ssm_parameter is not None
     return Container(
         settings=settings,
-        env=merged,
         clients=aws,
         state=open_state(settings, dynamodb_client=dynamodb),
-        router=build_router(settings, merged, sns_client=sns),
-        rules=RulesProvider(env, ssm_client=aws.ssm_client() if needs_ssm else None),
+        router=build_router(settings, sns_client=sns),
+        rules=RulesProvider(settings, ssm_client=aws.ssm_client() if needs_ssm else None),
         built_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -203,7 +181,7 @@ def current() -> tuple[Container, bool]:
     with _lock:
         cold = _slot.container is None
         if _slot.container is None:
-            _slot.container = build_container(os.environ)
+            _slot.container = build_container()
         _slot.container.invocations += 1
         return _slot.container, cold
 
