@@ -457,8 +457,9 @@ class MeshalertSettings(BaseSettings):
         out = {}
         for name, info in cls.model_fields.items():
             alias = info.validation_alias
-            if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-                out[name] = alias.choices[0]
+            first = alias.choices[0] if isinstance(alias, AliasChoices) else None
+            if isinstance(first, str) and first.startswith(PREFIX):
+                out[name] = first
         return out
 
     @cached_property
@@ -621,8 +622,8 @@ class CliSettings(MeshalertSettings):
 
     empty_means_off: ClassVar[frozenset[str]] = frozenset({"MESHALERT_STATUS_LISTEN"})
 
-    status_listen: str | None = Field(None, validation_alias=_var("STATUS_LISTEN"))
-    """The status page of ``meshalert run``: unset = the default address, empty = off."""
+    status_listen: str = Field("127.0.0.1:9464", validation_alias=_var("STATUS_LISTEN"))
+    """The status page of ``meshalert run`` (empty: off; checked where it is bound)."""
     author: str | None = Field(None, validation_alias=_var("AUTHOR", "USER", "LOGNAME"))
     """Who adds or expires a silence: ``MESHALERT_AUTHOR``, else the login name."""
     state: str | None = Field(None, validation_alias=_var("STATE"))

@@ -51,8 +51,6 @@ def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[st
         origin, text = "--status-listen", flag
     else:
         origin, text = ENV, CliSettings.from_env(env).status_listen
-    if text is None:
-        origin, text = "default", DEFAULT_LISTEN
     if not text.strip():
         return None
     try:
