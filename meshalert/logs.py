@@ -113,7 +113,7 @@ def configure_logging(
     out = stream or sys.stderr
     process = LoggingSettings.read() if json is None or level is None else None
     if json is None:
-        json = bool(process and process.in_lambda) or not out.isatty()
+        json = bool(process and process.lambda_function) or not out.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
@@ -638,7 +637,8 @@ class LoggingSettings(BaseSettings):
     log_level: Annotated[str, AfterValidator(_check_log_level)] = Field(
         "info", validation_alias=_var("LOG_LEVEL")
     )
-    in_lambda: bool = Field(False, validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME"))
+    lambda_function: str = Field("", validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME"))
+    """Set by the Lambda runtime: logs are JSON there."""
 
     @classmethod
     def settings_customise_sources(
@@ -653,21 +653,10 @@ class LoggingSettings(BaseSettings):
 
     @classmethod
     def read(cls) -> LoggingSettings:
-        env = _current_environment()
         try:
-            return cls(in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()))
+            return cls()
         except ValidationError as exc:
             raise _settings_error(cls, exc) from None
-
-
-@contextmanager
-def environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Settings built inside read ``env`` instead of the process's environment."""
-    token = _ENVIRONMENT.set(env)
-    try:
-        yield
-    finally:
-        _ENVIRONMENT.reset(token)
 
 
 def flag_name(setting: str) -> str:
