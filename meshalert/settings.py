@@ -388,7 +388,7 @@ class MeshalertSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         frozen=True,
-        extra="ignore",  # other processes' variables (unknown ones are warned about)
+        extra="forbid",  # a misspelt keyword is an error; other variables are not read
         validate_by_name=True,
         validate_by_alias=True,
         case_sensitive=False,
