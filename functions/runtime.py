@@ -97,10 +97,18 @@ class Container:
     clients: AwsClients
     state: StateStore
     router: Router
-    rules: RulesProvider
     built_ms: float
     """How long building took (cold-start figure)."""
     invocations: int = field(default=0)
+
+    @cached_property
+    def rules(self) -> RulesProvider:
+        """Built on first use: the heartbeat never loads the rules package (YAML, botocore)."""
+        from meshalert.rules import RulesProvider
+
+        needs_ssm = self.settings.rules_ssm_parameter is not None
+        ssm = self.clients.ssm_client() if needs_ssm else None
+        return RulesProvider(self.settings, ssm_client=ssm)
 
     @cached_property
     def reader(self) -> WindowReader:
@@ -154,15 +162,11 @@ def build_container(
     state_config = settings.state_config
     dynamodb = aws.dynamodb_client() if isinstance(state_config, DynamoDBState) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None
-    from meshalert.rules import RulesProvider
-
-    needs_ssm = settings.rules_ssm_parameter is not None
     return Container(
         settings=settings,
         clients=aws,
         state=open_state(settings, dynamodb_client=dynamodb),
         router=build_router(settings, sns_client=sns),
-        rules=RulesProvider(settings, ssm_client=aws.ssm_client() if needs_ssm else None),
         built_ms=(time.perf_counter() - started) * 1000,
     )
 

@@ -60,3 +60,15 @@ def test_the_probe_sees_a_heavy_module_when_a_setting_needs_it() -> None:
     """Routes are JSON or YAML: giving them loads YAML (so the checks above can fail)."""
     code = "from meshalert.settings import Settings\nSettings.from_env()\n"
     assert _loaded(code, {"MESHALERT_ROUTES": "routes: []"}) == ["yaml"]
+
+
+@pytest.mark.parametrize("handler", ["evaluate", "heartbeat"])
+def test_building_an_env_only_container_loads_no_heavy_module(handler: str, tmp_path: Path) -> None:
+    """SQLite store and state, no routes, no SSM: the rules package (YAML, botocore) loads
+    on the first evaluation, never for the heartbeat."""
+    code = f"from functions import runtime, {handler}\ncontainer = runtime.build_container()\n"
+    env = {
+        "MESHALERT_STORE": f"sqlite:///{tmp_path}/store.db",
+        "MESHALERT_STATE": f"sqlite:///{tmp_path}/state.db",
+    }
+    assert _loaded(code, env) == []
