@@ -11,7 +11,7 @@ notifications are sent together. Thresholds default to 3 (ingest) and 5
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,7 @@ from functions import runtime
 from functions.events import cycle_of
 from meshalert.alerts.model import AlertState
 from meshalert.alerts.pipeline import INGEST_KEY, SKIPPED_KEY, HeartbeatPolicy
-from meshalert.durations import parse_duration_ms
-from meshalert.settings import Settings
+from meshalert.settings import LambdaSettings
 
 if TYPE_CHECKING:
     from meshalert.engine import CycleReport
@@ -39,27 +38,17 @@ def handler(event: Any, context: runtime.LambdaContext) -> dict[str, Any]:
     return invoke(container, event, context, cold_start=cold, started_s=started)
 
 
-def heartbeat_policy(settings: Settings, env: Mapping[str, str]) -> HeartbeatPolicy:
+def heartbeat_policy(settings: LambdaSettings) -> HeartbeatPolicy:
     """The policy for the evaluation interval, with the environment's overrides."""
     policy = HeartbeatPolicy.for_interval(settings.eval_interval_ms, settings.renotify_ms)
     sources = []
-    if (ingest := _duration(env, ENV_INGEST_STALE)) is not None:
+    if (ingest := settings.heartbeat_ingest_stale_ms) is not None:
         policy = replace(policy, ingest_stale_ms=ingest)
         sources.append(f"env:{ENV_INGEST_STALE}")
-    if (evaluation := _duration(env, ENV_EVALUATION_STALE)) is not None:
+    if (evaluation := settings.heartbeat_evaluation_stale_ms) is not None:
         policy = replace(policy, evaluation_stale_ms=evaluation)
         sources.append(f"env:{ENV_EVALUATION_STALE}")
     return replace(policy, source=",".join(sources)) if sources else policy
-
-
-def _duration(env: Mapping[str, str], variable: str) -> int | None:
-    text = env.get(variable, "").strip()
-    if not text:
-        return None
-    try:
-        return parse_duration_ms(text)
-    except ValueError as exc:
-        raise ValueError(f"{variable}: {exc}") from None
 
 
 def invoke(
@@ -81,7 +70,7 @@ def invoke(
         cycle = cycle_of(event, interval_ms=interval, now_ms=int(time.time() * 1000))
         line.update(cycle_ms=cycle.cycle_ms, cycle_source=cycle.source)
         engine = Engine(container.reader, container.state, container.router)
-        policy = heartbeat_policy(container.settings, container.env)
+        policy = heartbeat_policy(container.settings)
         reports = [
             engine.evaluate_pipeline(
                 alert_class,

@@ -16,7 +16,6 @@ decryption at cold start; a missing parameter means "not configured").
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -24,11 +23,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-import structlog
-
 from meshalert.logs import configure_logging
-from meshalert.settings import Settings, unknown_variables
-from meshalert.wiring import build_router, needs_dynamodb, open_state, secrets_of
+from meshalert.settings import SECRET_PARAMETERS, LambdaSettings, warn_unknown_variables
+from meshalert.wiring import build_router, needs_dynamodb, open_state
 
 if TYPE_CHECKING:
     from meshalert.history_sink import HistorySink
@@ -37,14 +34,7 @@ if TYPE_CHECKING:
     from meshalert.rules import RulesProvider
     from meshalert.state.protocols import StateStore
 
-ENV_SSM_PREFIX = "MESHALERT_SSM_PREFIX"
-SECRET_PARAMETERS: Mapping[str, str] = {
-    "influxdb-token": "MESHALERT_INFLUXDB_TOKEN",
-    "influxdb-password": "MESHALERT_INFLUXDB_PASSWORD",
-    "slack-webhook-url": "MESHALERT_SLACK_WEBHOOK_URL",
-    "webhook-url": "MESHALERT_WEBHOOK_URL",
-}
-"""SSM parameter name (after the prefix) -> the variable it stands in for."""
+__all__ = ["SECRET_PARAMETERS"]
 
 SAFETY_MARGIN_MS = 3_000
 """Kept back from the invocation's remaining time: saving state and logging the canonical
@@ -58,10 +48,6 @@ class LambdaContext(Protocol):
     def aws_request_id(self) -> str: ...
 
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-class ConfigurationError(RuntimeError):
-    """The container cannot be built; the message names the setting or parameter."""
 
 
 @dataclass
@@ -99,16 +85,23 @@ def _boto3_client(service: str, region: str | None, **kwargs: Any) -> Any:
 
 @dataclass
 class Container:
-    settings: Settings
-    env: Mapping[str, str]
-    """The environment with SSM secrets filled in (never logged)."""
+    settings: LambdaSettings
+    """From the environment, with SSM secrets filled in (never logged)."""
     clients: AwsClients
     state: StateStore
     router: Router
-    rules: RulesProvider
     built_ms: float
     """How long building took (cold-start figure)."""
     invocations: int = field(default=0)
+
+    @cached_property
+    def rules(self) -> RulesProvider:
+        """Built on first use: the heartbeat never loads the rules package (YAML, botocore)."""
+        from meshalert.rules import RulesProvider
+
+        needs_ssm = self.settings.rules_ssm_parameter is not None
+        ssm = self.clients.ssm_client() if needs_ssm else None
+        return RulesProvider(self.settings, ssm_client=ssm)
 
     @cached_property
     def reader(self) -> WindowReader:
@@ -120,55 +113,39 @@ class Container:
     def history_sink(self) -> HistorySink | None:
         from meshalert.wiring import open_history_sink
 
-        return open_history_sink(self.settings, self.env)
-
-
-def read_ssm_secrets(ssm: Any, prefix: str) -> dict[str, str]:
-    """Variables for the secret parameters that exist under ``prefix`` (decrypted)."""
-    names = {prefix + name: variable for name, variable in SECRET_PARAMETERS.items()}
-    try:
-        answer = ssm.get_parameters(Names=list(names), WithDecryption=True)
-    except Exception as exc:  # botocore raises several unrelated types
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        raise ConfigurationError(
-            f"{ENV_SSM_PREFIX}={prefix}: cannot read the secret parameters ({code})"
-        ) from None
-    return {names[p["Name"]]: str(p["Value"]) for p in answer.get("Parameters", [])}
+        return open_history_sink(self.settings)
 
 
 def build_container(
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
     *,
     clients: AwsClients | None = None,
     log_stream: TextIO | None = None,
 ) -> Container:
-    """Everything an invocation needs, from the environment (and SSM)."""
+    """Everything an invocation needs, from the environment (default: this process's) and
+    SSM (:class:`meshalert.settings.LambdaSettings`)."""
     started = time.perf_counter()
-    aws = clients or AwsClients(region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
-    merged = dict(env)
-    if prefix := env.get(ENV_SSM_PREFIX, "").strip():
-        for variable, value in read_ssm_secrets(aws.ssm_client(), prefix).items():
-            if not merged.get(variable, "").strip():
-                merged[variable] = value
-    settings = Settings.from_env(merged)
-    configure_logging(secrets=secrets_of(settings), json=True, stream=log_stream)
-    for warning in unknown_variables(env):  # a typo in serverless.yml is not silently ignored
-        structlog.get_logger("functions.runtime").warning(
-            "settings.unknown_variable", detail=warning
-        )
+    aws = clients or AwsClients()
+
+    def ssm_client(region: str | None) -> Any:
+        if aws.region is None:
+            aws.region = region
+        return aws.ssm_client()
+
+    # A bad value raises SettingsError naming the variable (or the SSM prefix).
+    settings = LambdaSettings.load(env, ssm_client=ssm_client)
+    if aws.region is None:
+        aws.region = settings.aws_region
+    configure_logging(secrets=settings.secrets(), json=True, stream=log_stream)
+    warn_unknown_variables(env)  # a typo in serverless.yml is not silently ignored
     state_config = settings.state_config
     dynamodb = aws.dynamodb_client() if needs_dynamodb(state_config) else None
     sns = aws.sns_client() if settings.sns_topic_arn else None
-    from meshalert.rules import RulesProvider
-
-    needs_ssm = bool(env.get("MESHALERT_RULES_SSM_PARAMETER", "").strip())
     return Container(
         settings=settings,
-        env=merged,
         clients=aws,
         state=open_state(state_config, dynamodb_client=dynamodb),
-        router=build_router(settings, merged, sns_client=sns),
-        rules=RulesProvider(env, ssm_client=aws.ssm_client() if needs_ssm else None),
+        router=build_router(settings, sns_client=sns),
         built_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -187,7 +164,7 @@ def current() -> tuple[Container, bool]:
     with _lock:
         cold = _slot.container is None
         if _slot.container is None:
-            _slot.container = build_container(os.environ)
+            _slot.container = build_container()
         _slot.container.invocations += 1
         return _slot.container, cold
 

@@ -7,7 +7,6 @@ Exit status: 0 after a clean stop (the partial interval flushed and written or s
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -22,7 +21,7 @@ from meshalert.logs import configure_logging
 
 def main() -> int:
     try:
-        settings = SidecarSettings.from_env(os.environ)
+        settings = SidecarSettings.from_env()
     except SettingsError as exc:
         print(f"meshalert sidecar: bad configuration: {exc}", file=sys.stderr)
         return 2

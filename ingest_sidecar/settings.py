@@ -6,59 +6,28 @@ Errors name the variable, e.g. ``MESHALERT_FLUSH_INTERVAL: bad duration 'ten'; .
 
 from __future__ import annotations
 
-import re
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field
 
 from ingest_sidecar.admin_poller import metrics_url
 from ingest_sidecar.linkerd_names import parse_service_depths, parse_service_namespaces
-from meshalert.backends.url_parts import StoreUrlError
-from meshalert.backends.urls import DEFAULT_STORE, StoreConfig, parse_store_url
-from meshalert.durations import DurationError, parse_duration_ms
+from meshalert.backends.urls import StoreConfig
+from meshalert.settings import (
+    Bytes,
+    MeshalertSettings,
+    PositiveDurationMs,
+    SettingsError,
+    _var,
+    min_bytes,
+)
 
-ENV_NAMES: Mapping[str, str] = {
-    "statsd_listen": "MESHALERT_STATSD_LISTEN",
-    "statsd_prefix": "MESHALERT_STATSD_PREFIX",
-    "flush_interval": "MESHALERT_FLUSH_INTERVAL",
-    "store_url": "MESHALERT_STORE",
-    "influxdb_token": "MESHALERT_INFLUXDB_TOKEN",
-    "influxdb_username": "MESHALERT_INFLUXDB_USERNAME",
-    "influxdb_password": "MESHALERT_INFLUXDB_PASSWORD",
-    "spool_dir": "MESHALERT_SPOOL_DIR",
-    "spool_max_bytes": "MESHALERT_SPOOL_MAX_BYTES",
-    "dead_letter_max_bytes": "MESHALERT_DEAD_LETTER_MAX_BYTES",
-    "host": "MESHALERT_HOST",
-    "max_series": "MESHALERT_MAX_SERIES",
-    "service_depth": "MESHALERT_SERVICE_DEPTH",
-    "service_namespace": "MESHALERT_SERVICE_NAMESPACE",
-    "write_batch_lines": "MESHALERT_WRITE_BATCH_LINES",
-    "linkerd_admin_url": "MESHALERT_LINKERD_ADMIN_URL",
-}
-"""Setting -> environment variable."""
+__all__ = ["SettingsError", "SidecarSettings", "parse_listen", "parse_size_bytes"]
 
-_SIZE = re.compile(r"(\d+)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
 _MIN_FLUSH_MS = 100
 _MIN_SPOOL_BYTES = 64 * 1024
-
-
-class SettingsError(ValueError):
-    """A bad setting; the message names the variable and never echoes a secret."""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -81,10 +50,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def parse_size_bytes(text: str) -> int:
     """``536870912``, ``512MiB``, ``512M`` (binary), ``500MB`` (decimal) -> bytes."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"bad size {text!r}; write e.g. 512MiB, 64MB or a number of bytes")
-    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return int(TypeAdapter(Bytes).validate_python(text))
+    except ValidationError:
+        raise ValueError(
+            f"bad size {text!r}; write e.g. 512MiB, 64MB or a number of bytes"
+        ) from None
 
 
 def _check_listen(text: str) -> str:
@@ -92,28 +65,10 @@ def _check_listen(text: str) -> str:
     return text
 
 
-def _check_flush(text: str) -> str:
-    try:
-        ms = parse_duration_ms(text)
-    except DurationError as exc:
-        raise ValueError(str(exc)) from None
+def _check_flush(ms: int) -> int:
     if ms < _MIN_FLUSH_MS:
-        raise ValueError(f"must be at least {_MIN_FLUSH_MS}ms, got {text!r}")
-    return text
-
-
-def _check_store(url: str) -> str:
-    try:
-        parse_store_url(url)
-    except StoreUrlError as exc:
-        raise ValueError(str(exc)) from None
-    return url
-
-
-def _check_spool_size(text: str) -> str:
-    if parse_size_bytes(text) < _MIN_SPOOL_BYTES:
-        raise ValueError(f"must be at least 64KiB, got {text!r}")
-    return text
+        raise ValueError(f"must be at least {_MIN_FLUSH_MS}ms, got {ms}ms")
+    return ms
 
 
 def _check_depths(text: str) -> str:
@@ -137,61 +92,63 @@ def _check_admin_url(text: str) -> str:
     return text
 
 
-class SidecarSettings(BaseModel):
-    """Validated once; build with :meth:`from_env`."""
+SpoolBytes = Annotated[Bytes, AfterValidator(min_bytes(_MIN_SPOOL_BYTES, "64KiB"))]
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    statsd_listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8125"
-    statsd_prefix: Annotated[str, AfterValidator(_check_prefix)] = "linkerd"
-    flush_interval: Annotated[str, AfterValidator(_check_flush)] = "10s"
-    store_url: Annotated[str, AfterValidator(_check_store)] = Field(
-        default=DEFAULT_STORE, repr=False
+class SidecarSettings(MeshalertSettings):
+    """The sidecar's settings (the store and its credentials come from the shared base)."""
+
+    statsd_listen: Annotated[str, AfterValidator(_check_listen)] = Field(
+        "127.0.0.1:8125", validation_alias=_var("STATSD_LISTEN")
     )
-    influxdb_token: SecretStr | None = None
-    influxdb_username: SecretStr | None = None
-    influxdb_password: SecretStr | None = None
-    spool_dir: str = "./meshalert-spool"
+    statsd_prefix: Annotated[str, AfterValidator(_check_prefix)] = Field(
+        "linkerd", validation_alias=_var("STATSD_PREFIX")
+    )
+    flush_interval_ms: Annotated[PositiveDurationMs, AfterValidator(_check_flush)] = Field(
+        10_000, validation_alias=_var("FLUSH_INTERVAL")
+    )
+    spool_dir: str = Field("./meshalert-spool", validation_alias=_var("SPOOL_DIR"))
     # With the spool directory's other files (see disk_budget_bytes) this stays well below
     # the DaemonSet's 512Mi emptyDir sizeLimit: the kubelet evicts a pod that exceeds it.
-    spool_max_bytes: Annotated[str, AfterValidator(_check_spool_size)] = "320MiB"
-    dead_letter_max_bytes: Annotated[str, AfterValidator(_check_spool_size)] = "32MiB"
-    host: str = Field(default_factory=socket.gethostname, min_length=1)
-    max_series: int = Field(default=100_000, ge=1)
-    service_depth: Annotated[str, AfterValidator(_check_depths)] = ""
-    service_namespace: Annotated[str, AfterValidator(_check_namespaces)] = ""
-    write_batch_lines: int = Field(default=5000, ge=1, le=1_000_000)
-    linkerd_admin_url: Annotated[str, AfterValidator(_check_admin_url)] | None = None
+    spool_max_bytes: SpoolBytes = Field(
+        "320MiB",  # validated like the variable
+        validate_default=True,
+        validation_alias=_var("SPOOL_MAX_BYTES"),
+    )
+    dead_letter_max_bytes: SpoolBytes = Field(
+        "32MiB",
+        validate_default=True,
+        validation_alias=_var("DEAD_LETTER_MAX_BYTES"),
+    )
+    host: str = Field(
+        default_factory=socket.gethostname, min_length=1, validation_alias=_var("HOST")
+    )
+    max_series: int = Field(100_000, ge=1, validation_alias=_var("MAX_SERIES"))
+    service_depth: Annotated[str, AfterValidator(_check_depths)] = Field(
+        "", validation_alias=_var("SERVICE_DEPTH")
+    )
+    service_namespace: Annotated[str, AfterValidator(_check_namespaces)] = Field(
+        "", validation_alias=_var("SERVICE_NAMESPACE")
+    )
+    write_batch_lines: int = Field(
+        5000, ge=1, le=1_000_000, validation_alias=_var("WRITE_BATCH_LINES")
+    )
+    linkerd_admin_url: Annotated[str, AfterValidator(_check_admin_url)] | None = Field(
+        None, validation_alias=_var("LINKERD_ADMIN_URL")
+    )
     """Pull mode: poll Linkerd's ``/admin/metrics.json`` here each flush (off when unset)."""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides: object) -> SidecarSettings:
-        """Settings from ``env`` (``MESHALERT_*``); keyword ``overrides`` win (tests, CLI)."""
-        values: dict[str, object] = {}
-        for name, variable in ENV_NAMES.items():
-            if env.get(variable, "").strip():
-                values[name] = env[variable].strip()
-        values.update(overrides)
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise _settings_error(exc) from None
 
     @property
     def listen(self) -> tuple[str, int]:
         return parse_listen(self.statsd_listen)
 
     @property
-    def flush_interval_ms(self) -> int:
-        return parse_duration_ms(self.flush_interval)
-
-    @property
     def spool_max_bytes_value(self) -> int:
-        return parse_size_bytes(self.spool_max_bytes)
+        return int(self.spool_max_bytes)
 
     @property
     def dead_letter_max_bytes_value(self) -> int:
-        return parse_size_bytes(self.dead_letter_max_bytes)
+        return int(self.dead_letter_max_bytes)
 
     def disk_budget_bytes(self) -> int:
         """Most bytes the spool directory can hold: pending batches, one segment of
@@ -220,34 +177,6 @@ class SidecarSettings(BaseModel):
     @property
     def service_namespaces(self) -> dict[str, str]:
         return parse_service_namespaces(self.service_namespace)
-
-    @property
-    def store(self) -> StoreConfig:
-        """The store with its credentials (the store types hide them from repr)."""
-        return parse_store_url(
-            self.store_url,
-            token=_reveal(self.influxdb_token),
-            username=_reveal(self.influxdb_username),
-            password=_reveal(self.influxdb_password),
-        )
-
-    def secrets(self) -> list[str]:
-        """Secret values, for log redaction."""
-        found = [_reveal(s) for s in (self.influxdb_token, self.influxdb_password)]
-        return [s for s in found if s]
-
-
-def _reveal(secret: SecretStr | None) -> str | None:
-    return None if secret is None else secret.get_secret_value()
-
-
-def _settings_error(exc: ValidationError) -> SettingsError:
-    problems = []
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else ""
-        where = ENV_NAMES.get(name, name)
-        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return SettingsError("; ".join(problems))
 
 
 def store_identity(store: StoreConfig) -> str:

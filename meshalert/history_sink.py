@@ -106,22 +106,3 @@ class StoreHistorySink:
 
     def close(self) -> None:
         self.writer.close()
-
-
-ENV_HISTORY_TO_STORE = "MESHALERT_HISTORY_TO_STORE"
-_ON = {"1", "true", "yes", "on"}
-_OFF = {"0", "false", "no", "off"}
-
-
-def history_to_store(env: Mapping[str, str], *, embedded_store: bool) -> bool:
-    """``MESHALERT_HISTORY_TO_STORE``: on, off or auto (unset). Auto means on for the
-    embedded SQLite store (local, nothing to grant) and off for InfluxDB, whose token or
-    user must then be allowed to write (see the README's Configuration)."""
-    raw = env.get(ENV_HISTORY_TO_STORE, "").strip().lower()
-    if raw in ("", "auto"):
-        return embedded_store
-    if raw in _ON:
-        return True
-    if raw in _OFF:
-        return False
-    raise ValueError(f"{ENV_HISTORY_TO_STORE}: write on, off or auto, not {raw[:40]!r}")

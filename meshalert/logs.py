@@ -10,7 +10,6 @@ every mode: the first goes out, repeats within five minutes are counted on the n
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, MutableMapping
@@ -22,7 +21,7 @@ import structlog
 from meshalert.durations import format_duration_ms
 from meshalert.notify.redact import redact_secrets
 from meshalert.safe_text import printable
-from meshalert.settings import parse_log_level
+from meshalert.settings import LoggingSettings, parse_log_level
 
 EventDict = MutableMapping[str, Any]
 PERIODIC_EVENTS = frozenset({"sidecar_flush", "evaluation.cycle"})
@@ -112,12 +111,13 @@ def configure_logging(
 
     Raises :class:`meshalert.settings.SettingsError` for an unknown ``MESHALERT_LOG_LEVEL``."""
     out = stream or sys.stderr
+    process = LoggingSettings.read() if json is None or level is None else None
     if json is None:
-        json = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) or not out.isatty()
+        json = bool(process and process.lambda_function) or not out.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
-    name = parse_log_level(level or os.environ.get("MESHALERT_LOG_LEVEL"))
+    name = parse_log_level(level or (process.log_level if process else None))
     lvl = logging.getLevelName(name)
     quiet: list[structlog.types.Processor] = (
         [PeriodicSummary()] if not json and lvl > logging.DEBUG else []

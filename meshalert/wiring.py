@@ -25,14 +25,8 @@ from meshalert.stores.protocols import LineWriter
 
 if TYPE_CHECKING:
     from meshalert.history_sink import HistorySink
-    from meshalert.notify.grouping import GroupingConfig
-    from meshalert.notify.router import Router, RoutingConfig
+    from meshalert.notify.router import Router
     from meshalert.settings import Settings
-
-ENV_ROUTES = "MESHALERT_ROUTES"
-ENV_GROUP_THRESHOLD = "MESHALERT_GROUP_THRESHOLD"
-ENV_GROUP_BY = "MESHALERT_GROUP_BY"
-ENV_STATUS_URL = "MESHALERT_STATUS_URL"
 
 
 def _sqlite_reader(store: SqliteStore, readonly: bool) -> WindowReader:
@@ -174,13 +168,12 @@ def is_embedded(store: StoreConfig) -> bool:
 
 def build_router(
     settings: Settings,
-    env: Mapping[str, str],
     *,
     console: TextIO | None = None,
     sns_client: Any = None,
 ) -> Router:
     """Channels configured in ``settings`` (plus the console when given), routed by
-    ``MESHALERT_ROUTES``."""
+    ``MESHALERT_ROUTES`` and grouped by ``MESHALERT_GROUP_*`` (parsed by the settings)."""
     from meshalert.notify.base import Notifier
     from meshalert.notify.router import Router
 
@@ -192,9 +185,7 @@ def build_router(
     if settings.slack_webhook_url is not None:
         from meshalert.notify.slack import SlackWebhookNotifier
 
-        channels["slack"] = SlackWebhookNotifier(
-            settings.slack_webhook_url, env.get("MESHALERT_RUNBOOK_URL") or None
-        )
+        channels["slack"] = SlackWebhookNotifier(settings.slack_webhook_url, settings.runbook_url)
     if settings.sns_topic_arn:
         from meshalert.notify.sns import SnsNotifier
 
@@ -208,117 +199,20 @@ def build_router(
         from meshalert.notify.webhook import WebhookNotifier
 
         channels["webhook"] = WebhookNotifier(settings.webhook_url)
-    return Router(channels, routing_config(env), grouping=grouping_config(env))
-
-
-def routing_config(env: Mapping[str, str]) -> RoutingConfig:
-    """``MESHALERT_ROUTES`` parsed; a bad document is one line naming the variable and field."""
-    from pydantic import ValidationError
-
-    from meshalert.notify.router import RoutingConfig
-    from meshalert.settings import SettingsError
-
-    routes = env.get(ENV_ROUTES, "").strip()
-    if not routes:
-        return RoutingConfig()
-    try:
-        return RoutingConfig.from_text(routes)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            path = ".".join(str(p) for p in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"{path}: unknown key{_closest(str(error['loc'][-1]))}")
-            else:
-                problems.append(f"{path}: {error['msg'].removeprefix('Value error, ')}")
-        raise SettingsError(f"{ENV_ROUTES}: {'; '.join(problems)}") from None
-    except ValueError as exc:
-        raise SettingsError(" ".join(str(exc).split())) from None
-
-
-def grouping_config(env: Mapping[str, str]) -> GroupingConfig:
-    """Storm protection from ``MESHALERT_GROUP_THRESHOLD`` (a whole number, at least 1:
-    group when a channel has more than this many notifications at once; default 5),
-    ``MESHALERT_GROUP_BY`` (comma-separated ``severity``, ``class``, ``state``; default
-    ``severity``) and ``MESHALERT_STATUS_URL`` (the link a grouped message gives for the
-    full list; default: the command ``meshalert status``). Errors name the variable."""
-    from meshalert.notify.grouping import (
-        DEFAULT_GROUP_BY,
-        DEFAULT_SEE_ALL,
-        DEFAULT_THRESHOLD,
-        GROUP_KEYS,
-        GroupingConfig,
-    )
-    from meshalert.settings import SettingsError
-
-    threshold_text = env.get(ENV_GROUP_THRESHOLD, "").strip()
-    threshold = DEFAULT_THRESHOLD
-    if threshold_text:
-        try:
-            threshold = int(threshold_text)
-        except ValueError:
-            raise SettingsError(
-                f"{ENV_GROUP_THRESHOLD}: {threshold_text!r} is not a whole number"
-            ) from None
-        if threshold < 1:
-            raise SettingsError(f"{ENV_GROUP_THRESHOLD}: must be at least 1, not {threshold}")
-    by_text = env.get(ENV_GROUP_BY, "").strip()
-    group_by = DEFAULT_GROUP_BY
-    if by_text:
-        group_by = tuple(part.strip().lower() for part in by_text.split(",") if part.strip())
-        unknown = [k for k in group_by if k not in GROUP_KEYS]
-        if unknown or not group_by or len(set(group_by)) != len(group_by):
-            raise SettingsError(
-                f"{ENV_GROUP_BY}: write a comma-separated list of distinct keys from "
-                f"{', '.join(GROUP_KEYS)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-            )
-    see_all = env.get(ENV_STATUS_URL, "").strip() or DEFAULT_SEE_ALL
-    if see_all != DEFAULT_SEE_ALL and not see_all.startswith(("https://", "http://")):
-        raise SettingsError(f"{ENV_STATUS_URL}: must be an http:// or https:// URL")
-    return GroupingConfig(threshold=threshold, group_by=group_by, see_all=see_all)
-
-
-_ROUTE_KEYS = ("routes", "match", "channels", "severity", "class", "service")
-
-
-def _closest(key: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, _ROUTE_KEYS, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(_ROUTE_KEYS)})"
+    return Router(channels, settings.routing, grouping=settings.grouping)
 
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret value in the settings, for the log redaction processor."""
-    values = [
-        settings.store_url.get_secret_value()
-        if "@" in settings.store_url.get_secret_value()
-        else None,
-        *(
-            s.get_secret_value() if s is not None else None
-            for s in (
-                settings.influxdb_token,
-                settings.influxdb_password,
-                settings.slack_webhook_url,
-                settings.webhook_url,
-            )
-        ),
-    ]
-    return [v for v in values if v]
+    return settings.secrets()
 
 
-def open_history_sink(settings: Settings, env: Mapping[str, str]) -> HistorySink | None:
+def open_history_sink(settings: Settings) -> HistorySink | None:
     """The ``meshalert_alert`` writer when ``MESHALERT_HISTORY_TO_STORE`` asks for it (by
     default only for the embedded store), with a short timeout so a slow store costs a
     cycle at most a few seconds."""
-    from meshalert.history_sink import DEFAULT_TIMEOUT_S, StoreHistorySink, history_to_store
-    from meshalert.settings import SettingsError
+    from meshalert.history_sink import DEFAULT_TIMEOUT_S, StoreHistorySink
 
-    store = settings.store
-    try:
-        enabled = history_to_store(env, embedded_store=is_embedded(store))
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
-    if not enabled:
+    if not settings.history_enabled():
         return None
-    return StoreHistorySink(open_writer(store, timeout_s=DEFAULT_TIMEOUT_S))
+    return StoreHistorySink(open_writer(settings.store, timeout_s=DEFAULT_TIMEOUT_S))

@@ -7,7 +7,6 @@ live view). Every adapter is chosen here, from the two validated settings models
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,10 +17,11 @@ import structlog
 
 from ingest_sidecar.settings import SidecarSettings
 from ingest_sidecar.sidecar import Sidecar
+from meshalert.durations import format_duration_ms
 from meshalert.engine import CycleReport, Engine
 from meshalert.rules import RulesProvider
 from meshalert.scheduler import EvaluationLoop
-from meshalert.settings import Settings
+from meshalert.settings import Settings, process_environment
 from meshalert.state.protocols import StateStore
 from meshalert.wiring import (
     build_router,
@@ -75,11 +75,11 @@ class LocalStack:
             raise
 
     def _start(self) -> None:
-        provider = RulesProvider(self.env, flag_rules_path=self.rules_path)
+        provider = RulesProvider(self.settings, flag_rules_path=self.rules_path)
         provider.current(time.time())  # bad rules fail here, before anything runs
         # Routes and state are checked before the sidecar binds: a typo in MESHALERT_ROUTES
         # is one error line, not a started-then-stopped sidecar.
-        router = build_router(self.settings, self.env, console=self.console)
+        router = build_router(self.settings, console=self.console)
         self.state = open_state(self.settings.state_config)
         self.sidecar = Sidecar(self.sidecar_settings)
         try:
@@ -95,7 +95,7 @@ class LocalStack:
             router,
             settle_ms=self.settings.window_settle_ms,
             lookback_ms=self.settings.endpoints_lookback_ms,
-            history_sink=open_history_sink(self.settings, self.env),
+            history_sink=open_history_sink(self.settings),
         )
         pruner = open_retention(self.settings.store, self.settings.retention_ms)
         self.loop = EvaluationLoop(
@@ -112,7 +112,7 @@ class LocalStack:
             statsd=f"{self.sidecar.address[0]}:{self.sidecar.address[1]}",
             store=self.settings.store_display,
             state=self.settings.state,
-            eval_interval=self.settings.eval_interval,
+            eval_interval=format_duration_ms(self.settings.eval_interval_ms),
             channels=list(router.channel_names),
         )
         if self.say is not None:
@@ -162,10 +162,10 @@ def build_stack(
 ) -> LocalStack:
     settings = Settings.from_env(env, engine_flags)
     sidecar_settings = SidecarSettings.from_env(
-        env, store_url=settings.store_url.get_secret_value(), **(sidecar_overrides or {})
+        env, {"store_url": settings.store_url.get_secret_value(), **(sidecar_overrides or {})}
     )
     return LocalStack(settings, sidecar_settings, env, console, rules_path)
 
 
 def environment() -> dict[str, str]:
-    return dict(os.environ)
+    return process_environment()

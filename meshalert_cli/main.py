@@ -88,14 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from meshalert.settings import parse_log_level, unknown_variables
+    from meshalert.settings import LoggingSettings, unknown_variables
 
     try:
-        parse_log_level(os.environ.get("MESHALERT_LOG_LEVEL"))
+        LoggingSettings.read()
     except ValueError as err:
         print(f"meshalert {args.command}: {err}", file=sys.stderr)
         return 2
-    for warning in unknown_variables(os.environ):
+    for warning in unknown_variables():
         print(f"meshalert {args.command}: warning: {warning}", file=sys.stderr)
     handler: Handler = args.handler
     try:

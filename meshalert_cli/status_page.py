@@ -44,11 +44,13 @@ def listen_address(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[st
     if getattr(args, "no_status_page", False):
         return None
     from ingest_sidecar.settings import parse_listen
+    from meshalert.settings import CliSettings
 
     flag = getattr(args, "status_listen", None)
-    origin, text = ("--status-listen", flag) if flag is not None else (ENV, env.get(ENV))
-    if text is None:
-        origin, text = "default", DEFAULT_LISTEN
+    if flag is not None:
+        origin, text = "--status-listen", flag
+    else:
+        origin, text = ENV, CliSettings.from_env(env).status_listen
     if not text.strip():
         return None
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 _EXPORTS = {
     "Notifier": "base",
-    "Secret": "base",
+    "secret": "base",
     "SendResult": "base",
     "ConsoleNotifier": "console",
     "redact_secrets": "redact",
@@ -30,7 +30,7 @@ _EXPORTS = {
 }
 
 __all__ = [  # noqa: RUF022 -- grouped like _EXPORTS
-    "Notifier", "Secret", "SendResult", "ConsoleNotifier", "redact_secrets", "RetryPolicy",
+    "Notifier", "secret", "SendResult", "ConsoleNotifier", "redact_secrets", "RetryPolicy",
     "Route", "RouteMatch", "Router", "RoutingConfig", "SlackWebhookNotifier",
     "SNS_CLIENT_CONFIG", "SnsNotifier", "WebhookNotifier",
 ]  # fmt: skip

@@ -44,28 +44,10 @@ class GroupNotifier(Notifier, Protocol):
     def send_group(self, group: NotificationGroup, *, deadline_s: float) -> SendResult: ...
 
 
-class Secret:
-    """A string that never shows itself in repr/str, so it cannot leak through logs or
-    exception messages by accident; ``reveal()`` is the one way out."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | SecretStr | Secret) -> None:
-        if isinstance(value, Secret):
-            value = value.reveal()
-        elif isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if not value:
-            raise ValueError("secret value is empty")
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._value, REDACTED)
-
-    def __repr__(self) -> str:
-        return f"Secret({REDACTED})"
-
-    __str__ = __repr__
+def secret(value: str | SecretStr) -> SecretStr:
+    """A webhook URL or token as pydantic's ``SecretStr`` (its repr and str are masked, so
+    it cannot leak through logs or exception messages by accident); empty is an error."""
+    wrapped = value if isinstance(value, SecretStr) else SecretStr(value)
+    if not wrapped.get_secret_value():
+        raise ValueError("secret value is empty")
+    return wrapped

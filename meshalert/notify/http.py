@@ -12,14 +12,16 @@ import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from meshalert.notify.base import REDACTED, Secret
+from pydantic import SecretStr
+
+from meshalert.notify.base import REDACTED
 from meshalert.notify.retry import AttemptOutcome, parse_retry_after
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-def post_json(url: Secret, body: bytes, timeout_s: float) -> AttemptOutcome:
-    parts = urlsplit(url.reveal())
+def post_json(url: SecretStr, body: bytes, timeout_s: float) -> AttemptOutcome:
+    parts = urlsplit(url.get_secret_value())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return AttemptOutcome(ok=False, error="webhook URL is not an http(s) URL")
     target = parts.path or "/"
@@ -72,10 +74,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
-def _redact(text: str, url: Secret) -> str:
+def _redact(text: str, url: SecretStr) -> str:
     """Remove the URL and the parts a server may echo back alone (path, query)."""
-    parts = urlsplit(url.reveal())
-    fragments = [url.reveal(), parts.query, parts.path + ("?" + parts.query if parts.query else "")]
+    parts = urlsplit(url.get_secret_value())
+    fragments = [
+        url.get_secret_value(),
+        parts.query,
+        parts.path + ("?" + parts.query if parts.query else ""),
+    ]
     if len(parts.path) > 1:
         fragments.append(parts.path)
     for fragment in sorted(filter(None, fragments), key=len, reverse=True):

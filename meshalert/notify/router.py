@@ -28,7 +28,6 @@ from queue import Queue
 from typing import Any, cast
 
 import structlog
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from meshalert.alerts.model import AlertClass, Notification, Severity
@@ -75,6 +74,8 @@ class RoutingConfig(BaseModel):
     @classmethod
     def from_text(cls, text: str) -> RoutingConfig:
         """Parse JSON or YAML (JSON is YAML); a bare list means the routes."""
+        import yaml  # only when routes are configured: the Lambda cold start stays lean
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from meshalert.alerts.model import Notification, NotificationKind
 from meshalert.notify import render
-from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.base import SendResult, secret
 from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.http import post_json
 from meshalert.notify.outcome import Retrier
@@ -205,13 +205,13 @@ def _escape(text: str) -> str:
 
 
 class SlackWebhookNotifier:
-    """Posts to a Slack incoming webhook; the URL is kept as a :class:`Secret`."""
+    """Posts to a Slack incoming webhook; the URL is kept as a ``SecretStr``."""
 
     channel = "slack"
 
     def __init__(
         self,
-        url: str | SecretStr | Secret,
+        url: str | SecretStr,
         runbook_url: str | None = None,
         *,
         policy: RetryPolicy | None = None,
@@ -219,7 +219,7 @@ class SlackWebhookNotifier:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._url = Secret(url)
+        self._url = secret(url)
         self._runbook_url = runbook_url
         self._retrier = Retrier(policy or RetryPolicy(), clock, sleep, rand)
 

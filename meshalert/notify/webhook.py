@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from meshalert.alerts.model import Notification
 from meshalert.notify import render
-from meshalert.notify.base import Secret, SendResult
+from meshalert.notify.base import SendResult, secret
 from meshalert.notify.grouping import NotificationGroup
 from meshalert.notify.http import post_json
 from meshalert.notify.outcome import Retrier
@@ -21,20 +21,20 @@ log = structlog.get_logger("meshalert.notify.webhook")
 
 
 class WebhookNotifier:
-    """POSTs the JSON form; the URL may carry a token, so it is a :class:`Secret` too."""
+    """POSTs the JSON form; the URL may carry a token, so it is a ``SecretStr`` too."""
 
     channel = "webhook"
 
     def __init__(
         self,
-        url: str | SecretStr | Secret,
+        url: str | SecretStr,
         *,
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._url = Secret(url)
+        self._url = secret(url)
         self._retrier = Retrier(policy or RetryPolicy(), clock, sleep, rand)
 
     def __repr__(self) -> str:

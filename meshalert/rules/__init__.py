@@ -10,6 +10,7 @@ from meshalert.rules.loading import (
     LoadedRules,
     RulesProvider,
     RulesSnapshot,
+    RulesSources,
     load_rules,
 )
 from meshalert.rules.models import (
@@ -34,6 +35,7 @@ __all__ = [
     "RulesError",
     "RulesProvider",
     "RulesSnapshot",
+    "RulesSources",
     "ServiceRules",
     "SsmCache",
     "SsmClient",

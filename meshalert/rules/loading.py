@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -38,6 +38,42 @@ ENV_RULES_FILE = "MESHALERT_RULES_FILE"
 ENV_RULES_SSM_PARAMETER = "MESHALERT_RULES_SSM_PARAMETER"
 ENV_RULE_PREFIX = "MESHALERT_RULE__"
 FLAG_RULES = "--rules"
+
+if TYPE_CHECKING:
+    from meshalert.settings import Settings
+
+
+@dataclass(frozen=True)
+class RulesSources:
+    """Where the rules come from, as the settings validated them (the loader never reads
+    the environment itself)."""
+
+    rules_file: str | None = None
+    ssm_parameter: str | None = None
+    text: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """``MESHALERT_RULE__<CLASS>__<FIELD>`` variable -> value."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> RulesSources:
+        return cls(
+            rules_file=settings.rules_file,
+            ssm_parameter=settings.rules_ssm_parameter,
+            text=settings.rules,
+            overrides=dict(settings.rule_overrides),
+        )
+
+
+def _sources(given: RulesSources | Settings | Mapping[str, str]) -> RulesSources:
+    """A mapping of ``MESHALERT_*`` variables (tests, tools) goes through the settings too:
+    they alone know the variable names."""
+    if isinstance(given, RulesSources):
+        return given
+    if isinstance(given, Mapping):
+        from meshalert.settings import Settings
+
+        return RulesSources.of(Settings.from_env(given))
+    return RulesSources.of(given)
 
 
 @dataclass(frozen=True)
@@ -162,16 +198,16 @@ def document_spec(text: str, source: str) -> DocumentSpec:
         raise validation_error(exc, source) from None
 
 
-def env_override_entries(env: Mapping[str, str]) -> list[LeafEntry]:
+def env_override_entries(overrides: Mapping[str, str]) -> list[LeafEntry]:
     """``MESHALERT_RULE__<CLASS>__<FIELD>=value`` overrides of the defaults, one per variable.
 
     Values are read as YAML scalars (``300``, ``0.05``, ``5m``, ``true``; ``null`` turns an
     optional threshold off).
     """
     entries: list[LeafEntry] = []
-    for name in sorted(env):
+    for name in sorted(overrides):
         if name.startswith(ENV_RULE_PREFIX):
-            entries.extend(_override_entries(name, env[name]))
+            entries.extend(_override_entries(name, overrides[name]))
     return entries
 
 
@@ -228,7 +264,7 @@ def _default_ssm_client() -> SsmClient:
 
 
 def load_rules(
-    env: Mapping[str, str],
+    given: RulesSources | Settings | Mapping[str, str],
     *,
     ssm_client: SsmClient | None = None,
     flag_rules_path: str | None = None,
@@ -240,6 +276,7 @@ def load_rules(
 
     Raises :class:`RulesError` naming the source and the field path of the first bad source.
     """
+    src = _sources(given)
     document = RulesDocument()
     suppression = SuppressionConfig()
     sources = [DEFAULT_SOURCE]
@@ -254,15 +291,15 @@ def load_rules(
         add(spec_entries(spec, source), source)
         suppression = suppression.over(spec.maintenance, spec.inhibit)
 
-    if path := env.get(ENV_RULES_FILE, "").strip():
+    if path := (src.rules_file or "").strip():
         add_spec(_file_spec(path, f"file:{path}", read_text), f"file:{path}")
-    if name := env.get(ENV_RULES_SSM_PARAMETER, "").strip():
+    if name := (src.ssm_parameter or "").strip():
         client = ssm_client if ssm_client is not None else _default_ssm_client()
         ssm_doc = fetch_document(client, name, now_s=now_s, cache=cache)
         add_spec(document_spec(ssm_doc.text, ssm_doc.source), ssm_doc.source)
-    if text := env.get(ENV_RULES, ""):
+    if text := src.text or "":
         add_spec(document_spec(text, f"env:{ENV_RULES}"), f"env:{ENV_RULES}")
-    if overrides := env_override_entries(env):
+    if overrides := env_override_entries(src.overrides):
         # One layer, so setting both endpoint conditions by two variables keeps both.
         add(overrides, *dict.fromkeys(e.origin for e in overrides))
     if flag_rules_path:
@@ -291,14 +328,14 @@ class RulesProvider:
 
     def __init__(
         self,
-        env: Mapping[str, str],
+        sources: RulesSources | Settings | Mapping[str, str],
         *,
         ssm_client: SsmClient | None = None,
         flag_rules_path: str | None = None,
         cache: SsmCache | None = None,
         read_text: Callable[[str], str] = _read_file,
     ) -> None:
-        self._env = env
+        self._sources = _sources(sources)
         self._ssm_client = ssm_client
         self._flag_rules_path = flag_rules_path
         self._cache = SsmCache() if cache is None else cache
@@ -313,7 +350,7 @@ class RulesProvider:
         """Fresh rules, or the last good ones plus the error; raises if none ever loaded."""
         try:
             rules = load_rules(
-                self._env,
+                self._sources,
                 ssm_client=self._ssm_client,
                 flag_rules_path=self._flag_rules_path,
                 now_s=now_s,

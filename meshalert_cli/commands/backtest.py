@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from meshalert.wiring import open_reader
     from meshalert_cli.commands.rules import load
 
-    settings = Settings.from_env(os.environ, {"store_url": args.store})
+    settings = Settings.from_env(None, {"store_url": args.store})
     interval = args.interval or settings.eval_interval_ms
     require_store(settings.store)
     until = parse_until(args.until)

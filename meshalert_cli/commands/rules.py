@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.backends.influxdb2.url import InfluxDB2Store
-from meshalert.backends.urls import parse_store_url
 from meshalert.durations import format_duration_ms
 from meshalert.units import format_value
 from meshalert_cli.arguments import add_command
@@ -51,18 +49,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def configured_bucket() -> str:
     """The bucket of the configured InfluxDB 2 store, so printed queries run as printed."""
-    url = os.environ.get("MESHALERT_STORE", "").strip()
-    if url:
-        store = parse_store_url(url)
-        if isinstance(store, InfluxDB2Store):
-            return store.bucket
-    return DEFAULT_BUCKET
+    from meshalert.settings import MeshalertSettings
+
+    store = MeshalertSettings.from_env().store
+    return store.bucket if isinstance(store, InfluxDB2Store) else DEFAULT_BUCKET
 
 
 def load(args: argparse.Namespace) -> LoadedRules:
     from meshalert.rules import load_rules
+    from meshalert.settings import Settings
 
-    return load_rules(dict(os.environ), flag_rules_path=args.rules_file, now_s=time.time())
+    return load_rules(Settings.from_env(), flag_rules_path=args.rules_file, now_s=time.time())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import secrets
 import time
 from datetime import datetime
@@ -26,9 +25,10 @@ MAX_REASON_CHARS = 500
 
 def default_author() -> str:
     """Who runs the command: $MESHALERT_AUTHOR, else the login name."""
-    for name in ("MESHALERT_AUTHOR", "USER", "LOGNAME"):
-        if value := os.environ.get(name, "").strip():
-            return value
+    from meshalert.settings import CliSettings
+
+    if author := CliSettings.from_env().author:
+        return author
     try:
         return getpass.getuser()
     except (KeyError, OSError):

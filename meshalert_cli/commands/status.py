@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def state_url(args: argparse.Namespace) -> str:
-    return str(args.state or os.environ.get("MESHALERT_STATE") or DEFAULT_STATE)
+    from meshalert.settings import CliSettings
+
+    return str(args.state or CliSettings.from_env().state or DEFAULT_STATE)
 
 
 def open_existing_state(url: str) -> StateStore:

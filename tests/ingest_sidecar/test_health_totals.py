@@ -24,7 +24,7 @@ def _settings(tmp_path: Path, store_url: str, **extra: Any) -> SidecarSettings:
         "host": "node-h",
         **extra,
     }
-    return SidecarSettings(**values)
+    return SidecarSettings.from_env({}, values)
 
 
 def _health(server: RecordingHttpServer) -> list[dict[str, float]]:

@@ -13,7 +13,7 @@ def test_defaults() -> None:
     assert s.listen == ("127.0.0.1", 8125)
     assert s.flush_interval_ms == 10_000
     assert s.statsd_prefix == "linkerd"
-    assert s.store_url == "sqlite:///./meshalert.db"
+    assert s.store_url.get_secret_value() == "sqlite:///./meshalert.db"
     assert s.spool_max_bytes_value == 320 * 1024 * 1024
     assert s.dead_letter_max_bytes_value == 32 * 1024 * 1024
     assert s.host and s.write_batch_lines == 5000

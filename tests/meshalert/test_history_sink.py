@@ -15,9 +15,9 @@ from meshalert.history_sink import (
     MEASUREMENT,
     history_lines,
     history_point,
-    history_to_store,
 )
 from meshalert.lineprotocol import decode, sanitize
+from meshalert.settings import Settings, SettingsError
 from meshalert.state.protocols import HistoryEntry
 
 
@@ -140,9 +140,11 @@ def test_the_setting_defaults_to_on_only_for_the_embedded_store(
     value: str | None, embedded: bool, expected: bool
 ) -> None:
     env = {} if value is None else {"MESHALERT_HISTORY_TO_STORE": value}
-    assert history_to_store(env, embedded_store=embedded) is expected
+    if not embedded:
+        env["MESHALERT_STORE"] = "influxdb2://db:8086?org=o&bucket=b"
+    assert Settings.from_env(env).history_enabled() is expected
 
 
 def test_a_bad_setting_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="MESHALERT_HISTORY_TO_STORE: write on, off or auto"):
-        history_to_store({"MESHALERT_HISTORY_TO_STORE": "maybe"}, embedded_store=True)
+    with pytest.raises(SettingsError, match="MESHALERT_HISTORY_TO_STORE: write on, off or auto"):
+        Settings.from_env({"MESHALERT_HISTORY_TO_STORE": "maybe"})

@@ -6,7 +6,7 @@ from meshalert.backends.dynamodb.url import DynamoDBState
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.backends.influxdb2.url import InfluxDB2Store
 from meshalert.backends.sqlite.url import SqliteState, SqliteStore
-from meshalert.settings import ENV_NAMES, Settings, SettingsError, flag_name
+from meshalert.settings import Settings, SettingsError, flag_name
 
 
 def test_defaults() -> None:
@@ -40,7 +40,8 @@ def test_every_variable_is_read() -> None:
     store = s.store
     assert isinstance(store, InfluxDB2Store) and store.token == "tok-123"
     assert s.state_config == DynamoDBState(table="meshalert-state")
-    assert s.eval_interval_ms == 30_000 and s.retention == "30d" and s.renotify_ms == 7_200_000
+    assert s.eval_interval_ms == 30_000 and s.retention_ms == 30 * 86_400_000
+    assert s.renotify_ms == 7_200_000
     assert s.sns_topic_arn == "arn:aws:sns:eu-west-1:123456789012:alerts"
     assert s.slack_webhook_url is not None
     assert s.slack_webhook_url.get_secret_value() == "https://hooks.slack.test/T/B/x"
@@ -65,7 +66,11 @@ def test_influxdb1_credentials_from_the_environment() -> None:
 def test_flag_beats_env_beats_default() -> None:
     env = {"MESHALERT_EVAL_INTERVAL": "30s", "MESHALERT_RETENTION": "3d"}
     s = Settings.from_env(env, {"eval_interval": "10s", "retention": None})
-    assert (s.eval_interval, s.retention, s.renotify) == ("10s", "3d", "4h")
+    assert (s.eval_interval_ms, s.retention_ms, s.renotify_ms) == (
+        10_000,
+        3 * 86_400_000,
+        4 * 3_600_000,
+    )
 
 
 def test_empty_variables_count_as_unset() -> None:
@@ -132,7 +137,8 @@ def test_unknown_flag_is_rejected() -> None:
 
 
 def test_every_setting_has_a_variable_and_a_flag() -> None:
-    assert set(ENV_NAMES) == set(Settings.model_fields)
+    assert set(Settings.variables()) == set(Settings.model_fields) - {"rule_overrides"}
+    assert Settings.variables()["eval_interval_ms"] == "MESHALERT_EVAL_INTERVAL"
     assert flag_name("store_url") == "--store"
     assert flag_name("slack_webhook_url") == "--slack-webhook-url"
 

@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("meshalert", "meshalert_cli", "functions", "ingest_sidecar")
 BACKENDS = {p.name for p in (ROOT / "meshalert" / "backends").iterdir() if p.is_dir()}
 ALLOWED_FROM_OUTSIDE = {"url"}
+
+
 # The heartbeat's own store adapters, which the heartbeat rewrite removes.
 def _imported_modules(path: Path) -> set[str]:
     names: set[str] = set()

@@ -28,8 +28,7 @@ from meshalert.notify.slack import (
     slack_group_payload,
 )
 from meshalert.notify.sns import SNS_CLIENT_CONFIG, SnsNotifier, group_attributes
-from meshalert.settings import SettingsError, known_variables
-from meshalert.wiring import grouping_config
+from meshalert.settings import Settings, SettingsError, known_variables
 from tests.meshalert.notify.conftest import notification
 
 REGION = "eu-west-1"
@@ -251,6 +250,10 @@ def test_sns_group_of_several_classes_still_filters_by_class_and_severity(
     assert len(_received(queues["critical_endpoints"])) == 1
     assert _received(queues["retries"]) == []
     assert _received(queues["warning"]) == []
+
+
+def grouping_config(env: dict[str, str]) -> GroupingConfig:
+    return Settings.from_env(env).grouping
 
 
 def test_grouping_settings_are_validated_and_name_the_variable() -> None:
