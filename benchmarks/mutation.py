@@ -93,6 +93,9 @@ MODULES = _parse_table(_TABLE)
 _GUARD = "placeholder count does not match parameters"
 """meshalert/queries/baseline_text.py's unreachable guard message (see :data:`EQUIVALENT`)."""
 
+_RUNNING = "# running count and sum: a sample that would overflow is refused"
+"""The comment on ingest_sidecar/aggregate.py's ``_Timer.weight`` (part of the changed line)."""
+
 # Reviewed equivalent mutants: (file, function, original text -> mutated text), the changed
 # lines with whitespace collapsed. Each has a comment at the code saying why it cannot change
 # behaviour.
@@ -317,6 +320,36 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "ingest_sidecar/linkerd_names.py",
             "NameMapper._measure",
             "return _root(t, foreign=False) -> return _root(t, foreign=None)",
+        ),
+        # aggregate: a bucket exists only once a sample added its weight 1/rate >= 1 to it,
+        # so every count is positive and the `> 0.0` filter never drops one.
+        ("ingest_sidecar/aggregate.py", "_bucket_points", "if count > 0.0 -> if count >= 0.0"),
+        # A series is created with its first sample and its running totals are assigned
+        # from that sample at once: the initial values are never read.
+        *(
+            ("ingest_sidecar/aggregate.py", "_Counter.__init__", f"self.count = 0.0 -> {new}")
+            for new in ("self.count = None", "self.count = 1.0")
+        ),
+        *(
+            ("ingest_sidecar/aggregate.py", "_Timer.__init__", f"{old} -> {new}")
+            for old, new in (
+                (f"self.weight = 0.0 {_RUNNING}", f"self.weight = None {_RUNNING}"),
+                (f"self.weight = 0.0 {_RUNNING}", f"self.weight = 1.0 {_RUNNING}"),
+                ("self.weighted = 0.0", "self.weighted = None"),
+                ("self.weighted = 0.0", "self.weighted = 1.0"),
+            )
+        ),
+        # After the overflow starts, `kept` stays at the cap, so `groups` is never read again.
+        (
+            "ingest_sidecar/aggregate.py",
+            "_Timer.start_overflow",
+            "self.groups = {} -> self.groups = None",
+        ),
+        # Any fixed default seed makes a run reproducible; its value is no part of the contract.
+        (
+            "ingest_sidecar/aggregate.py",
+            "IntervalAggregator.__init__",
+            "seed: int = 0, -> seed: int = 1,",
         ),
     }
 )
