@@ -846,3 +846,27 @@ def test_own_kind_registry_remembers_the_larger_of_twice_max_series_and_1024_key
 
     assert clashes_after(capacity) == 1  # the first key is still known as a counter
     assert clashes_after(capacity + 1) == 0  # forgotten: the least recently seen goes first
+
+
+def test_a_plain_string_set_kind_keeps_its_members() -> None:
+    members = SeriesKey("linkerd_members", ())
+    agg = IntervalAggregator()
+    for member in ("a", "b", "a"):
+        assert agg.add(members, "s", 0.0, set_member=member)  # type: ignore[arg-type]
+    assert only_point(agg.flush(T0, HOST), "linkerd_members").field_dict() == {"count": 2.0}
+
+
+def test_every_unusable_sample_is_counted() -> None:
+    agg = IntervalAggregator()
+    for value, rate in [(math.nan, 1.0), (1.0, 0.0), (math.inf, 1.0), (1.0, 2.0)]:
+        assert not agg.add(REQUESTS, MetricKind.COUNTER, value, rate)
+    assert agg.flush(T0, HOST).invalid_samples == 4
+
+
+def test_every_type_clash_is_counted() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(REQUESTS, MetricKind.COUNTER, 1.0)
+    assert agg.flush(T0, HOST).type_clash_samples == 0
+    for kind in (MetricKind.GAUGE, MetricKind.SET, MetricKind.TIMER):
+        assert not agg.add(REQUESTS, kind, 1.0)
+    assert agg.flush(T0, HOST).type_clash_samples == 3
