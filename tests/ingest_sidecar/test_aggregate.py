@@ -870,3 +870,11 @@ def test_every_type_clash_is_counted() -> None:
     for kind in (MetricKind.GAUGE, MetricKind.SET, MetricKind.TIMER):
         assert not agg.add(REQUESTS, kind, 1.0)
     assert agg.flush(T0, HOST).type_clash_samples == 3
+
+
+def test_set_members_given_only_as_values_count_by_value() -> None:
+    members = SeriesKey("linkerd_members", ())
+    agg = IntervalAggregator()
+    for value in (1.0, 2.0, 1.0, 3.0):
+        assert agg.add(members, MetricKind.SET, value)
+    assert only_point(agg.flush(T0, HOST), "linkerd_members").field_dict() == {"count": 3.0}

@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from meshalert.alerts.model import AlertClass
 from meshalert.queries.model import (
     Aggregate,
+    ClassQuery,
     EndpointBalancer,
     EndpointHost,
     EndpointsAggregate,
     FailuresAggregate,
+    LatencyAggregate,
     RetriesAggregate,
     SelectRow,
     SeriesSelect,
@@ -197,3 +199,59 @@ def test_lookback_selects_start_earlier_and_never_later_than_the_window() -> Non
     assert q.start_of(q.select("size_max")) == 9_400_000
     short = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10**7, lookback_ms=1000)
     assert short.start_of(short.select("size_max")) == short.start_ms
+
+
+# --- pinned by the mutation run (python -m benchmarks.mutation query_rendering) --------------
+
+
+def test_a_select_without_scope_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="select 'x' has no scope"):
+        SeriesSelect("x", "m", "count", (), Aggregate.SUM)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "lookback_ms", "message"),
+    [
+        (-1, 60_000, "window_ms must be positive, got -1"),
+        (60_000, 0, "lookback_ms must be positive, got 0"),
+        (60_000, -5, "lookback_ms must be positive, got -5"),
+    ],
+)
+def test_window_and_lookback_must_be_positive(
+    window_ms: int, lookback_ms: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        class_query(AlertClass.ENDPOINTS, window_ms=window_ms, end_ms=1, lookback_ms=lookback_ms)
+    assert class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=1, lookback_ms=1).lookback_ms == 1
+
+
+def test_duplicate_select_names_are_refused() -> None:
+    sel = SeriesSelect("x", "m", "count", ("service",), Aggregate.SUM)
+    with pytest.raises(ValueError, match="duplicate select names in \\['x', 'x'\\]"):
+        ClassQuery(AlertClass.FAILURES, 1, 2, (sel, sel))
+
+
+def test_an_unknown_select_name_is_a_key_error() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    assert query.select("failures").measurement == "linkerd_failures"
+    with pytest.raises(KeyError, match="nope"):
+        query.select("nope")
+
+
+def test_the_default_lookback_is_thirty_minutes() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10**7)
+    assert query.start_of(query.select("size_max")) == 10**7 - 30 * 60_000
+    assert query.start_of(query.select("size")) == 10**7 - 60_000
+
+
+def test_service_keys_split_on_the_first_slash() -> None:
+    assert ServiceRef.parse("web") == ServiceRef("", "web")
+    assert ServiceRef.parse("prod/web/v2") == ServiceRef("prod", "web/v2")
+    assert ServiceRef("", "web").key == "web" and ServiceRef("prod", "web").key == "prod/web"
+    with pytest.raises(ValueError, match="service key '' has no service name"):
+        ServiceRef.parse("")
+
+
+def test_latency_total_is_the_sum_of_every_bucket() -> None:
+    assert LatencyAggregate({1.0: 2.0, 5.0: 3.5, math.inf: 0.5}).total == 6.0
+    assert LatencyAggregate({}).total == 0
