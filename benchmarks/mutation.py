@@ -91,7 +91,11 @@ MODULES = _parse_table(_TABLE)
 
 
 _GUARD = "placeholder count does not match parameters"
-"""meshalert/queries/baseline_text.py's unreachable guard message (see :data:`EQUIVALENT`)."""
+"""The inline SQL renderers' unreachable guard message (see :data:`EQUIVALENT`)."""
+_INLINE_RENDERERS = (
+    ("meshalert/queries/baseline_text.py", "render_bucket_sql_inline"),
+    ("meshalert/queries/sql.py", "render_sql_inline"),
+)
 
 _RUNNING = "# running count and sum: a sample that would overflow is refused"
 """The comment on ingest_sidecar/aggregate.py's ``_Timer.weight`` (part of the changed line)."""
@@ -293,21 +297,24 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
         ),
         # The placeholder guard cannot fire (every value is bound, every identifier is a
         # store column): its message and zip's `strict` are never exercised.
+        # meshalert/queries/sql.py's render_sql_inline has the same guard, for the same reason.
         *(
             (
-                "meshalert/queries/baseline_text.py",
-                "render_bucket_sql_inline",
+                source,
+                function,
                 f'raise AssertionError("{_GUARD}") -> raise AssertionError({new})',
             )
+            for source, function in _INLINE_RENDERERS
             for new in (f'"XX{_GUARD}XX"', f'"{_GUARD.upper()}"', "None")
         ),
         *(
             (
-                "meshalert/queries/baseline_text.py",
-                "render_bucket_sql_inline",
+                source,
+                function,
                 "for param, piece in zip(params, pieces[1:], strict=True):"
                 f" -> for param, piece in zip(params, pieces[1:], {new}):",
             )
+            for source, function in _INLINE_RENDERERS
             for new in ("strict=None", "", "strict=False")
         ),
         (

@@ -878,3 +878,55 @@ def test_set_members_given_only_as_values_count_by_value() -> None:
     for value in (1.0, 2.0, 1.0, 3.0):
         assert agg.add(members, MetricKind.SET, value)
     assert only_point(agg.flush(T0, HOST), "linkerd_members").field_dict() == {"count": 3.0}
+
+
+def test_each_series_that_overflows_at_flush_is_counted() -> None:
+    agg = IntervalAggregator()
+    for key in (LATENCY, SeriesKey("linkerd_other_latency_ms", ())):
+        for value, rate in [(1e308, 1.0), (-5e307, 0.5), (1e308, 1.0)]:
+            assert agg.add(key, MetricKind.TIMER, value, rate)
+    agg.add(REQUESTS, MetricKind.TIMER, 1.0)
+    assert agg.flush(T0, HOST).nonfinite_series == 2
+
+
+def test_every_per_interval_count_starts_again_after_a_flush() -> None:
+    def counts(result: FlushResult) -> tuple[int, ...]:
+        return (
+            result.rejected_samples,
+            result.rejected_series,
+            result.invalid_samples,
+            result.nonfinite_samples,
+            result.type_clash_samples,
+        )
+
+    def one_of_each(agg: IntervalAggregator, n: int) -> None:
+        agg.add(SeriesKey("linkerd_new", (("n", str(n)),)), MetricKind.COUNTER, 1.0)  # guard
+        agg.add(REQUESTS, MetricKind.COUNTER, math.nan)  # invalid
+        agg.add(REQUESTS, MetricKind.COUNTER, 1e308)  # nonfinite: 1e308 is already held
+        agg.add(REQUESTS, MetricKind.GAUGE, 1.0)  # type clash
+
+    agg = IntervalAggregator(max_series=1)
+    agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    one_of_each(agg, 1)
+    assert counts(agg.flush(T0, HOST)) == (1, 1, 1, 1, 1)
+    assert counts(agg.flush(T0 + 1, HOST)) == (0, 0, 0, 0, 0)
+    agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    one_of_each(agg, 2)
+    assert counts(agg.flush(T0 + 2, HOST)) == (1, 1, 1, 1, 1)
+
+
+def test_kind_registry_forgets_the_least_recently_seen_key() -> None:
+    kinds = KindRegistry(2)
+    a, b, c = _distinct(3)
+    assert kinds.claim(a, MetricKind.COUNTER) and kinds.claim(b, MetricKind.COUNTER)
+    assert kinds.claim(a, MetricKind.COUNTER)  # a seen again: b is now the oldest
+    assert kinds.claim(c, MetricKind.COUNTER)
+    assert not kinds.claim(a, MetricKind.GAUGE)  # still known as a counter
+    assert kinds.claim(b, MetricKind.GAUGE)  # forgotten, so free to take another type
+
+
+def test_no_host_tag_when_the_sidecar_has_no_host_name() -> None:
+    agg = IntervalAggregator()
+    agg.add(SeriesKey("linkerd_x", (("host", "theirs"), ("service", "web"))), MetricKind.GAUGE, 1)
+    (point,) = agg.flush(T0, "").points
+    assert point.tags == (("service", "web"),)
