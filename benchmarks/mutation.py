@@ -352,6 +352,12 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "_Timer.start_overflow",
             "self.groups = {} -> self.groups = None",
         ),
+        # popitem's `last` is read for its truth: None pops the oldest key like False.
+        (
+            "ingest_sidecar/aggregate.py",
+            "KindRegistry.claim",
+            "self._kinds.popitem(last=False) -> self._kinds.popitem(last=None)",
+        ),
         # Any fixed default seed makes a run reproducible; its value is no part of the contract.
         (
             "ingest_sidecar/aggregate.py",
