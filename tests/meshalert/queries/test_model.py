@@ -255,3 +255,61 @@ def test_service_keys_split_on_the_first_slash() -> None:
 def test_latency_total_is_the_sum_of_every_bucket() -> None:
     assert LatencyAggregate({1.0: 2.0, 5.0: 3.5, math.inf: 0.5}).total == 6.0
     assert LatencyAggregate({}).total == 0
+
+
+def test_retries_sum_counts_per_router_and_take_the_lowest_budget() -> None:
+    query = class_query(AlertClass.RETRIES, window_ms=1, end_ms=2)
+    web = {"namespace": "prod", "service": "web", "router": "out"}
+    api = {"namespace": "prod", "service": "api", "router": "out"}
+    rows = [
+        SelectRow("retries_total", web, 3.0),
+        SelectRow("retries_total", {**web, "host": "h2"}, 2.0),
+        SelectRow("requests", web, 10.0),
+        SelectRow("budget_exhausted", web, 1.0),
+        SelectRow("retry_lines", web, 4.0),
+        SelectRow("request_lines", web, 5.0),
+        SelectRow("budget_min", web, 7.0),
+        SelectRow("budget_min", {**web, "host": "h2"}, 2.0),  # the lowest, never a sum
+        SelectRow("requests", api, 8.0),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services == {
+        "prod/web": {
+            "out": RetriesAggregate(
+                retries_total=5.0,
+                requests=10.0,
+                budget_exhausted=1.0,
+                retry_lines=4.0,
+                request_lines=5.0,
+                budget_min=2.0,
+            )
+        },
+        "prod/api": {"out": RetriesAggregate(requests=8.0)},  # zeros, and no budget gauge
+    }
+
+
+def test_latency_buckets_are_summed_per_bound_in_bound_order() -> None:
+    query = class_query(AlertClass.LATENCY, window_ms=1, end_ms=2)
+    web = {"namespace": "", "service": "web", "router": "in"}
+    rows = [
+        SelectRow("buckets", {**web, "le": "+Inf"}, 1.0),
+        SelectRow("buckets", {**web, "le": "1.41421"}, 2.0),
+        SelectRow("buckets", {**web, "le": "1.41421", "host": "h2"}, 3.0),
+        SelectRow("buckets", {**web, "le": "0"}, 4.0),
+    ]
+    (aggregate,) = assemble(query, rows, query_text="q").services["web"].values()
+    assert isinstance(aggregate, LatencyAggregate)
+    # "1.41421" is the label of the bound 2 ** 0.5, read back as that exact bound.
+    assert list(aggregate.buckets.items()) == [(0.0, 4.0), (2**0.5, 5.0), (math.inf, 1.0)]
+
+
+def test_a_balancer_without_host_or_client_tags_is_keyed_by_empty_names() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=2)
+    rows = [SelectRow("size", {"namespace": "p", "service": "s"}, 4.0)]
+    result = assemble(query, rows, query_text="q")
+    assert result.services["p/s"][""] == EndpointsAggregate((EndpointBalancer("", None, 4.0),))
+
+
+def test_cycle_queries_end_at_the_evaluation_time() -> None:
+    (query,) = cycle_queries({AlertClass.FAILURES: [60_000]}, end_ms=10**12)
+    assert (query.start_ms, query.end_ms) == (10**12 - 60_000, 10**12)
