@@ -358,6 +358,14 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "KindRegistry.claim",
             "self._kinds.popitem(last=False) -> self._kinds.popitem(last=None)",
         ),
+        # query model: when every select reads the service scope, the mixed path keeps
+        # every row under its own key, exactly like the unmixed one.
+        (
+            "meshalert/queries/model.py",
+            "_attributed",
+            "mixed = bool(primary) and len(primary) < len(query.selects)"
+            " -> mixed = bool(primary) and len(primary) <= len(query.selects)",
+        ),
         # Any fixed default seed makes a run reproducible; its value is no part of the contract.
         (
             "ingest_sidecar/aggregate.py",

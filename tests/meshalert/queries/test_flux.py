@@ -219,3 +219,12 @@ def test_a_longer_lookback_starts_only_the_lookback_select_earlier() -> None:
     assert 'lookbackStart = time(v: "2024-01-01T00:03:59.999Z")' in text
     assert text.count("range(start: lookbackStart, stop: windowStop)") == 1
     assert text.count("range(start: windowStart, stop: windowStop)") == len(query.selects) - 1
+
+
+def test_a_query_without_selects_renders_only_its_window() -> None:
+    text, _ = render_flux(ClassQuery(AlertClass.FAILURES, 60_000, END_MS, ()), bucket=BUCKET)
+    assert text == (
+        "// meshalert failures window [2024-01-01T00:04:00Z, 2024-01-01T00:05:00Z)\n"
+        'windowStart = time(v: "2024-01-01T00:04:00Z")\n'
+        'windowStop = time(v: "2024-01-01T00:05:00Z")\n'
+    )

@@ -313,3 +313,28 @@ def test_a_balancer_without_host_or_client_tags_is_keyed_by_empty_names() -> Non
 def test_cycle_queries_end_at_the_evaluation_time() -> None:
     (query,) = cycle_queries({AlertClass.FAILURES: [60_000]}, end_ms=10**12)
     assert (query.start_ms, query.end_ms) == (10**12 - 60_000, 10**12)
+
+
+def test_assemble_keeps_the_query_its_text_and_round_trips() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    result = assemble(query, [], query_text="SELECT 1", queries_issued=3)
+    assert (result.query, result.query_text, result.queries_issued) == (query, "SELECT 1", 3)
+    assert assemble(query, [], query_text="q").queries_issued == 1
+
+
+def test_failures_lines_and_flags_summed_over_hosts_and_rows_without_names_dropped() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    web = {"service": "web", "router": "out"}  # no namespace tag at all
+    rows = [
+        SelectRow("request_lines", web, 6.0),
+        SelectRow("failure_lines", web, 2.0),
+        SelectRow("connection_failures", {**web, "host": "h1"}, 4.0),  # no failure_flag tag
+        SelectRow("connection_failures", {**web, "host": "h2"}, 5.0),
+        SelectRow("requests", {"namespace": "prod", "router": "out"}, 9.0),  # no service tag
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services == {
+        "web": {
+            "out": FailuresAggregate(request_lines=6.0, failure_lines=2.0, connection_failures=9.0)
+        }
+    }
