@@ -366,6 +366,35 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
             "mixed = bool(primary) and len(primary) < len(query.selects)"
             " -> mixed = bool(primary) and len(primary) <= len(query.selects)",
         ),
+        # A missing service or namespace tag reads as None instead of "": both are falsy,
+        # so the row is dropped (no service) or keyed by its service alone (no namespace).
+        *(
+            ("meshalert/queries/model.py", "_attributed", f'{tag} = tags.get("{tag}", "") -> {new}')
+            for tag in ("service", "namespace")
+            for new in (f'{tag} = tags.get("{tag}", None)', f'{tag} = tags.get("{tag}", )')
+        ),
+        # The failure flag only keys the per-flag totals, whose largest value is all that
+        # is read: any default name gives the same maximum.
+        *(
+            (
+                "meshalert/queries/model.py",
+                "_failures",
+                'flag = row.tags.get("failure_flag", "")'
+                f' -> flag = row.tags.get("failure_flag", {new})',
+            )
+            for new in ("None", "", '"XXXX"')
+        ),
+        # Letting the excluded select into the sums adds a key nothing reads.
+        *(
+            (
+                "meshalert/queries/model.py",
+                function,
+                f's = _sums([r for r in rows if r.select != "{name}"])'
+                f' -> s = _sums([r for r in rows if r.select != "{new}"])',
+            )
+            for function, name in (("_failures", "connection_failures"), ("_retries", "budget_min"))
+            for new in (f"XX{name}XX", name.upper())
+        ),
         # Any fixed default seed makes a run reproducible; its value is no part of the contract.
         (
             "ingest_sidecar/aggregate.py",
@@ -374,6 +403,21 @@ EQUIVALENT: frozenset[tuple[str, str, str]] = frozenset(
         ),
     }
 )
+
+_CASE_INSENSITIVE_SQL = frozenset({"meshalert/queries/sql.py"})
+"""Files whose string literals are SQL text only (keywords, functions, tables, aliases)."""
+
+
+def _case_only(source: str, change: str) -> bool:
+    """A surviving change of letter case alone in SQL text cannot change behaviour.
+
+    SQLite reads keywords, function, table and column names alike in any case. The aliases
+    the reader looks up by name (``value``, ``last_ts``, ``g_<tag>``) would change, but
+    tests/meshalert/queries/test_sql.py pins them, so such a mutant is killed, not kept.
+    """
+    old, _, new = change.partition(" -> ")
+    return source in _CASE_INSENSITIVE_SQL and old != new and old.lower() == new.lower()
+
 
 # Unit tests only: a forked run per mutant cannot afford starting influxd, node or a JVM.
 _PYTEST_ARGS = (
@@ -497,7 +541,9 @@ def collect(workdir: Path, sources: list[str]) -> dict[str, object]:
                 continue
             diff = get_diff_for_mutant(key, path=source)
             entry = _describe(source, text, key, diff)
-            if (source, entry["function"], entry["change"]) in EQUIVALENT:
+            if (source, entry["function"], entry["change"]) in EQUIVALENT or _case_only(
+                source, str(entry["change"])
+            ):
                 equivalent.append(entry)
             else:
                 entry["status"] = status

@@ -338,3 +338,18 @@ def test_failures_lines_and_flags_summed_over_hosts_and_rows_without_names_dropp
             "out": FailuresAggregate(request_lines=6.0, failure_lines=2.0, connection_failures=9.0)
         }
     }
+
+
+def test_a_select_grouped_by_service_then_more_tags_is_accepted() -> None:
+    sel = SeriesSelect(
+        "x", "m", "count", ("service",), Aggregate.SUM, ("namespace", "service", "le")
+    )
+    assert sel.group_by == ("namespace", "service", "le")
+
+
+def test_retries_without_request_rows_count_zero_requests() -> None:
+    query = class_query(AlertClass.RETRIES, window_ms=1, end_ms=2)
+    rows = [SelectRow("retries_total", {"namespace": "", "service": "web"}, 3.0)]
+    assert assemble(query, rows, query_text="q").services == {
+        "web": {"": RetriesAggregate(retries_total=3.0)}
+    }

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshalert.alerts.model import AlertClass
-from meshalert.queries.model import CONNECTION_FAILED_EXCEPTION, ServiceRef, class_query
+from meshalert.queries.model import (
+    CONNECTION_FAILED_EXCEPTION,
+    SERVICE_GROUP,
+    Aggregate,
+    ClassQuery,
+    SeriesSelect,
+    ServiceRef,
+    class_query,
+)
 from meshalert.queries.sql import (
     WindowPart,
     render_sql,
@@ -167,12 +175,44 @@ def _rows(
 
 def test_result_columns_are_sel_the_group_tags_value_and_last_ts() -> None:
     conn = _written([])
-    for cls in AlertClass:
+    for cls, rollup_ms in itertools.product(AlertClass, (ROLLUP_MS, None)):
         query = class_query(cls, window_ms=WINDOW, end_ms=END)
-        names, _ = _rows(conn, cls)
+        cursor = conn.execute(*render_sql(query, rollup_ms=rollup_ms))
+        names = [d[0] for d in cursor.description]
         assert names == ["sel", *(f"g_{t}" for t in result_tags(query)), "value", "last_ts"]
         names, _ = _rows(conn, cls, ["prod/web"])
         assert names[0] == "sel" and names[-2:] == ["value", "last_ts"]
+
+
+def test_several_services_are_each_bound_and_matched() -> None:
+    conn = _written(
+        [
+            f"linkerd_requests,namespace=prod,scope=service,service={svc} count={n} 70000"
+            for n, svc in enumerate(("web", "api", "db"), start=1)
+        ]
+    )
+    _, rows = _rows(conn, AlertClass.FAILURES, ["prod/web", "prod/db"])
+    assert rows == {
+        ("requests", "prod", "db", "", "", 3.0, None),
+        ("requests", "prod", "web", "", "", 1.0, None),
+    }
+    query = class_query(
+        AlertClass.FAILURES, window_ms=WINDOW, end_ms=END, services=["prod/web", "prod/db"]
+    )
+    assert set(conn.execute(render_sql_inline(query)).fetchall()) == rows
+
+
+def test_inline_text_follows_the_rollup_choice() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=WINDOW, end_ms=END)
+    assert "rollup_1m" in render_sql_inline(query)
+    assert "rollup_1m" not in render_sql_inline(query, rollup_ms=None)
+
+
+def test_a_tag_that_is_not_a_store_column_is_refused_naming_it() -> None:
+    sel = SeriesSelect("x", "m", "count", ("service",), Aggregate.SUM, (*SERVICE_GROUP, "bogus"))
+    query = ClassQuery(AlertClass.FAILURES, 1, 2, (sel,))
+    with pytest.raises(ValueError, match="tag 'bogus' is not a column of the embedded store"):
+        render_sql(query)
 
 
 def test_sums_read_every_part_of_the_window_per_group_and_filter_services_and_tags() -> None:
