@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -660,3 +661,272 @@ def test_align_interval_rejects_non_positive_intervals(interval: int) -> None:
 def test_bucket_bounds_cover_test_values() -> None:
     # The merged-percentile tolerance assumes test values stay below the +Inf bucket.
     assert BOUNDS[-1] > 1e6
+
+
+# --- pinned by the mutation run (python -m benchmarks.mutation aggregate) -------------------
+
+
+def test_an_ordinary_timer_is_not_reported_as_overflowing() -> None:
+    agg = IntervalAggregator()
+    for value in (1.0, 2.0, 30.0):
+        agg.add(LATENCY, MetricKind.TIMER, value)
+    result = agg.flush(T0, HOST)
+    assert result.nonfinite_series == 0
+    assert set(only_point(result, LATENCY.measurement).field_dict()) == {
+        "count", "sum", "min", "max", "mean", *(name for name, _ in PERCENTILES)
+    }  # fmt: skip
+
+
+def test_a_sum_that_overflows_only_at_flush_drops_sum_and_mean_and_counts_the_series() -> None:
+    # Accepted one by one (the running sum stays finite: 1e308, 0, 1e308), but the rate-1
+    # group alone sums to 2e308 at flush: sum and mean are left out, the rest written.
+    agg = IntervalAggregator()
+    for value, rate in [(1e308, 1.0), (-5e307, 0.5), (1e308, 1.0)]:
+        assert agg.add(LATENCY, MetricKind.TIMER, value, rate)
+    result = agg.flush(T0, HOST)
+    assert result.nonfinite_series == 1
+    fields = only_point(result, LATENCY.measurement).field_dict()
+    assert "sum" not in fields and "mean" not in fields
+    assert (fields["count"], fields["min"], fields["max"]) == (4.0, -5e307, 1e308)
+
+
+def test_a_timer_sample_whose_count_would_overflow_is_refused() -> None:
+    # Each sample at rate 1e-308 stands for 1e308 observations: the second would make the
+    # series' count infinite, so it is refused and counted; the first stays.
+    agg = IntervalAggregator()
+    assert agg.add(LATENCY, MetricKind.TIMER, 0.0, 1e-308)
+    assert not agg.add(LATENCY, MetricKind.TIMER, 0.0, 1e-308)
+    result = agg.flush(T0, HOST)
+    assert result.nonfinite_samples == 1 and result.nonfinite_series == 0
+    assert only_point(result, LATENCY.measurement).field_dict()["count"] == pytest.approx(1e308)
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [
+        [(1e308, 0.5)],  # the first sample alone: 2e308
+        [(1e308, 1.0), (1e308, 0.6)],  # the second on top of the first: 1e308 + 1.67e308
+    ],
+)
+def test_a_timer_sample_whose_sum_would_overflow_is_refused(
+    samples: list[tuple[float, float]],
+) -> None:
+    agg = IntervalAggregator()
+    *kept, (value, rate) = samples
+    for v, r in kept:
+        assert agg.add(LATENCY, MetricKind.TIMER, v, r)
+    assert not agg.add(LATENCY, MetricKind.TIMER, value, rate)
+    result = agg.flush(T0, HOST)
+    assert result.nonfinite_samples == 1 and result.nonfinite_series == 0
+    assert len(main_points(result, LATENCY.measurement)) == len(kept)
+
+
+def test_samples_beyond_the_cap_are_accepted_and_percentiles_come_from_the_reservoir() -> None:
+    # A reservoir of one sample: every percentile is that one kept value, whatever the spread.
+    agg = IntervalAggregator(max_samples_per_series=1)
+    assert all(agg.add(LATENCY, MetricKind.TIMER, v) for v in (1.0, 100.0, 1000.0, 5.0))
+    fields = only_point(agg.flush(T0, HOST), LATENCY.measurement).field_dict()
+    assert fields["count"] == 4.0 and (fields["min"], fields["max"]) == (1.0, 1000.0)
+    assert len({fields[name] for name, _ in PERCENTILES}) == 1
+    assert fields["p50"] in (1.0, 100.0, 1000.0, 5.0)
+
+
+def test_the_reservoir_keeps_each_sample_of_the_interval_with_equal_odds() -> None:
+    # Algorithm R with a reservoir of one over three samples: each ends up kept about a
+    # third of the time over many seeds (an off-by-one in the count of samples seen skews
+    # this towards the first).
+    runs = 3000
+    kept: Counter[float] = Counter()
+    for seed in range(runs):
+        agg = IntervalAggregator(max_samples_per_series=1, seed=seed)
+        for value in (1.0, 2.0, 3.0):
+            agg.add(LATENCY, MetricKind.TIMER, value)
+        kept[float(only_point(agg.flush(T0, HOST), LATENCY.measurement).field_dict()["p50"])] += 1
+    assert set(kept) == {1.0, 2.0, 3.0}
+    for value in (1.0, 2.0, 3.0):
+        assert abs(kept[value] / runs - 1 / 3) < 0.04, kept
+
+
+@pytest.mark.parametrize(
+    ("values", "q"),
+    [
+        # Where a + (b - a) * t and b - (b - a) * (1 - t) round differently, numpy takes the
+        # second from t = 0.5 up: the same value here, not one ulp off.
+        ([1.3436424411240122, 9.81797981049634], 50.0),
+        ([0.254458609934608, 5.668583337869574], 50.0),
+        ([2.187810373376886, 6.783845030754222], 90.0),
+    ],
+)
+def test_percentile_is_numpys_two_sided_blend_exactly(values: list[float], q: float) -> None:
+    assert percentile_linear(values, q) == float(np.percentile(values, q))
+
+
+@FAST
+@given(st.floats(-1e6, 1e6), st.floats(0.0, 1e6))
+def test_percentile_of_two_values_at_the_midpoint_is_numpys(a: float, gap: float) -> None:
+    values = [a, a + gap]
+    assert percentile_linear(values, 50.0) == float(np.percentile(values, 50.0))
+
+
+def test_percentile_across_the_whole_float_range_is_the_exact_blend() -> None:
+    # b - a overflows, so the blend weights each end: -1e308 and 1e308 meet at 0.
+    assert percentile_linear([-1e308, 1e308], 50.0) == 0.0
+    assert percentile_linear([-1e308, 1e308], 25.0) == -5e307
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_series": -1}, "max_series must be >= 0, got -1"),
+        ({"gauge_expiry_intervals": 0}, "gauge_expiry_intervals must be >= 1, got 0"),
+        ({"max_samples_per_series": 0}, "max_samples_per_series must be >= 1, got 0"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_setting(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        IntervalAggregator(**kwargs)
+
+
+def test_kind_registry_refuses_a_capacity_below_one_naming_it() -> None:
+    with pytest.raises(ValueError, match="capacity must be >= 1, got 0"):
+        KindRegistry(0)
+    assert KindRegistry(1).claim(REQUESTS, MetricKind.COUNTER)
+
+
+def test_default_guard_holds_100_000_series() -> None:
+    agg = IntervalAggregator()
+    keys = [SeriesKey("linkerd_requests", (("service", f"s{i}"),)) for i in range(100_001)]
+    assert all(agg.add(key, MetricKind.COUNTER, 1.0) for key in keys[:100_000])
+    assert not agg.add(keys[-1], MetricKind.COUNTER, 1.0)
+    assert agg.flush(T0, HOST).rejected_samples == 1
+
+
+def test_default_sample_cap_is_10_000_per_series() -> None:
+    def p50(samples: int) -> float:
+        agg = IntervalAggregator()
+        for v in range(samples):
+            agg.add(LATENCY, MetricKind.TIMER, float(v))
+        return float(only_point(agg.flush(T0, HOST), LATENCY.measurement).field_dict()["p50"])
+
+    assert p50(10_000) == 4999.5  # every sample kept: the exact median
+    assert p50(10_001) != 5000.0  # one of 10,001 left out of the reservoir: not the exact one
+
+
+def _distinct(n: int) -> list[SeriesKey]:
+    return [SeriesKey("linkerd_m", (("i", str(i)),)) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("max_series", "refused", "counted"),
+    [(0, 2000, 1024), (1100, 1900, 1100), (5, 10, 10)],
+)
+def test_refused_keys_are_counted_up_to_the_larger_of_max_series_and_1024(
+    max_series: int, refused: int, counted: int
+) -> None:
+    agg = IntervalAggregator(max_series=max_series)
+    for key in _distinct(max_series + refused):
+        agg.add(key, MetricKind.COUNTER, 1.0)
+    result = agg.flush(T0, HOST)
+    assert (result.rejected_samples, result.rejected_series) == (refused, counted)
+
+
+@pytest.mark.parametrize(
+    ("max_series", "capacity"),
+    [(0, 1024), (1000, 2000)],  # the larger of twice max_series and 1024 keys
+)
+def test_own_kind_registry_remembers_the_larger_of_twice_max_series_and_1024_keys(
+    max_series: int, capacity: int
+) -> None:
+    def clashes_after(distinct: int) -> int:
+        agg = IntervalAggregator(max_series=max_series)
+        for key in _distinct(distinct):
+            agg.add(key, MetricKind.COUNTER, 1.0)  # claimed even when the guard refuses it
+        agg.add(_distinct(1)[0], MetricKind.GAUGE, 1.0)
+        return agg.flush(T0, HOST).type_clash_samples
+
+    assert clashes_after(capacity) == 1  # the first key is still known as a counter
+    assert clashes_after(capacity + 1) == 0  # forgotten: the least recently seen goes first
+
+
+def test_a_plain_string_set_kind_keeps_its_members() -> None:
+    members = SeriesKey("linkerd_members", ())
+    agg = IntervalAggregator()
+    for member in ("a", "b", "a"):
+        assert agg.add(members, "s", 0.0, set_member=member)  # type: ignore[arg-type]
+    assert only_point(agg.flush(T0, HOST), "linkerd_members").field_dict() == {"count": 2.0}
+
+
+def test_every_unusable_sample_is_counted() -> None:
+    agg = IntervalAggregator()
+    for value, rate in [(math.nan, 1.0), (1.0, 0.0), (math.inf, 1.0), (1.0, 2.0)]:
+        assert not agg.add(REQUESTS, MetricKind.COUNTER, value, rate)
+    assert agg.flush(T0, HOST).invalid_samples == 4
+
+
+def test_every_type_clash_is_counted() -> None:
+    agg = IntervalAggregator()
+    assert agg.add(REQUESTS, MetricKind.COUNTER, 1.0)
+    assert agg.flush(T0, HOST).type_clash_samples == 0
+    for kind in (MetricKind.GAUGE, MetricKind.SET, MetricKind.TIMER):
+        assert not agg.add(REQUESTS, kind, 1.0)
+    assert agg.flush(T0, HOST).type_clash_samples == 3
+
+
+def test_set_members_given_only_as_values_count_by_value() -> None:
+    members = SeriesKey("linkerd_members", ())
+    agg = IntervalAggregator()
+    for value in (1.0, 2.0, 1.0, 3.0):
+        assert agg.add(members, MetricKind.SET, value)
+    assert only_point(agg.flush(T0, HOST), "linkerd_members").field_dict() == {"count": 3.0}
+
+
+def test_each_series_that_overflows_at_flush_is_counted() -> None:
+    agg = IntervalAggregator()
+    for key in (LATENCY, SeriesKey("linkerd_other_latency_ms", ())):
+        for value, rate in [(1e308, 1.0), (-5e307, 0.5), (1e308, 1.0)]:
+            assert agg.add(key, MetricKind.TIMER, value, rate)
+    agg.add(REQUESTS, MetricKind.TIMER, 1.0)
+    assert agg.flush(T0, HOST).nonfinite_series == 2
+
+
+def test_every_per_interval_count_starts_again_after_a_flush() -> None:
+    def counts(result: FlushResult) -> tuple[int, ...]:
+        return (
+            result.rejected_samples,
+            result.rejected_series,
+            result.invalid_samples,
+            result.nonfinite_samples,
+            result.type_clash_samples,
+        )
+
+    def one_of_each(agg: IntervalAggregator, n: int) -> None:
+        agg.add(SeriesKey("linkerd_new", (("n", str(n)),)), MetricKind.COUNTER, 1.0)  # guard
+        agg.add(REQUESTS, MetricKind.COUNTER, math.nan)  # invalid
+        agg.add(REQUESTS, MetricKind.COUNTER, 1e308)  # nonfinite: 1e308 is already held
+        agg.add(REQUESTS, MetricKind.GAUGE, 1.0)  # type clash
+
+    agg = IntervalAggregator(max_series=1)
+    agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    one_of_each(agg, 1)
+    assert counts(agg.flush(T0, HOST)) == (1, 1, 1, 1, 1)
+    assert counts(agg.flush(T0 + 1, HOST)) == (0, 0, 0, 0, 0)
+    agg.add(REQUESTS, MetricKind.COUNTER, 1e308)
+    one_of_each(agg, 2)
+    assert counts(agg.flush(T0 + 2, HOST)) == (1, 1, 1, 1, 1)
+
+
+def test_kind_registry_forgets_the_least_recently_seen_key() -> None:
+    kinds = KindRegistry(2)
+    a, b, c = _distinct(3)
+    assert kinds.claim(a, MetricKind.COUNTER) and kinds.claim(b, MetricKind.COUNTER)
+    assert kinds.claim(a, MetricKind.COUNTER)  # a seen again: b is now the oldest
+    assert kinds.claim(c, MetricKind.COUNTER)
+    assert not kinds.claim(a, MetricKind.GAUGE)  # still known as a counter
+    assert kinds.claim(b, MetricKind.GAUGE)  # forgotten, so free to take another type
+
+
+def test_no_host_tag_when_the_sidecar_has_no_host_name() -> None:
+    agg = IntervalAggregator()
+    agg.add(SeriesKey("linkerd_x", (("host", "theirs"), ("service", "web"))), MetricKind.GAUGE, 1)
+    (point,) = agg.flush(T0, "").points
+    assert point.tags == (("service", "web"),)

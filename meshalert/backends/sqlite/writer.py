@@ -37,7 +37,8 @@ from meshalert.stores.protocols import LineWriter, StoreWriteError
 _BUSY_TIMEOUT_S = 10.0
 _MAX_SHOWN_LINE = 300
 
-SeriesKey = tuple[str, str]  # (measurement, tagset)
+SeriesRowKey = tuple[str, str]
+"""A stored series row: (measurement, tagset text). Not the sidecar's SeriesKey."""
 PointRow = tuple[int, int, str, float]  # (series_id, ts, field, value)
 
 _SERIES_INSERT = (
@@ -166,7 +167,7 @@ def _prune_before(conn: sqlite3.Connection, older_than_ms: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    key: SeriesKey
+    key: SeriesRowKey
     point: Point
 
 
@@ -195,7 +196,7 @@ class SqliteWriter(LineWriter):
         self._conn = conn
         self._close_connection = close_connection
         self._series_cache_max = series_cache_max
-        self._series_ids: OrderedDict[SeriesKey, int] = OrderedDict()
+        self._series_ids: OrderedDict[SeriesRowKey, int] = OrderedDict()
         self._data_version: int | None = None
         self._lock = threading.Lock()
 
@@ -236,7 +237,7 @@ class SqliteWriter(LineWriter):
                 self._conn.close()
 
     def _write_decoded(self, decoded: list[_Decoded]) -> None:
-        fresh: dict[SeriesKey, int] = {}
+        fresh: dict[SeriesRowKey, int] = {}
         cache = self._series_ids
         with _transaction(self._conn, immediate=True):
             self._drop_cache_if_others_wrote()
@@ -272,7 +273,7 @@ class SqliteWriter(LineWriter):
         row = self._conn.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
-    def _upsert_series(self, key: SeriesKey, point: Point) -> int:
+    def _upsert_series(self, key: SeriesRowKey, point: Point) -> int:
         tags = point.tag_dict()
         params = (
             key[0],

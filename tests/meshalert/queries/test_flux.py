@@ -203,3 +203,30 @@ def test_hostile_names_render_valid_flux_that_carries_them_verbatim(
         assert report.interpolations == 0
         expected = {bucket} | {r.service for r in refs} | {r.namespace for r in refs if r.namespace}
         assert expected <= set(report.strings)
+
+
+@pytest.mark.parametrize("lookback_ms", [30_000, 60_000])
+def test_a_lookback_no_longer_than_the_window_reads_the_window(lookback_ms: int) -> None:
+    query = class_query(
+        AlertClass.ENDPOINTS, window_ms=60_000, end_ms=END_MS, lookback_ms=lookback_ms
+    )
+    text, _ = render_flux(query, bucket=BUCKET)
+    assert "lookbackStart" not in text
+    assert text.count("range(start: windowStart, stop: windowStop)") == len(query.selects)
+
+
+def test_a_longer_lookback_starts_only_the_lookback_select_earlier() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=END_MS, lookback_ms=60_001)
+    text, _ = render_flux(query, bucket=BUCKET)
+    assert 'lookbackStart = time(v: "2024-01-01T00:03:59.999Z")' in text
+    assert text.count("range(start: lookbackStart, stop: windowStop)") == 1
+    assert text.count("range(start: windowStart, stop: windowStop)") == len(query.selects) - 1
+
+
+def test_a_query_without_selects_renders_only_its_window() -> None:
+    text, _ = render_flux(ClassQuery(AlertClass.FAILURES, 60_000, END_MS, ()), bucket=BUCKET)
+    assert text == (
+        "// meshalert failures window [2024-01-01T00:04:00Z, 2024-01-01T00:05:00Z)\n"
+        'windowStart = time(v: "2024-01-01T00:04:00Z")\n'
+        'windowStop = time(v: "2024-01-01T00:05:00Z")\n'
+    )

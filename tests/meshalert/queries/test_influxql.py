@@ -57,3 +57,36 @@ def test_ingest_newest_is_a_last_selector_per_host_in_any_scope() -> None:
         'SELECT last("count") AS "value" FROM "r\\"p"."linkerd_requests"'
         ' WHERE time >= 0ms AND time < 60000ms GROUP BY "host"',
     ]
+
+
+def test_whole_statements_with_a_service_filter_and_a_retention_policy() -> None:
+    # Pinned whole (the parts above only check pieces): join words, brackets and quoting.
+    query = class_query(
+        AlertClass.FAILURES,
+        window_ms=60_000,
+        end_ms=1_700_000_400_000,
+        services=["prod/web", "api"],
+    )
+    statements = render_influxql(query, retention_policy="autogen").split(";\n")
+    window = "time >= 1700000340000ms AND time < 1700000400000ms"
+    services = (
+        "((\"namespace\" = '' AND \"service\" = 'api')"
+        " OR (\"namespace\" = 'prod' AND \"service\" = 'web'))"
+    )
+    assert statements[0] == (
+        'SELECT sum("count") AS "value" FROM "autogen"."linkerd_requests"'
+        f" WHERE {window} AND (\"scope\" = 'service') AND {services}"
+        ' GROUP BY "namespace", "service", "router"'
+    )
+    assert statements[4] == (
+        'SELECT sum("count") AS "value" FROM "autogen"."linkerd_failures"'
+        f' WHERE {window} AND ("scope" = \'service\') AND "exception" = '
+        "'com_twitter_finagle_naming_buoyant_RichConnectionFailedExceptionWithPath'"
+        f' AND {services} GROUP BY "namespace", "service", "router", "failure_flag"'
+    )
+    retries = class_query(AlertClass.RETRIES, window_ms=60_000, end_ms=1_700_000_400_000)
+    assert render_influxql(retries).split(";\n")[-1] == (
+        'SELECT min("value") AS "value" FROM "linkerd_retries_budget"'
+        f" WHERE {window} AND (\"scope\" = 'client' OR \"scope\" = 'service')"
+        ' GROUP BY "namespace", "service", "router"'
+    )

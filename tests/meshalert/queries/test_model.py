@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from meshalert.alerts.model import AlertClass
 from meshalert.queries.model import (
     Aggregate,
+    ClassQuery,
     EndpointBalancer,
     EndpointHost,
     EndpointsAggregate,
     FailuresAggregate,
     IngestAggregate,
+    LatencyAggregate,
     RetriesAggregate,
     SelectRow,
     SeriesSelect,
@@ -222,3 +224,157 @@ def test_a_newest_select_groups_by_host_only() -> None:
         SeriesSelect("x", "m", "f", (), Aggregate.NEWEST, ("namespace", "service"))
     with pytest.raises(ValueError, match="has no scope"):
         SeriesSelect("x", "m", "f", (), Aggregate.SUM)
+
+
+# --- pinned by the mutation run (python -m benchmarks.mutation query_rendering) --------------
+
+
+def test_a_select_without_scope_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="select 'x' has no scope"):
+        SeriesSelect("x", "m", "count", (), Aggregate.SUM)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "lookback_ms", "message"),
+    [
+        (-1, 60_000, "window_ms must be positive, got -1"),
+        (60_000, 0, "lookback_ms must be positive, got 0"),
+        (60_000, -5, "lookback_ms must be positive, got -5"),
+    ],
+)
+def test_window_and_lookback_must_be_positive(
+    window_ms: int, lookback_ms: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        class_query(AlertClass.ENDPOINTS, window_ms=window_ms, end_ms=1, lookback_ms=lookback_ms)
+    assert class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=1, lookback_ms=1).lookback_ms == 1
+
+
+def test_duplicate_select_names_are_refused() -> None:
+    sel = SeriesSelect("x", "m", "count", ("service",), Aggregate.SUM)
+    with pytest.raises(ValueError, match="duplicate select names in \\['x', 'x'\\]"):
+        ClassQuery(AlertClass.FAILURES, 1, 2, (sel, sel))
+
+
+def test_an_unknown_select_name_is_a_key_error() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    assert query.select("failures").measurement == "linkerd_failures"
+    with pytest.raises(KeyError, match="nope"):
+        query.select("nope")
+
+
+def test_the_default_lookback_is_thirty_minutes() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=60_000, end_ms=10**7)
+    assert query.start_of(query.select("size_max")) == 10**7 - 30 * 60_000
+    assert query.start_of(query.select("size")) == 10**7 - 60_000
+
+
+def test_service_keys_split_on_the_first_slash() -> None:
+    assert ServiceRef.parse("web") == ServiceRef("", "web")
+    assert ServiceRef.parse("prod/web/v2") == ServiceRef("prod", "web/v2")
+    assert ServiceRef("", "web").key == "web" and ServiceRef("prod", "web").key == "prod/web"
+    with pytest.raises(ValueError, match="service key '' has no service name"):
+        ServiceRef.parse("")
+
+
+def test_latency_total_is_the_sum_of_every_bucket() -> None:
+    assert LatencyAggregate({1.0: 2.0, 5.0: 3.5, math.inf: 0.5}).total == 6.0
+    assert LatencyAggregate({}).total == 0
+
+
+def test_retries_sum_counts_per_router_and_take_the_lowest_budget() -> None:
+    query = class_query(AlertClass.RETRIES, window_ms=1, end_ms=2)
+    web = {"namespace": "prod", "service": "web", "router": "out"}
+    api = {"namespace": "prod", "service": "api", "router": "out"}
+    rows = [
+        SelectRow("retries_total", web, 3.0),
+        SelectRow("retries_total", {**web, "host": "h2"}, 2.0),
+        SelectRow("requests", web, 10.0),
+        SelectRow("budget_exhausted", web, 1.0),
+        SelectRow("retry_lines", web, 4.0),
+        SelectRow("request_lines", web, 5.0),
+        SelectRow("budget_min", web, 7.0),
+        SelectRow("budget_min", {**web, "host": "h2"}, 2.0),  # the lowest, never a sum
+        SelectRow("requests", api, 8.0),
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services == {
+        "prod/web": {
+            "out": RetriesAggregate(
+                retries_total=5.0,
+                requests=10.0,
+                budget_exhausted=1.0,
+                retry_lines=4.0,
+                request_lines=5.0,
+                budget_min=2.0,
+            )
+        },
+        "prod/api": {"out": RetriesAggregate(requests=8.0)},  # zeros, and no budget gauge
+    }
+
+
+def test_latency_buckets_are_summed_per_bound_in_bound_order() -> None:
+    query = class_query(AlertClass.LATENCY, window_ms=1, end_ms=2)
+    web = {"namespace": "", "service": "web", "router": "in"}
+    rows = [
+        SelectRow("buckets", {**web, "le": "+Inf"}, 1.0),
+        SelectRow("buckets", {**web, "le": "1.41421"}, 2.0),
+        SelectRow("buckets", {**web, "le": "1.41421", "host": "h2"}, 3.0),
+        SelectRow("buckets", {**web, "le": "0"}, 4.0),
+    ]
+    (aggregate,) = assemble(query, rows, query_text="q").services["web"].values()
+    assert isinstance(aggregate, LatencyAggregate)
+    # "1.41421" is the label of the bound 2 ** 0.5, read back as that exact bound.
+    assert list(aggregate.buckets.items()) == [(0.0, 4.0), (2**0.5, 5.0), (math.inf, 1.0)]
+
+
+def test_a_balancer_without_host_or_client_tags_is_keyed_by_empty_names() -> None:
+    query = class_query(AlertClass.ENDPOINTS, window_ms=1, end_ms=2)
+    rows = [SelectRow("size", {"namespace": "p", "service": "s"}, 4.0)]
+    result = assemble(query, rows, query_text="q")
+    assert result.services["p/s"][""] == EndpointsAggregate((EndpointBalancer("", None, 4.0),))
+
+
+def test_cycle_queries_end_at_the_evaluation_time() -> None:
+    (query,) = cycle_queries({AlertClass.FAILURES: [60_000]}, end_ms=10**12)
+    assert (query.start_ms, query.end_ms) == (10**12 - 60_000, 10**12)
+
+
+def test_assemble_keeps_the_query_its_text_and_round_trips() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    result = assemble(query, [], query_text="SELECT 1", queries_issued=3)
+    assert (result.query, result.query_text, result.queries_issued) == (query, "SELECT 1", 3)
+    assert assemble(query, [], query_text="q").queries_issued == 1
+
+
+def test_failures_lines_and_flags_summed_over_hosts_and_rows_without_names_dropped() -> None:
+    query = class_query(AlertClass.FAILURES, window_ms=1, end_ms=2)
+    web = {"service": "web", "router": "out"}  # no namespace tag at all
+    rows = [
+        SelectRow("request_lines", web, 6.0),
+        SelectRow("failure_lines", web, 2.0),
+        SelectRow("connection_failures", {**web, "host": "h1"}, 4.0),  # no failure_flag tag
+        SelectRow("connection_failures", {**web, "host": "h2"}, 5.0),
+        SelectRow("requests", {"namespace": "prod", "router": "out"}, 9.0),  # no service tag
+    ]
+    result = assemble(query, rows, query_text="q")
+    assert result.services == {
+        "web": {
+            "out": FailuresAggregate(request_lines=6.0, failure_lines=2.0, connection_failures=9.0)
+        }
+    }
+
+
+def test_a_select_grouped_by_service_then_more_tags_is_accepted() -> None:
+    sel = SeriesSelect(
+        "x", "m", "count", ("service",), Aggregate.SUM, ("namespace", "service", "le")
+    )
+    assert sel.group_by == ("namespace", "service", "le")
+
+
+def test_retries_without_request_rows_count_zero_requests() -> None:
+    query = class_query(AlertClass.RETRIES, window_ms=1, end_ms=2)
+    rows = [SelectRow("retries_total", {"namespace": "", "service": "web"}, 3.0)]
+    assert assemble(query, rows, query_text="q").services == {
+        "web": {"": RetriesAggregate(retries_total=3.0)}
+    }
