@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.query_cycle import END_MS, fill_sqlite
-from meshalert.alerts.model import AlertClass
+from meshalert.alerts.model import SERVICE_CLASSES
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore
@@ -34,7 +34,7 @@ def one_cycle(engine: Engine, cycle_ms: int) -> tuple[float, float, int, int]:
     rules = load_rules({}, now_s=cycle_ms / 1000)
     wall, cpu = time.perf_counter(), time.process_time()
     queries = services = 0
-    for alert_class in AlertClass:
+    for alert_class in SERVICE_CLASSES:
         report = evaluate_class(engine, rules, alert_class, cycle_ms)
         queries += report.queries_issued
         services += report.services_evaluated
