@@ -82,6 +82,26 @@ class SerializedClient:
 
         return call
 
+    def get_paginator(self, operation: str) -> Any:
+        """The paginator is bound to the moto client, so its pages would bypass the lock:
+        each page is fetched under it instead."""
+        return _LockedPaginator(self._client.get_paginator(operation), self._lock)
+
+
+class _LockedPaginator:
+    def __init__(self, paginator: Any, lock: threading.Lock) -> None:
+        self._paginator = paginator
+        self._lock = lock
+
+    def paginate(self, **kwargs: Any) -> Iterator[Any]:
+        pages = iter(self._paginator.paginate(**kwargs))
+        while True:
+            with self._lock:
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
+
 
 @dataclass
 class Deployment:

@@ -36,7 +36,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
 from meshalert.state.protocols import (
@@ -74,6 +76,8 @@ MAX_DETAIL_CHARS = 2000
 _DAY_MS = 86_400_000
 _BATCH = 25
 _FLOAT_TAG = "__float__"
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
 
 AttributeValue = dict[str, Any]
 
@@ -106,51 +110,55 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
 
 
 def to_attribute(value: Any) -> AttributeValue:
-    """A JSON-able value as a DynamoDB attribute value."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
+    """A JSON-able value as a DynamoDB attribute value (boto3's ``TypeSerializer``)."""
+    return cast(AttributeValue, _SERIALIZER.serialize(_storable(value)))
+
+
+def _storable(value: Any) -> Any:
+    """The value as ``TypeSerializer`` takes it: floats as ``Decimal`` (it refuses floats) or,
+    where DynamoDB cannot hold them, the tagged form; anything not JSON-able is refused here,
+    since the serializer would otherwise store sets and bytes that state never reads back."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
     if isinstance(value, float):
-        return _float_attribute(value)
-    if isinstance(value, str):
-        return {"S": value}
+        return _float_value(value)
     if isinstance(value, Mapping):
-        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+        return {str(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return {"L": [to_attribute(v) for v in value]}
+        return [_storable(v) for v in value]
     raise TypeError(f"cannot store {type(value).__name__} in DynamoDB: {value!r}")
 
 
-def _float_attribute(value: float) -> AttributeValue:
+def _float_value(value: float) -> Decimal | dict[str, str]:
     if math.isfinite(value):
         number = Decimal(repr(value))
         if number.is_zero() or -130 <= number.adjusted() <= 125:
-            return {"N": str(number)}
-    return {"M": {_FLOAT_TAG: {"S": repr(value)}}}
+            return number
+    return {_FLOAT_TAG: repr(value)}
 
 
 def from_attribute(attribute: Mapping[str, Any]) -> Any:
-    """The JSON-able value of a DynamoDB attribute value (numbers: int when integral)."""
-    ((kind, raw),) = attribute.items()
-    if kind == "NULL":
-        return None
-    if kind in ("S", "BOOL"):
-        return raw
-    if kind == "N":
-        text = str(raw)
-        number = Decimal(text)
-        integral = number == number.to_integral_value() and not any(c in text for c in ".eE")
-        return int(number) if integral else float(number)
-    if kind == "M":
-        if set(raw) == {_FLOAT_TAG}:
-            return float(raw[_FLOAT_TAG]["S"])
-        return {k: from_attribute(v) for k, v in raw.items()}
-    if kind == "L":
-        return [from_attribute(v) for v in raw]
-    raise ValueError(f"unsupported DynamoDB attribute type {kind!r}")
+    """The JSON-able value of a DynamoDB attribute value (boto3's ``TypeDeserializer``;
+    numbers: int when integral, tagged floats read back as floats)."""
+    return _json_value(_DESERIALIZER.deserialize(cast(Any, attribute)))
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, Decimal):
+        # The deserializer keeps the stored text, so "3" is an int and "3.0" a float.
+        text = str(value)
+        integral = value == value.to_integral_value() and not any(c in text for c in ".eE")
+        return int(value) if integral else float(value)
+    if isinstance(value, dict):
+        tagged = value.get(_FLOAT_TAG) if len(value) == 1 else None
+        if isinstance(tagged, str):
+            return float(tagged)
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    raise ValueError(f"unsupported DynamoDB attribute value of type {type(value).__name__}")
 
 
 def _day(at_ms: int) -> str:
@@ -547,14 +555,11 @@ class DynamoDBStateStore:
         return {"pk": {"S": f"notif#{dedup_key}"}, "sk": {"S": "claim"}}
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True, **kwargs}
-        while True:
-            page = self._client.query(**request)
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table, ConsistentRead=True, **kwargs
+        )
+        for page in pages:
             yield from page.get("Items", [])
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            request["ExclusiveStartKey"] = last
 
     def _batch_put(self, items: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
         requests = [

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, cast
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +21,9 @@ from meshalert.backends.dynamodb.state import (
     to_attribute,
 )
 from meshalert.state.protocols import HistoryEntry
+from meshalert.state.serialization import record_to_dict
 from tests.meshalert.state._build import notification, record
-from tests.meshalert.state.conftest import TABLE
+from tests.meshalert.state.conftest import TABLE, SerializedClient
 
 T0 = 1_700_000_000_000
 
@@ -110,3 +113,93 @@ def test_unprocessed_items_are_retried() -> None:
     assert sorted(i["sk"]["S"] for i in client.written) == ["svc#s0", "svc#s1", "svc#s2"]
     assert client.calls == 3
     assert len(sleeps) == 2
+
+
+def test_items_written_in_the_old_encoding_still_decode(dynamodb_client: Any) -> None:
+    """An alert record exactly as the hand-written encoder stored it (before boto3's
+    TypeSerializer): ``N`` strings, an integral float as "500.0", a non-finite float in
+    the tagged map, NULLs for absent values."""
+    n = {"NULL": True}
+    dynamodb_client.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "alert#latency"},
+            "sk": {"S": "svc#production/checkout"},
+            "state": {"S": "firing"},
+            "since_ms": {"N": "1700000000000"},
+            "record": {
+                "M": {
+                    "alert_class": {"S": "latency"},
+                    "service": {"S": "production/checkout"},
+                    "state": {"S": "firing"},
+                    "since_ms": {"N": "1700000000000"},
+                    "episode_start_ms": {"N": "1699999880000"},
+                    "last_notified_ms": {"N": "1700000000000"},
+                    "last_value": {"M": {"__float__": {"S": "inf"}}},
+                    "last_evaluated_ms": {"N": "1700000000000"},
+                    "threshold": {
+                        "M": {
+                            "name": {"S": "above_ms"},
+                            "value": {"N": "500.0"},
+                            "source": {"S": "default"},
+                        }
+                    },
+                    "flaps": {"N": "1"},
+                    "reminder_seq": {"N": "2"},
+                    "recovering_since_ms": n,
+                    "last_resolved_ms": n,
+                }
+            },
+        },
+    )
+    store = DynamoDBStateStore(TABLE, dynamodb_client)
+    (loaded,) = store.load(AlertClass.LATENCY).values()
+    assert loaded == replace(record(), last_value=math.inf)
+    assert from_attribute({"M": {"__float__": {"S": "nan"}}}) != from_attribute({"N": "0"})
+    assert math.isnan(from_attribute({"M": {"__float__": {"S": "nan"}}}))
+    # Written again, the same item comes out byte for byte.
+    store.save([loaded])
+    item = dynamodb_client.get_item(
+        TableName=TABLE, Key={"pk": {"S": "alert#latency"}, "sk": {"S": "svc#production/checkout"}}
+    )["Item"]
+    assert item["record"]["M"]["last_value"] == {"M": {"__float__": {"S": "inf"}}}
+    assert item["record"]["M"]["threshold"]["M"]["value"] == {"N": "500.0"}
+    assert item["record"] == to_attribute(record_to_dict(loaded))
+
+
+def test_non_json_values_are_refused_with_their_type() -> None:
+    """boto3's serializer would store sets and bytes; state never reads them back."""
+    with pytest.raises(TypeError, match="cannot store set"):
+        to_attribute({"a": {1, 2}})
+    with pytest.raises(TypeError, match="cannot store bytes"):
+        to_attribute([b"x"])
+    with pytest.raises(ValueError, match="unsupported DynamoDB attribute value of type set"):
+        from_attribute({"SS": ["a"]})
+
+
+class _SmallPages(SerializedClient):
+    """Query answers two items a page, so every read must follow LastEvaluatedKey."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.pages = 0
+
+    def get_paginator(self, operation: str) -> Any:
+        inner = super().get_paginator(operation)
+        outer = self
+
+        class _Paginator:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in inner.paginate(**kwargs, PaginationConfig={"PageSize": 2}):
+                    outer.pages += 1
+                    yield page
+
+        return _Paginator()
+
+
+def test_queries_read_every_page(dynamodb_client: Any) -> None:
+    client = _SmallPages(dynamodb_client)
+    store = DynamoDBStateStore(TABLE, cast(Any, client), clock_ms=lambda: T0)
+    store.save([record(f"s{i}") for i in range(5)])
+    assert sorted(store.load(AlertClass.LATENCY)) == [f"s{i}" for i in range(5)]
+    assert client.pages >= 3
