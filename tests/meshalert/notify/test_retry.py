@@ -145,3 +145,66 @@ def test_no_attempt_when_deadline_already_passed() -> None:
         sleep=t.sleep,
     )
     assert report.attempts == 0 and not report.outcome.ok
+
+
+def test_a_retry_after_longer_than_what_is_left_ends_before_the_deadline() -> None:
+    """The first Retry-After fits and is slept; the second would end past the deadline, so
+    the send gives up at once and the clock never passes the deadline."""
+    t = FakeTime()
+    deadline = t.now + 5.0
+    answers = iter([2.0, 4.0])
+
+    def attempt(_timeout: float) -> AttemptOutcome:
+        return AttemptOutcome(
+            ok=False, retryable=True, status=503, retry_after_s=next(answers), error="HTTP 503"
+        )
+
+    report = send_with_retries(
+        attempt, deadline_s=deadline, policy=RetryPolicy(), clock=t.clock, sleep=t.sleep
+    )
+    assert report.attempts == 2 and t.sleeps == [2.0]
+    assert t.now <= deadline
+    assert not report.outcome.ok and report.outcome.status == 503
+    assert "4.00s would pass the deadline" in (report.outcome.error or "")
+
+
+def test_a_sleep_that_overruns_starts_no_hopeless_attempt() -> None:
+    """A real sleep can wake later than asked: with less than MIN_ATTEMPT_S left, the last
+    failure is returned instead of an attempt that cannot finish."""
+    t = FakeTime()
+    deadline = t.now + 1.0
+
+    def late_sleep(seconds: float) -> None:
+        t.sleep(seconds + 0.5)
+
+    report = send_with_retries(
+        lambda _t: AttemptOutcome(ok=False, retryable=True, status=502, error="HTTP 502"),
+        deadline_s=deadline,
+        policy=RetryPolicy(),
+        clock=t.clock,
+        sleep=late_sleep,
+        rand=lambda: 0.9,
+    )
+    assert report.attempts == 1 and len(t.sleeps) == 1
+    assert report.outcome.status == 502 and not report.outcome.ok
+
+
+def test_an_attempt_that_raises_is_not_retried() -> None:
+    """Attempts report failures as outcomes; an exception is a bug and reaches the caller."""
+    t = FakeTime()
+    calls = 0
+
+    def attempt(_timeout: float) -> AttemptOutcome:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    try:
+        send_with_retries(
+            attempt, deadline_s=t.now + 10.0, policy=RetryPolicy(), clock=t.clock, sleep=t.sleep
+        )
+    except RuntimeError as err:
+        assert str(err) == "boom"
+    else:
+        raise AssertionError("the attempt's exception was swallowed")
+    assert calls == 1 and t.sleeps == []
