@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.schema import ROLLUP_DDL, ROLLUP_REBUILD_RANGE
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database, tagset_of
 from meshalert.histogram import LE_LABELS

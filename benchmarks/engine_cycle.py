@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.query_cycle import END_MS, fill_sqlite
-from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.alert_classes import SERVICE_CLASSES
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore

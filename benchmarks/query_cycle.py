@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.observe import observe
 from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
 from meshalert.backends.influxdb1.url import InfluxDB1Store

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 
 CYCLE_FROM_EVENT = "event.time"
 CYCLE_FROM_CLOCK = "clock"

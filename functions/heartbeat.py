@@ -59,7 +59,7 @@ def invoke(
     cold_start: bool,
     started_s: float,
 ) -> dict[str, Any]:
-    from meshalert.alerts.model import PIPELINE_CLASSES
+    from meshalert.alert_classes import PIPELINE_CLASSES
     from meshalert.engine import Engine
 
     line: dict[str, Any] = {"request_id": runtime.request_id(context), "cold_start": cold_start}

@@ -12,13 +12,8 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
-    AlertState,
-    Notification,
-    NotificationKind,
-)
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import AlertState, Notification, NotificationKind
 from meshalert.backends.memory.url import MemoryState
 from meshalert.delivery import OneChannel
 from meshalert.engine import CycleReport, Engine

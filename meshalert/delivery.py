@@ -23,7 +23,8 @@ from typing import Protocol
 
 import structlog
 
-from meshalert.alerts.model import AlertClass, Notification
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Notification
 from meshalert.state.protocols import StateStore
 
 log = structlog.get_logger("meshalert.delivery")

@@ -29,10 +29,9 @@ from typing import Protocol
 
 import structlog
 
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.alerts.baseline import Baselines, BaselineSource, shared_cache, with_baseline
 from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
     AlertRecord,
     AlertState,
     Evidence,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.engine import ClassRule, CycleReport, Engine
 from meshalert.rules import LoadedRules, RetriesRule, ServiceRules
 

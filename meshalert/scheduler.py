@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.engine import CycleReport, Engine, align_cycle
 from meshalert.evaluation import RulesView, evaluate_class
 from meshalert.queries.model import WindowQueryError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.charts import Unit
 
 SIGNAL_TITLES: Mapping[AlertClass, str] = {

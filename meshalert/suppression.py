@@ -27,9 +27,8 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
     AlertRecord,
     AlertState,
     Evidence,

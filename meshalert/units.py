@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 
 _COUNT_UNITS = {
     "available_below": "endpoints",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.queries.model import WindowQueryError, WindowReader, class_query
 from meshalert.settings import Settings
 from meshalert.wiring import is_embedded

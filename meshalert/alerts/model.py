@@ -11,29 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-
-class AlertClass(StrEnum):
-    LATENCY = "latency"
-    FAILURES = "failures"
-    ENDPOINTS = "endpoints"
-    RETRIES = "retries"
-    INGEST = "ingest"
-    """Pipeline health: metrics stopped arriving (per sidecar host, or the whole store)."""
-    EVALUATION = "evaluation"
-    """Pipeline health: a class's evaluations stalled, or skipped services they could not
-    judge."""
-
-
-SERVICE_CLASSES: tuple[AlertClass, ...] = (
-    AlertClass.LATENCY,
-    AlertClass.FAILURES,
-    AlertClass.ENDPOINTS,
-    AlertClass.RETRIES,
-)
-"""The classes judged per mesh service from its Linkerd metrics, with rules per service."""
-
-PIPELINE_CLASSES: tuple[AlertClass, ...] = (AlertClass.INGEST, AlertClass.EVALUATION)
-"""The classes judged about meshalert itself (the heartbeat), keyed under ``meshalert/``."""
+from meshalert.alert_classes import AlertClass
 
 
 class AlertState(StrEnum):

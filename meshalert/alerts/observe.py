@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.confidence import DEFAULT_CONFIDENCE, ratio_lower_bound
-from meshalert.alerts.model import AlertClass, Observation
+from meshalert.alerts.model import Observation
 from meshalert.histogram import percentile_from_buckets
 from meshalert.queries.model import (
     ClassAggregates,

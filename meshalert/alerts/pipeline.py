@@ -29,9 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
     NoDataPolicy,
     Observation,
     Severity,

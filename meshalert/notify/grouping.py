@@ -20,7 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import AlertClass, Notification, NotificationKind, Severity
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Notification, NotificationKind, Severity
 
 GROUP_KEYS = ("severity", "class", "state")
 """What a group key may be made of."""

@@ -30,7 +30,8 @@ from typing import Any, cast
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from meshalert.alerts.model import AlertClass, Notification, Severity
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Notification, Severity
 from meshalert.notify.base import GroupNotifier, Notifier, SendResult
 from meshalert.notify.grouping import GroupingConfig, NotificationGroup, plan
 

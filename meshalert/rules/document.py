@@ -44,7 +44,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, NoDataPolicy, Severity
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import NoDataPolicy, Severity
 from meshalert.rules.models import (
     DEFAULT_SOURCE,
     RULE_TYPES,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.alert_classes import SERVICE_CLASSES
 from meshalert.rules.document import (
     DocumentSpec,
     LeafEntry,

@@ -40,15 +40,9 @@ from pydantic import (
     field_validator,
 )
 
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.alerts.confidence import ratio_lower_bound
-from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
-    NoDataPolicy,
-    Severity,
-    ThresholdInForce,
-    Verdict,
-)
+from meshalert.alerts.model import NoDataPolicy, Severity, ThresholdInForce, Verdict
 from meshalert.durations import DurationError, format_duration_ms, parse_duration_ms
 
 DEFAULT_SOURCE = "default"

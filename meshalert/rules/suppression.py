@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from meshalert.alerts.model import PIPELINE_CLASSES, SERVICE_CLASSES, AlertClass
+from meshalert.alert_classes import PIPELINE_CLASSES, SERVICE_CLASSES, AlertClass
 from meshalert.durations import parse_duration_ms
 from meshalert.rules.models import PositiveDuration
 from meshalert.suppression import (

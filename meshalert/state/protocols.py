@@ -17,13 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meshalert.alerts.model import (
-    AlertClass,
-    AlertRecord,
-    AlertState,
-    Notification,
-    SkippedServices,
-)
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, Notification, SkippedServices
 from meshalert.suppression import Silence, SilenceEvent, Suppressed
 
 

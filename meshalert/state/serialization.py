@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.model import (
-    AlertClass,
     AlertRecord,
     AlertState,
     Evidence,

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, AlertRecord, AlertState
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState
 from meshalert.alerts.observe import observe
 from meshalert.charts import Point
 from meshalert.evaluation import RulesView

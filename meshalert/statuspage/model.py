@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState
 from meshalert.charts import Interval, Point
 from meshalert.state.protocols import HistoryEntry
 from meshalert.suppression import Silence

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.backends.sqlite.url import SqliteStore
 from meshalert.backends.urls import StoreConfig
 from meshalert_cli.arguments import add_command, duration_ms

@@ -20,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, AlertState
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.safe_text import printable
 from meshalert.units import format_class_value
 from meshalert_cli.arguments import add_command, duration_ms

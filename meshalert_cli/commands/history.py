@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert_cli.arguments import add_command, duration_ms
 from meshalert_cli.commands.status import add_state_option, open_existing_state, state_url
 from meshalert_cli.views import dumps, history_text, history_view

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.alert_classes import SERVICE_CLASSES
 from meshalert.backends.influxdb2.url import InfluxDB2Store
 from meshalert.durations import format_duration_ms
 from meshalert.units import format_value

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
 from meshalert.safe_text import printable
 from meshalert.suppression import Silence, SilenceEvent
 from meshalert_cli.arguments import Parser, add_command, duration_ms

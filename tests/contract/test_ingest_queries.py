@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.lineprotocol import Point
 from meshalert.queries.model import ClassAggregates, IngestAggregate, class_query
 from tests.contract.backends import Backend

@@ -14,7 +14,8 @@ import pytest
 from ingest_sidecar.aggregate import IntervalAggregator
 from ingest_sidecar.ingest import IngestCore
 from ingest_sidecar.linkerd_names import NameMapper
-from meshalert.alerts.model import AlertClass, Observation
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Observation
 from meshalert.alerts.observe import observe
 from meshalert.lineprotocol import Point
 from meshalert.queries.model import EndpointBalancer, EndpointsAggregate, class_query

@@ -18,7 +18,8 @@ import pytest
 from ingest_sidecar.aggregate import IntervalAggregator
 from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.statsd import parse_datagram
-from meshalert.alerts.model import AlertClass, Observation
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Observation
 from meshalert.alerts.observe import observe
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backtest import backtest

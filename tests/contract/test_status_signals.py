@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.rules import load_rules

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.observe import observe
 from meshalert.histogram import BOUNDS, LE_LABELS, parse_le, percentile_from_buckets
 from meshalert.lineprotocol import Point, decode, encode, sanitize

@@ -16,7 +16,7 @@ import pytest
 
 from functions import evaluate, runtime
 from functions.events import EventError
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.dynamodb.state import DynamoDBStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from functions import evaluate
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.dynamodb.state import DynamoDBStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec

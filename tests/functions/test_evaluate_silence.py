@@ -12,7 +12,8 @@ import boto3
 import pytest
 
 from functions import evaluate
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.dynamodb.state import DynamoDBStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec

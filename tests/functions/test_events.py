@@ -13,7 +13,7 @@ from functions.events import (
     alert_class_of,
     cycle_of,
 )
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from tests.functions.conftest import at, event
 
 T = 1_767_225_906_000  # 2026-01-01T00:05:06Z

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from functions import evaluate, heartbeat
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
 from meshalert.backends.influxdb1.writer import InfluxDB1Writer
 from meshalert.backends.sqlite.writer import SqliteWriter

@@ -21,7 +21,7 @@ from ingest_sidecar.linkerd_names import NameMapper
 from ingest_sidecar.pipeline import Flusher
 from ingest_sidecar.spool import Spool
 from ingest_sidecar.store_writer import SpoolingWriter
-from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.alert_classes import SERVICE_CLASSES
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.model import (
-    AlertClass,
     AlertState,
     Evidence,
     Notification,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class

@@ -18,7 +18,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from meshalert.alerts.model import AlertClass, AlertState, Notification
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState, Notification
 from meshalert.delivery import Job, deliver_all
 from meshalert.engine import Engine
 from meshalert.evaluation import evaluate_class

@@ -4,7 +4,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.observe import observe
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import ClassRule, Engine

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.baseline import BaselineCache
-from meshalert.alerts.model import AlertClass, NotificationKind
+from meshalert.alerts.model import NotificationKind
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database

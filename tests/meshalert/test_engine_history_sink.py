@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.backends.influxdb1.writer import InfluxDB1Writer
 from meshalert.backends.sqlite.state import SqliteStateStore

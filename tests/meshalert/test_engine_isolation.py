@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import ClassRule, CycleReport, Engine
 from meshalert.evaluation import evaluate_class

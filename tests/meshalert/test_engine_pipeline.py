@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, SkippedServices
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, SkippedServices
 from meshalert.alerts.pipeline import HeartbeatPolicy
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database

@@ -12,12 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertState,
-    Notification,
-    NotificationKind,
-)
+from meshalert.alert_classes import SERVICE_CLASSES
+from meshalert.alerts.model import AlertState, Notification, NotificationKind
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database

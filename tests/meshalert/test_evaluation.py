@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.baseline import BaselineCache
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alerts.model import AlertState
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.evaluation import RulesView, evaluate_class

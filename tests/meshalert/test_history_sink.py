@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.history_sink import (
     MAX_TEXT,
     MEASUREMENT,

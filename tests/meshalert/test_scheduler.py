@@ -5,7 +5,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.engine import Engine
 from meshalert.queries.model import ClassAggregates, ClassQuery

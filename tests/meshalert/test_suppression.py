@@ -11,14 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import (
-    AlertClass,
-    AlertRecord,
-    AlertState,
-    Notification,
-    NotificationKind,
-    Severity,
-)
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, Notification, NotificationKind, Severity
 from meshalert.suppression import (
     DEFAULT_INHIBIT_RULES,
     MaintenanceWindow,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.units import format_class_value, format_threshold, format_value
 
 

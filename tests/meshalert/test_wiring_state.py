@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.dynamodb.state import DynamoDBStateStore
 from meshalert.backends.memory.state import MemoryStateStore
 from meshalert.backends.sqlite.state import SqliteStateStore

@@ -84,7 +84,8 @@ def test_a_looser_threshold_is_tried_before_it_pages(
 
 
 def test_the_html_report_escapes_names_from_data() -> None:
-    from meshalert.alerts.model import AlertClass, AlertState
+    from meshalert.alert_classes import AlertClass
+    from meshalert.alerts.model import AlertState
     from meshalert.backtest import BacktestResult, SeriesTrace
     from meshalert.backtest_report import render_html
     from tests.meshalert.notify.conftest import notification

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import HistoryEntry
 from tests.fixtures.influxd import free_port

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert_cli.main import main
 from tests.meshalert.state.conftest import TABLE, aws_env, dynamodb_client

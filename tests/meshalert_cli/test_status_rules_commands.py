@@ -5,13 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
-    AlertRecord,
-    AlertState,
-    ThresholdInForce,
-)
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, ThresholdInForce
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import HistoryEntry
 from meshalert_cli.main import main

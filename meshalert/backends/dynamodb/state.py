@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, Notification, SkippedServices
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,

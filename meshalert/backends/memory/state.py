@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, Notification, SkippedServices
 from meshalert.state.protocols import (
     ClaimInfo,
     Delivery,

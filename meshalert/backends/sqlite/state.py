@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from meshalert.alerts.model import AlertClass, AlertRecord, Notification, SkippedServices
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, Notification, SkippedServices
 from meshalert.state.files import make_private_file
 from meshalert.state.protocols import (
     ClaimInfo,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.baseline import (
     DETAIL_BASELINE,
     BaselineCache,
@@ -15,7 +16,7 @@ from meshalert.alerts.baseline import (
     shared_cache,
     with_baseline,
 )
-from meshalert.alerts.model import AlertClass, Observation
+from meshalert.alerts.model import Observation
 from meshalert.queries.baseline import (
     MIN_BUCKETS,
     Baseline,

@@ -3,7 +3,8 @@ classes (pure)."""
 
 from __future__ import annotations
 
-from meshalert.alerts.model import SERVICE_CLASSES, AlertClass, NoDataPolicy, SkippedServices
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import NoDataPolicy, SkippedServices
 from meshalert.alerts.pipeline import (
     INGEST_KEY,
     HeartbeatPolicy,

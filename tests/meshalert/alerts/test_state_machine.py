@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.model import (
-    AlertClass,
     AlertRecord,
     AlertState,
     Evidence,

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.model import (
-    AlertClass,
     AlertState,
     Evidence,
     Notification,

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from meshalert.alerts.model import AlertClass, Notification, NotificationKind, Severity
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Notification, NotificationKind, Severity
 from meshalert.notify import render
 from meshalert.notify.console import ConsoleNotifier
 from meshalert.notify.grouping import (

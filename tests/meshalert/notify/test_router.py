@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from meshalert.alerts.model import AlertClass, Notification, Severity
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import Notification, Severity
 from meshalert.notify.base import SendResult
 from meshalert.notify.router import Router, RoutingConfig
 

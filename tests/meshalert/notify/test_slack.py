@@ -207,7 +207,7 @@ def test_a_hostile_service_name_reaches_slack_escaped_and_the_replay_keeps_its_q
 ) -> None:
     import shlex
 
-    from meshalert.alerts.model import AlertClass
+    from meshalert.alert_classes import AlertClass
     from meshalert.engine import replay_command
 
     replay = replay_command(AlertClass.LATENCY, HOSTILE, 60_000, 300_000)

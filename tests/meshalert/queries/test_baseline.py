@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.queries.baseline import (
     LOOKBACK_MS,
     MIN_BUCKETS,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.queries.flux import flux_time, record_member, render_flux
 from meshalert.queries.model import (
     CLASS_SELECTS,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.queries.escaping import influxql_string
 from meshalert.queries.influxql import render_influxql
 from meshalert.queries.model import class_query

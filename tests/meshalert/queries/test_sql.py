@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.schema import DDL
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database
 from meshalert.queries.model import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.rules import LoadedRules, RulesError, load_rules
 from meshalert.suppression import DEFAULT_INHIBIT_RULES
 

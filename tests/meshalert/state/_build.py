@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from meshalert.alert_classes import AlertClass
 from meshalert.alerts.model import (
-    AlertClass,
     AlertRecord,
     AlertState,
     Evidence,

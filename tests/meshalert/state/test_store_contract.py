@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState, NotificationKind, SkippedServices
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState, NotificationKind, SkippedServices
 from meshalert.state.protocols import HistoryEntry, StateStore, UnknownClaimError
 from meshalert.state.serialization import evidence_to_dict
 

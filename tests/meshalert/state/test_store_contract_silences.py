@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, NotificationKind
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import NotificationKind
 from meshalert.backends.dynamodb.state import RETENTION_DAYS, TTL_ATTRIBUTE, DynamoDBStateStore
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import SilenceEndedError, StateStore, UnknownSilenceError

@@ -4,7 +4,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, ThresholdInForce
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.backends.sqlite.writer import open_database

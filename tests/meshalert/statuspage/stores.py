@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshalert.alerts.model import SERVICE_CLASSES
+from meshalert.alert_classes import SERVICE_CLASSES
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database

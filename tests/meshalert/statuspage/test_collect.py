@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState, ThresholdInForce
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, ThresholdInForce
 from meshalert.rules import load_rules
 from meshalert.state.protocols import HistoryEntry, StateStore
 from meshalert.statuspage.collect import build_snapshot

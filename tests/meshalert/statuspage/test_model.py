@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState
 from meshalert.state.protocols import HistoryEntry
 from meshalert.statuspage.model import (
     chart_groups,

@@ -6,13 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from meshalert.alerts.model import (
-    SERVICE_CLASSES,
-    AlertClass,
-    AlertRecord,
-    AlertState,
-    ThresholdInForce,
-)
+from meshalert.alert_classes import SERVICE_CLASSES, AlertClass
+from meshalert.alerts.model import AlertRecord, AlertState, ThresholdInForce
 from meshalert.state.protocols import HistoryEntry
 from meshalert.statuspage.model import AlertView, SignalSeries, StatusSnapshot
 from meshalert.statuspage.render import render_page, threshold_unit

@@ -12,7 +12,8 @@ from http.client import HTTPResponse
 
 import pytest
 
-from meshalert.alerts.model import AlertClass, AlertState
+from meshalert.alert_classes import AlertClass
+from meshalert.alerts.model import AlertState
 from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.backends.sqlite.reader import SqliteWindowReader

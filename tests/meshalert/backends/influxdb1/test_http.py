@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.influxdb1.http import InfluxDB1Http, TransportError, basic_auth
 from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader
 from meshalert.backends.influxdb1.url import InfluxDB1Store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.influxdb1.reader import InfluxDB1WindowReader, parse_results
 from meshalert.backends.influxdb1.url import InfluxDB1Store
 from meshalert.backends.influxdb1.writer import InfluxDB1Writer

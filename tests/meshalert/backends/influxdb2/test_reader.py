@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.influxdb2.reader import InfluxDB2WindowReader
 from meshalert.backends.influxdb2.url import InfluxDB2Store
 from meshalert.histogram import BOUNDS

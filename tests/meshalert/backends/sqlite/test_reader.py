@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.reader import SqliteWindowReader
 from meshalert.backends.sqlite.writer import SqliteWriter, open_database, prune
 from meshalert.queries.model import (

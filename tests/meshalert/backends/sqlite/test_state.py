@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meshalert.alerts.model import AlertClass
+from meshalert.alert_classes import AlertClass
 from meshalert.backends.sqlite.state import SqliteStateStore
 from meshalert.state.protocols import StateUnavailableError
 from tests.meshalert.state._build import notification, record
@@ -91,7 +91,8 @@ def test_corrupt_row_names_the_field(tmp_path: Path) -> None:
 
 
 def test_a_write_by_another_store_is_seen_despite_the_record_cache(tmp_path: Path) -> None:
-    from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+    from meshalert.alert_classes import AlertClass
+    from meshalert.alerts.model import AlertRecord, AlertState
 
     path = tmp_path / "state.db"
     mine, other = SqliteStateStore(path), SqliteStateStore(path)
@@ -110,7 +111,8 @@ def test_a_write_by_another_store_is_seen_despite_the_record_cache(tmp_path: Pat
 def test_value_only_changes_are_patched_and_read_back_by_another_store(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from meshalert.alerts.model import AlertClass, AlertRecord, AlertState
+    from meshalert.alert_classes import AlertClass
+    from meshalert.alerts.model import AlertRecord, AlertState
 
     path = tmp_path / "state.db"
     writer = SqliteStateStore(path)
