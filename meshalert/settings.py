@@ -351,7 +351,27 @@ def _var(name: str, *more: str) -> Any:
 # -- the models -----------------------------------------------------------------------------
 
 
-class MeshalertSettings(BaseSettings):
+class _EnvSettings(BaseSettings):
+    """Keywords, then the environment (through :class:`_EnvSource`); no dotenv or secret
+    files. Every model shares the log level."""
+
+    log_level: Annotated[str, AfterValidator(_check_log_level)] = Field(
+        "info", validation_alias=_var("LOG_LEVEL")
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _EnvSource(settings_cls))
+
+
+class MeshalertSettings(_EnvSettings):
     """What every process shares: the store, its credentials, the log level."""
 
     model_config = SettingsConfigDict(
@@ -371,20 +391,6 @@ class MeshalertSettings(BaseSettings):
     influxdb_token: SecretStr | None = Field(None, validation_alias=_var("INFLUXDB_TOKEN"))
     influxdb_username: SecretStr | None = Field(None, validation_alias=_var("INFLUXDB_USERNAME"))
     influxdb_password: SecretStr | None = Field(None, validation_alias=_var("INFLUXDB_PASSWORD"))
-    log_level: Annotated[str, AfterValidator(_check_log_level)] = Field(
-        "info", validation_alias=_var("LOG_LEVEL")
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _EnvSource(settings_cls))
 
     @classmethod
     def from_env(
@@ -597,27 +603,13 @@ class CliSettings(MeshalertSettings):
     """The state store ``status`` and ``silence`` open (validated where opened)."""
 
 
-class LoggingSettings(BaseSettings):
+class LoggingSettings(_EnvSettings):
     """What :func:`meshalert.logs.configure_logging` needs when not told."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
-    log_level: Annotated[str, AfterValidator(_check_log_level)] = Field(
-        "info", validation_alias=_var("LOG_LEVEL")
-    )
     lambda_function: str = Field("", validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME"))
     """Set by the Lambda runtime: logs are JSON there."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _EnvSource(settings_cls))
 
     @classmethod
     def read(cls) -> LoggingSettings:

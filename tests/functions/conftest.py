@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,50 +56,6 @@ class FakeContext:
         import time
 
         return max(int(self.remaining_ms - (time.monotonic() - self._start) * 1000), 0)
-
-
-class SerializedClient:
-    """Forwards to a moto client one request at a time.
-
-    Real DynamoDB applies a conditional write atomically; moto's in-process backend checks
-    and writes without a lock, so two threads can both pass ``attribute_not_exists`` and the
-    test would measure moto's race, not our claim. Serializing restores the service's
-    guarantee (same reasoning as tests/meshalert/state/conftest.py).
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-        self.exceptions = client.exceptions
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
-
-    def get_paginator(self, operation: str) -> Any:
-        """The paginator is bound to the moto client, so its pages would bypass the lock:
-        each page is fetched under it instead."""
-        return _LockedPaginator(self._client.get_paginator(operation), self._lock)
-
-
-class _LockedPaginator:
-    def __init__(self, paginator: Any, lock: threading.Lock) -> None:
-        self._paginator = paginator
-        self._lock = lock
-
-    def paginate(self, **kwargs: Any) -> Iterator[Any]:
-        pages = iter(self._paginator.paginate(**kwargs))
-        while True:
-            with self._lock:
-                page = next(pages, None)
-            if page is None:
-                return
-            yield page
 
 
 @dataclass

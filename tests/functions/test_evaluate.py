@@ -20,13 +20,13 @@ from meshalert.alert_classes import AlertClass
 from meshalert.backends.dynamodb.state import DynamoDBStateStore
 from meshalert.backends.sqlite.writer import SqliteWriter
 from meshalert.simulator.traffic import Incident, IncidentKind, ServiceSpec
+from tests.fixtures.dynamodb import SerializedClient
 from tests.functions.conftest import (
     HOOK_PATH,
     INFLUX_TOKEN,
     REGION,
     Deployment,
     FakeContext,
-    SerializedClient,
     at,
     event,
     put_rules,

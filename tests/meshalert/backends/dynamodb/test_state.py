@@ -23,8 +23,9 @@ from meshalert.backends.dynamodb.state import (
 )
 from meshalert.state.protocols import HistoryEntry
 from meshalert.state.serialization import record_to_dict
+from tests.fixtures.dynamodb import SerializedClient
 from tests.meshalert.state._build import notification, record
-from tests.meshalert.state.conftest import TABLE, SerializedClient
+from tests.meshalert.state.conftest import TABLE
 
 T0 = 1_700_000_000_000
 
