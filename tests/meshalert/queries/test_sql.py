@@ -178,7 +178,7 @@ def _rows(
 
 def test_result_columns_are_sel_the_group_tags_value_and_last_ts() -> None:
     conn = _written([])
-    for cls, rollup_ms in itertools.product(AlertClass, (ROLLUP_MS, None)):
+    for cls, rollup_ms in itertools.product(CLASS_SELECTS, (ROLLUP_MS, None)):
         query = class_query(cls, window_ms=WINDOW, end_ms=END)
         cursor = conn.execute(*render_sql(query, rollup_ms=rollup_ms))
         names = [d[0] for d in cursor.description]
