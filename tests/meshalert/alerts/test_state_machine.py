@@ -679,3 +679,14 @@ def test_a_stored_pending_record_without_start_fires_with_the_start_recorded() -
     stored = AlertRecord(AlertClass.LATENCY, SERVICE, AlertState.PENDING, since_ms=T0)
     fired = advance(stored, BREACH, policy(for_ms=0), T0 + 10 * MIN)
     assert fired.record.episode_start_ms == T0 + 10 * MIN
+
+
+@pytest.mark.parametrize("verdict", [BREACH, BETWEEN, HEALTHY])
+def test_every_step_records_the_value_it_judged(verdict: Verdict) -> None:
+    # The status page and the next notification show last_value: a step that keeps the state
+    # must still replace the previous value with this evaluation's.
+    prev = advance(None, BREACH, policy(for_ms=0), T0).record
+    assert prev.state is AlertState.FIRING and prev.last_value == 900.0
+    now = T0 + MIN
+    result = advance(prev, verdict, policy(for_ms=0), now)
+    assert (result.record.last_value, result.record.last_evaluated_ms) == (_value(verdict), now)
