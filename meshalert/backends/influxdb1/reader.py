@@ -88,46 +88,48 @@ def _documents(body: str) -> Iterator[Mapping[str, Any]]:
         yield doc
 
 
-def parse_results(query: ClassQuery, body: str) -> Iterator[SelectRow]:
-    """Rows of a (chunked) /query JSON response; statement ``i`` is ``query.selects[i]``."""
+def _results(body: str) -> Iterator[dict[str, Any]]:
+    """Each statement's result in a (chunked) /query JSON response; an error anywhere is
+    raised."""
     for doc in _documents(body):
         if "error" in doc:
             raise WindowQueryError(f"influxql error: {doc['error']}")
         for result in doc.get("results", []):
             if "error" in result:
                 raise WindowQueryError(f"influxql error: {result['error']}")
-            sel = query.selects[int(result.get("statement_id", 0))]
-            for series in result.get("series", []):
-                tags = series.get("tags") or {}
-                group = {tag: str(tags.get(tag, "")) for tag in sel.group_by}
-                newest = sel.aggregate is Aggregate.NEWEST  # the selected point's own time
-                column = series["columns"].index("time" if newest else VALUE_COLUMN)
-                for values in series.get("values", []):
-                    if values[column] is not None:
-                        yield SelectRow(sel.name, group, float(values[column]))
+            yield result
+
+
+def parse_results(query: ClassQuery, body: str) -> Iterator[SelectRow]:
+    """Rows of a (chunked) /query JSON response; statement ``i`` is ``query.selects[i]``."""
+    for result in _results(body):
+        sel = query.selects[int(result.get("statement_id", 0))]
+        for series in result.get("series", []):
+            tags = series.get("tags") or {}
+            group = {tag: str(tags.get(tag, "")) for tag in sel.group_by}
+            newest = sel.aggregate is Aggregate.NEWEST  # the selected point's own time
+            column = series["columns"].index("time" if newest else VALUE_COLUMN)
+            for values in series.get("values", []):
+                if values[column] is not None:
+                    yield SelectRow(sel.name, group, float(values[column]))
 
 
 def parse_bucket_results(query: BucketQuery, body: str) -> Iterator[BucketRow]:
     """Rows of a ``GROUP BY time()`` response; each row's ``time`` is its bucket's start."""
-    for doc in _documents(body):
-        if "error" in doc:
-            raise WindowQueryError(f"influxql error: {doc['error']}")
-        for result in doc.get("results", []):
-            if "error" in result:
-                raise WindowQueryError(f"influxql error: {result['error']}")
-            sel = query.selects[int(result.get("statement_id", 0))]
-            for series in result.get("series", []):
-                tags = series.get("tags") or {}
-                namespace, service = str(tags.get("namespace", "")), str(tags.get("service", ""))
-                time_col = series["columns"].index("time")
-                value_col = series["columns"].index(VALUE_COLUMN)
-                for values in series.get("values", []):
-                    if values[value_col] is not None:
-                        yield BucketRow(
-                            sel.name,
-                            namespace,
-                            service,
-                            int(values[time_col]),
-                            float(values[value_col]),
-                            str(tags.get("router", "")),
-                        )
+    for result in _results(body):
+        sel = query.selects[int(result.get("statement_id", 0))]
+        for series in result.get("series", []):
+            tags = series.get("tags") or {}
+            namespace, service = str(tags.get("namespace", "")), str(tags.get("service", ""))
+            time_col = series["columns"].index("time")
+            value_col = series["columns"].index(VALUE_COLUMN)
+            for values in series.get("values", []):
+                if values[value_col] is not None:
+                    yield BucketRow(
+                        sel.name,
+                        namespace,
+                        service,
+                        int(values[time_col]),
+                        float(values[value_col]),
+                        str(tags.get("router", "")),
+                    )
